@@ -1,0 +1,96 @@
+"""Self-describing checkpoints: everything needed to rebuild and feed the model travels with its weights.
+
+Layout (a plain dict of tensors and builtins, so ``torch.load(weights_only=True)`` reads it)::
+
+    format      "fer-emotion-checkpoint"      version  1
+    arch        registry name                 arch_args  constructor keyword arguments
+    classes     label names in output order   preprocessing  Preprocessing.to_dict()
+    config      the training config           epoch, metrics
+    model       state dict                    training   optional resume state (optimizer, RNG, ...)
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from models.preprocessing import Preprocessing
+from models.registry import build_model
+
+FORMAT = "fer-emotion-checkpoint"
+VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """The file is missing, unreadable, or not a checkpoint written by this project."""
+
+
+def atomic_save(obj: Any, path: str | Path) -> None:
+    """torch.save to a temporary file in the same folder, then rename: a crash never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def make_checkpoint(model: nn.Module, arch: str, arch_args: dict, classes: list[str] | tuple[str, ...],
+                    config: dict | None = None, epoch: int = 0, metrics: dict | None = None,
+                    training: dict | None = None) -> dict:
+    model = getattr(model, "module", model)  # unwrap DDP
+    ckpt = {
+        "format": FORMAT,
+        "version": VERSION,
+        "arch": arch,
+        "arch_args": dict(arch_args),
+        "classes": list(classes),
+        "preprocessing": model.preprocessing.to_dict(),
+        "config": config or {},
+        "epoch": epoch,
+        "metrics": metrics or {},
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+    }
+    if training is not None:
+        ckpt["training"] = training
+    return ckpt
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """Load and validate a checkpoint dict (tensors on the CPU)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint ({exc.__class__.__name__}: "
+                              f"{str(exc).splitlines()[0] if str(exc) else ''})") from exc
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a checkpoint of this project (no '{FORMAT}' marker); "
+                              "train one with `python -m training.run` or use weights/ from the repository")
+    if ckpt.get("version", 0) > VERSION:
+        raise CheckpointError(f"{path} has checkpoint version {ckpt['version']}; this code reads up to {VERSION}")
+    return ckpt
+
+
+def model_from_checkpoint(ckpt: dict) -> nn.Module:
+    """Rebuild the model a checkpoint describes, with its weights, in eval mode."""
+    model = build_model(ckpt["arch"], **ckpt["arch_args"])
+    model.load_state_dict(ckpt["model"])
+    model.preprocessing = Preprocessing.from_dict(ckpt["preprocessing"])
+    return model.eval()
+
+
+def load_model(path: str | Path) -> tuple[nn.Module, dict]:
+    """Model (eval mode, CPU) and its checkpoint metadata from a checkpoint file."""
+    ckpt = read_checkpoint(path)
+    return model_from_checkpoint(ckpt), ckpt
