@@ -1,0 +1,1 @@
+"""Training and evaluation on FER-2013: data readers, augmentation, losses, the training loop."""

@@ -1,0 +1,147 @@
+"""Training configuration: defaults, YAML files, dotted command-line overrides, validation.
+
+Every key a config may set appears in DEFAULTS; an unknown key or a value of the wrong type fails at
+load time, naming the key, before any data is read.
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEFAULTS: dict[str, Any] = {
+    "seed": 0,
+    "data": {
+        "root": "../shared/data/fer2013",  # a folder layout, fer2013.csv or icml_face_data.csv
+        "train_split": "train",
+        "val_split": "val",
+        "cache_dir": "~/.cache/fer-emotion",
+        "limit": None,  # keep at most this many images per split (stratified), for smoke runs and tests
+    },
+    "model": {"name": "cnn", "pretrained": False, "weights_path": None, "args": {}},
+    "augment": {
+        "hflip": 0.5,
+        "brightness": 0.2,
+        "contrast": 0.2,
+        "rotation": 10.0,
+        "crop_padding": 4,
+        "erasing_p": 0.5,
+        "erasing_scale": [0.02, 0.2],
+        "erasing_ratio": [0.3, 3.3],
+        "equalize_p": 0.0,
+        "mixup_alpha": 0.0,
+    },
+    "loss": {"name": "focal", "gamma": 2.0, "label_smoothing": 0.0, "class_weights": None},
+    "optim": {"name": "adam", "lr": 1e-3, "weight_decay": 0.0, "momentum": 0.9, "backbone_lr": None},
+    "sched": {
+        "name": "none",  # none | step | plateau | cosine | onecycle
+        "step_size": 10, "gamma": 0.1,  # step
+        "factor": 0.5, "patience": 3,  # plateau (on validation accuracy)
+        "min_lr": 0.0,  # cosine, plateau
+        "pct_start": 0.3,  # onecycle; max_lr is optim.lr (and optim.backbone_lr)
+    },
+    "train": {
+        "epochs": 30,
+        "batch_size": 64,
+        "eval_batch_size": 256,
+        "early_stopping": 0,  # epochs without a better val accuracy before stopping; 0 = off
+        "device": "auto",  # auto | cpu | cuda
+        "amp": True,  # mixed precision, CUDA only
+        "channels_last": True,  # CUDA only
+        "threads": 0,  # torch CPU threads; 0 = torch's default
+    },
+    "output": {"dir": "runs/default", "tensorboard": True},
+}
+
+CHOICES = {
+    "loss.name": ("focal", "cross_entropy"),
+    "optim.name": ("adam", "adamw", "sgd"),
+    "sched.name": ("none", "step", "plateau", "cosine", "onecycle"),
+    "train.device": ("auto", "cpu", "cuda"),
+}
+FREE_FORM = {"model.args"}  # checked when the model is built
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _merge(base: dict, override: dict, prefix: str = "") -> dict:
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        name = f"{prefix}{key}"
+        if key not in base:
+            known = ", ".join(sorted(base))
+            raise ConfigError(f"unknown config key {name!r} (known at this level: {known})")
+        if isinstance(base[key], dict) and name not in FREE_FORM:
+            if not isinstance(value, dict):
+                raise ConfigError(f"config key {name!r} must be a mapping, got {value!r}")
+            out[key] = _merge(base[key], value, f"{name}.")
+        else:
+            out[key] = _check_value(name, base[key], value)
+    return out
+
+
+def _check_value(name: str, default: Any, value: Any) -> Any:
+    if name in CHOICES and value not in CHOICES[name]:
+        raise ConfigError(f"config key {name!r} must be one of {CHOICES[name]}, got {value!r}")
+    if default is None or value is None:
+        return value
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, (int, float)):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if ok and isinstance(default, int) and not isinstance(default, bool) and isinstance(value, float):
+            ok = value.is_integer()
+            value = int(value) if ok else value
+    else:
+        ok = isinstance(value, type(default))
+    if not ok:
+        raise ConfigError(f"config key {name!r} expects {type(default).__name__}, got {value!r}")
+    if isinstance(default, list) and len(value) != len(default):
+        raise ConfigError(f"config key {name!r} expects {len(default)} values, got {value!r}")
+    return value
+
+
+def parse_override(text: str) -> dict:
+    """``a.b.c=value`` -> {"a": {"b": {"c": value}}} with the value read as YAML (numbers, lists, null)."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like key.path=value")
+    key, raw = text.split("=", 1)
+    value = yaml.safe_load(raw) if raw.strip() else None
+    for part in reversed(key.strip().split(".")):
+        value = {part: value}
+    return value
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> dict:
+    """Defaults <- YAML file <- overrides, validated. Raises ConfigError naming the offending key."""
+    cfg = copy.deepcopy(DEFAULTS)
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        data = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: a config must be a YAML mapping")
+        cfg = _merge(cfg, data)
+    for text in overrides:
+        cfg = _merge(cfg, parse_override(text))
+    _check_consistency(cfg)
+    return cfg
+
+
+def _check_consistency(cfg: dict) -> None:
+    for key in ("train.epochs", "train.batch_size", "train.eval_batch_size"):
+        section, name = key.split(".")
+        if cfg[section][name] < 1:
+            raise ConfigError(f"config key {key!r} must be at least 1, got {cfg[section][name]}")
+    if cfg["optim"]["lr"] <= 0:
+        raise ConfigError(f"config key 'optim.lr' must be positive, got {cfg['optim']['lr']}")
+    cw = cfg["loss"]["class_weights"]
+    if cw is not None and cw != "balanced" and not (isinstance(cw, list) and len(cw) == 7):
+        raise ConfigError("config key 'loss.class_weights' must be null, 'balanced' or a list of 7 numbers")
+    if cfg["data"]["limit"] is not None and cfg["data"]["limit"] < 1:
+        raise ConfigError("config key 'data.limit' must be null or at least 1")

@@ -1,0 +1,179 @@
+"""FER-2013 in the three layouts users have, decoded once into a uint8 cache.
+
+- folders: ``ROOT/<split>/<emotion>/*.jpg`` (Kaggle's ``train``/``test``, or ``train``/``val``)
+- ``fer2013.csv``: columns emotion, pixels, Usage
+- ``icml_face_data.csv``: columns emotion, Usage, pixels (header names with leading spaces)
+
+Splits are named ``train``, ``val`` and ``test``: the csv Usage values Training, PublicTest and PrivateTest.
+A bad row or image raises DataError naming the file and row; nothing is dropped silently.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from models import EMOTIONS
+from models.atomic import atomic_path
+from models.preprocessing import resize_face
+
+SIZE = 48
+CSV_USAGE = {"train": "Training", "val": "PublicTest", "test": "PrivateTest"}
+# Folder names seen in the wild for each class (Kaggle uses the first; some copies use adjectives).
+FOLDER_ALIASES = {"disgusted": "disgust", "fearful": "fear", "surprised": "surprise", "anger": "angry",
+                  "happiness": "happy", "sadness": "sad"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm"}
+CACHE_VERSION = 1
+
+
+class DataError(ValueError):
+    pass
+
+
+def folder_split_dir(root: Path, split: str) -> Path:
+    """The folder of a split; ``val`` falls back to Kaggle's ``test`` folder names only if asked by name."""
+    d = root / split
+    if not d.is_dir():
+        have = sorted(p.name for p in root.iterdir() if p.is_dir())
+        raise DataError(f"{root}: no folder for split {split!r} (folders here: {', '.join(have) or 'none'})")
+    return d
+
+
+def class_index(folder_name: str) -> int:
+    name = FOLDER_ALIASES.get(folder_name.lower(), folder_name.lower())
+    if name not in EMOTIONS:
+        raise DataError(f"unknown emotion folder {folder_name!r}; expected one of {', '.join(EMOTIONS)}")
+    return EMOTIONS.index(name)
+
+
+def read_folder_split(root: Path, split: str, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    split_dir = folder_split_dir(root, split)
+    files: list[Path] = []
+    labels: list[int] = []
+    for class_dir in sorted(p for p in split_dir.iterdir() if p.is_dir()):
+        label = class_index(class_dir.name)
+        for f in sorted(class_dir.iterdir()):
+            if f.suffix.lower() in IMAGE_SUFFIXES:
+                files.append(f)
+                labels.append(label)
+    if not files:
+        raise DataError(f"{split_dir}: no images found in <emotion>/ subfolders")
+
+    def decode(path: Path) -> np.ndarray:
+        image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        if image is None:
+            raise DataError(f"cannot read image {path}")
+        return resize_face(image, SIZE)
+
+    with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
+        it = pool.map(decode, files, chunksize=256)
+        images = list(tqdm(it, total=len(files), desc=f"decode {split}", disable=not progress, unit="img"))
+    return np.stack(images), np.asarray(labels, dtype=np.int64)
+
+
+def _csv_columns(header: list[str], path: Path) -> dict[str, int]:
+    names = [h.strip().lower() for h in header]
+    cols = {}
+    for want in ("emotion", "pixels", "usage"):
+        if want not in names:
+            raise DataError(f"{path}: header has no {want!r} column (found {header})")
+        cols[want] = names.index(want)
+    return cols
+
+
+def read_csv_split(path: Path, split: str, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    usage = CSV_USAGE.get(split)
+    if usage is None:
+        raise DataError(f"unknown split {split!r}; csv files have {', '.join(CSV_USAGE)}")
+    images, labels = [], []
+    with open(path, newline="") as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if header is None:
+            raise DataError(f"{path}: empty file")
+        cols = _csv_columns(header, path)
+        for line, row in enumerate(tqdm(reader, desc=f"read {split}", disable=not progress, unit="row"), start=2):
+            if len(row) != len(header):
+                raise DataError(f"{path}, line {line}: expected {len(header)} fields, got {len(row)}")
+            if row[cols["usage"]].strip() != usage:
+                continue
+            try:
+                label = int(row[cols["emotion"]])
+            except ValueError:
+                label = -1
+            if not 0 <= label < len(EMOTIONS):
+                raise DataError(f"{path}, line {line}: bad emotion label {row[cols['emotion']]!r} (must be 0-6)")
+            try:
+                pixels = np.array(row[cols["pixels"]].split(), dtype=np.int64)
+            except ValueError:
+                raise DataError(f"{path}, line {line}: pixels must be integers") from None
+            if pixels.size != SIZE * SIZE:
+                raise DataError(f"{path}, line {line}: {pixels.size} pixels, expected {SIZE * SIZE}")
+            if pixels.min() < 0 or pixels.max() > 255:
+                raise DataError(f"{path}, line {line}: pixel values must be within 0-255")
+            images.append(pixels.astype(np.uint8).reshape(SIZE, SIZE))
+            labels.append(label)
+    if not images:
+        raise DataError(f"{path}: no rows with Usage {usage!r} (split {split!r})")
+    return np.stack(images), np.asarray(labels, dtype=np.int64)
+
+
+def read_split(root: str | Path, split: str, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Decode one split: uint8 images (N, 48, 48) and int64 labels (N,) in FER-2013 label order."""
+    root = Path(root).expanduser()
+    if root.is_file():
+        return read_csv_split(root, split, progress)
+    if root.is_dir():
+        return read_folder_split(root, split, progress)
+    raise DataError(f"data not found: {root} (give a FER-2013 folder, fer2013.csv or icml_face_data.csv)")
+
+
+def _fingerprint(root: Path, split: str) -> str:
+    """Cheap identity of the source: path, split, and size+mtime of the file or of every split image."""
+    h = hashlib.sha1(f"{CACHE_VERSION}|{root.resolve()}|{split}".encode())
+    if root.is_file():
+        st = root.stat()
+        h.update(f"{st.st_size}|{st.st_mtime_ns}".encode())
+    else:
+        for dirpath, _, names in sorted(os.walk(root / split)):
+            for name in sorted(names):
+                st = os.stat(os.path.join(dirpath, name))
+                h.update(f"{dirpath}/{name}|{st.st_size}|{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
+
+
+def load_split(root: str | Path, split: str, cache_dir: str | Path | None = None,
+               progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """read_split through an .npz cache keyed by the source's identity, so later runs skip decoding."""
+    root = Path(root).expanduser()
+    if cache_dir is None:
+        return read_split(root, split, progress)
+    if not root.exists():
+        raise DataError(f"data not found: {root} (give a FER-2013 folder, fer2013.csv or icml_face_data.csv)")
+    cache = Path(cache_dir).expanduser() / f"{root.name}-{split}-{_fingerprint(root, split)}.npz"
+    if cache.is_file():
+        with np.load(cache) as z:
+            return z["images"], z["labels"]
+    images, labels = read_split(root, split, progress)
+    with atomic_path(cache) as tmp:
+        np.savez(tmp, images=images, labels=labels)
+    return images, labels
+
+
+def stratified_subset(labels: np.ndarray, limit: int, seed: int = 0) -> np.ndarray:
+    """Indices of at most ``limit`` samples keeping class proportions (every present class kept)."""
+    if limit >= len(labels):
+        return np.arange(len(labels))
+    rng = np.random.default_rng(seed)
+    picked = []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        k = max(1, round(limit * len(idx) / len(labels)))
+        picked.append(rng.choice(idx, size=min(k, len(idx)), replace=False))
+    return np.sort(np.concatenate(picked))
