@@ -31,7 +31,6 @@ DEFAULTS: dict[str, Any] = {
         "erasing_scale": [0.02, 0.2],
         "erasing_ratio": [0.3, 3.3],
         "equalize_p": 0.0,
-        "mixup_alpha": 0.0,
     },
     "loss": {"name": "focal", "gamma": 2.0, "label_smoothing": 0.0, "class_weights": None},
     "optim": {"name": "adam", "lr": 1e-3, "weight_decay": 0.0, "momentum": 0.9, "backbone_lr": None},

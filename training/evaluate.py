@@ -1,0 +1,124 @@
+"""Evaluate a checkpoint on a FER-2013 split: accuracy, per-class precision/recall/F1, macro-F1,
+confusion matrix (PNG + JSON), optionally with test-time augmentation.
+
+    python -m training.evaluate weights/default.pt --data ../shared/data/fer2013 --split val --tta flip
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from models.atomic import atomic_path
+from models.checkpoint import CheckpointError, load_model
+from models.preprocessing import Preprocessing, normalize
+from training.data import DataError, load_split
+from training.metrics import classification_report, save_confusion_png
+
+TTA_MODES = ("none", "flip", "tencrop")
+
+
+def _views(x: torch.Tensor, tta: str, black: float, pad: int = 4) -> list[torch.Tensor]:
+    """Test-time views of a normalised batch. Ten-crop takes the five 48x48 crops of the image padded by
+    ``pad`` with black (the training crop's own geometry, so every view is one the model saw) and their
+    mirrors. ``black`` is the normalised value of a black pixel."""
+    if tta == "none":
+        return [x]
+    if tta == "flip":
+        return [x, x.flip(-1)]
+    h, w = x.shape[-2:]
+    padded = F.pad(x, (pad, pad, pad, pad), value=black)
+    offsets = [(0, 0), (0, 2 * pad), (2 * pad, 0), (2 * pad, 2 * pad), (pad, pad)]
+    crops = [padded[..., i:i + h, j:j + w] for i, j in offsets]
+    return crops + [c.flip(-1) for c in crops]
+
+
+@torch.inference_mode()
+def predict(model: nn.Module, faces: np.ndarray | torch.Tensor, prep: Preprocessing, batch_size: int = 256,
+            device: torch.device | str = "cpu", tta: str = "none", progress: bool = False) -> np.ndarray:
+    """Class probabilities (N, K) for uint8 faces (N, H, W), averaged over the TTA views."""
+    if tta not in TTA_MODES:
+        raise ValueError(f"tta must be one of {TTA_MODES}, got {tta!r}")
+    model.eval()
+    faces = torch.as_tensor(faces)
+    out = []
+    for start in tqdm(range(0, len(faces), batch_size), desc="evaluate", disable=not progress, unit="batch"):
+        x = normalize(faces[start:start + batch_size], prep).to(device)
+        probs = [F.softmax(model(v).float(), dim=1) for v in _views(x, tta, black=-prep.mean / prep.std)]
+        out.append(torch.stack(probs).mean(0).cpu())
+    return torch.cat(out).numpy() if out else np.zeros((0, 0), dtype=np.float32)
+
+
+def evaluate(checkpoint: str | Path, data: str | Path, split: str, out_dir: str | Path | None,
+             tta: list[str], cache_dir: str | None, device: str = "cpu", batch_size: int = 256) -> dict:
+    model, ckpt = load_model(checkpoint)
+    model.to(device)
+    prep = model.preprocessing
+    classes = ckpt["classes"]
+    images, labels = load_split(data, split, cache_dir)
+    result = {"checkpoint": str(checkpoint), "arch": ckpt["arch"], "arch_args": ckpt["arch_args"],
+              "data": str(data), "split": split, "results": {}}
+    for mode in tta:
+        probs = predict(model, images, prep, batch_size, device, tta=mode, progress=True)
+        report = classification_report(labels, probs.argmax(1), classes)
+        result["results"][mode] = report
+        if out_dir is not None:
+            save_confusion_png(report["confusion_matrix"], classes, Path(out_dir) / f"confusion_{split}_{mode}.png",
+                               title=f"{Path(checkpoint).name} on {split} ({mode}): acc {report['accuracy']:.3f}")
+    if out_dir is not None:
+        with atomic_path(Path(out_dir) / f"metrics_{split}.json") as tmp:
+            tmp.write_text(json.dumps(result, indent=2))
+    return result
+
+
+def format_report(result: dict) -> str:
+    modes = list(result["results"])
+    classes = result["results"][modes[0]]["classes"]
+    lines = [f"{result['checkpoint']} on {result['data']} [{result['split']}], "
+             f"{result['results'][modes[0]]['n']} images"]
+    lines.append(f"{'':12}" + "".join(f"{m:>12}" for m in modes))
+    lines.append(f"{'accuracy':12}" + "".join(f"{result['results'][m]['accuracy']:12.4f}" for m in modes))
+    lines.append(f"{'macro-F1':12}" + "".join(f"{result['results'][m]['macro_f1']:12.4f}" for m in modes))
+    first = result["results"][modes[0]]["per_class"]
+    lines.append(f"\nper class ({modes[0]}):  precision  recall      F1  support")
+    for c in classes:
+        r = first[c]
+        lines.append(f"  {c:10} {r['precision']:10.3f} {r['recall']:7.3f} {r['f1']:7.3f} {r['support']:8d}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("checkpoint", help="a checkpoint written by training.run (e.g. weights/default.pt)")
+    ap.add_argument("--data", default="../shared/data/fer2013",
+                    help="FER-2013 folder, fer2013.csv or icml_face_data.csv")
+    ap.add_argument("--split", default="val", help="train | val | test (csv: Training | PublicTest | PrivateTest)")
+    ap.add_argument("--tta", nargs="+", default=["none", "flip"], choices=TTA_MODES,
+                    help="test-time augmentation modes to report side by side")
+    ap.add_argument("--out", default=None, help="folder for metrics JSON and confusion PNGs "
+                                                "(default: eval/ beside the checkpoint)")
+    ap.add_argument("--cache-dir", default="~/.cache/fer-emotion", help="decoded-data cache; 'none' to disable")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--batch-size", type=int, default=256)
+    args = ap.parse_args(argv)
+    out = args.out or str(Path(args.checkpoint).parent / "eval")
+    cache = None if args.cache_dir == "none" else args.cache_dir
+    try:
+        result = evaluate(args.checkpoint, args.data, args.split, out, args.tta, cache, args.device, args.batch_size)
+    except (CheckpointError, DataError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(format_report(result))
+    print(f"\nwrote {out}/metrics_{args.split}.json and confusion_{args.split}_<tta>.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
