@@ -1,0 +1,134 @@
+"""The three FER-2013 layouts, built small by the tests, read to identical arrays; bad input named."""
+import csv
+
+import cv2
+import numpy as np
+import pytest
+
+from models import EMOTIONS
+from training.data import DataError, load_split, read_split, stratified_subset
+
+USAGE = {"train": "Training", "val": "PublicTest", "test": "PrivateTest"}
+
+
+@pytest.fixture(scope="module")
+def samples():
+    rng = np.random.default_rng(0)
+    out = {}
+    for split, n in (("train", 14), ("val", 7), ("test", 7)):
+        labels = np.arange(n) % 7
+        out[split] = (rng.integers(0, 256, (n, 48, 48), dtype=np.uint8), labels)
+    return out
+
+
+def write_fer2013_csv(path, samples, icml=False):
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["emotion", " Usage", " pixels"] if icml else ["emotion", "pixels", "Usage"])
+        for split, (images, labels) in samples.items():
+            for img, y in zip(images, labels):
+                pixels = " ".join(map(str, img.ravel()))
+                w.writerow([y, USAGE[split], pixels] if icml else [y, pixels, USAGE[split]])
+    return path
+
+
+def write_folders(root, samples):
+    for split, (images, labels) in samples.items():
+        for i, (img, y) in enumerate(zip(images, labels)):
+            d = root / split / EMOTIONS[y]
+            d.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(d / f"{i:04d}.png"), img)
+    return root
+
+
+@pytest.mark.parametrize("layout", ["folders", "fer2013.csv", "icml_face_data.csv"])
+@pytest.mark.parametrize("split", ["train", "val", "test"])
+def test_every_layout_reads_the_same_images_and_labels(tmp_path, samples, layout, split):
+    if layout == "folders":
+        src = write_folders(tmp_path / "fer", samples)
+    else:
+        src = write_fer2013_csv(tmp_path / layout, samples, icml=layout.startswith("icml"))
+    images, labels = read_split(src, split, progress=False)
+    want_images, want_labels = samples[split]
+    # Folders are read class by class; compare as (label, image) sets.
+    order = np.lexsort((images.reshape(len(images), -1)[:, 0], labels))
+    want = np.lexsort((want_images.reshape(len(want_images), -1)[:, 0], want_labels))
+    assert images.dtype == np.uint8 and images.shape == want_images.shape
+    assert np.array_equal(labels[order], want_labels[want])
+    assert np.array_equal(images[order], want_images[want])
+
+
+def test_real_fer2013_folders_use_fer_label_order(shared_fer):
+    images, labels = read_split(shared_fer, "val", progress=False)
+    assert images.shape == (3589, 48, 48)
+    counts = np.bincount(labels, minlength=7)
+    assert counts[EMOTIONS.index("disgust")] == len(list((shared_fer / "val" / "disgust").iterdir()))
+    assert counts[EMOTIONS.index("happy")] == len(list((shared_fer / "val" / "happy").iterdir()))
+
+
+def test_cache_returns_same_arrays_and_notices_changes(tmp_path, samples):
+    src = write_fer2013_csv(tmp_path / "fer2013.csv", samples)
+    cache = tmp_path / "cache"
+    first = load_split(src, "train", cache, progress=False)
+    assert len(list(cache.glob("*.npz"))) == 1
+    again = load_split(src, "train", cache, progress=False)
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))
+    smaller = {"train": (samples["train"][0][:7], samples["train"][1][:7])}
+    write_fer2013_csv(src, smaller)
+    assert len(load_split(src, "train", cache, progress=False)[1]) == 7
+
+
+def _csv_with_row(tmp_path, row):
+    path = tmp_path / "fer2013.csv"
+    good = [3, " ".join(["128"] * 2304), "Training"]
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["emotion", "pixels", "Usage"])
+        w.writerow(good)
+        w.writerow(row)
+    return path
+
+
+@pytest.mark.parametrize("row, message", [
+    ([3, " ".join(["1"] * 2000), "Training"], r"line 3: 2000 pixels, expected 2304"),
+    ([9, " ".join(["1"] * 2304), "Training"], r"line 3: bad emotion label '9'"),
+    (["happy", " ".join(["1"] * 2304), "Training"], r"line 3: bad emotion label 'happy'"),
+    ([3, " ".join(["300"] * 2304), "Training"], r"line 3: pixel values must be within 0-255"),
+    ([3, "a b c", "Training"], r"line 3: pixels must be integers"),
+    ([3, "1 2"], r"line 3: expected 3 fields, got 2"),
+])
+def test_malformed_csv_rows_are_named(tmp_path, row, message):
+    path = _csv_with_row(tmp_path, row)
+    with pytest.raises(DataError, match=message) as err:
+        read_split(path, "train", progress=False)
+    assert str(path) in str(err.value)
+
+
+def test_csv_without_pixels_column(tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text("emotion,Usage\n3,Training\n")
+    with pytest.raises(DataError, match="no 'pixels' column"):
+        read_split(path, "train", progress=False)
+
+
+def test_unreadable_image_and_unknown_folder_are_named(tmp_path, samples):
+    root = write_folders(tmp_path / "fer", {"train": samples["train"]})
+    broken = root / "train" / "happy" / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8 not really a jpeg")
+    with pytest.raises(DataError, match="cannot read image .*broken.jpg"):
+        read_split(root, "train", progress=False)
+    broken.unlink()
+    (root / "train" / "contempt").mkdir()
+    with pytest.raises(DataError, match="unknown emotion folder 'contempt'"):
+        read_split(root, "train", progress=False)
+    with pytest.raises(DataError, match="no folder for split 'val'"):
+        read_split(root, "val", progress=False)
+    with pytest.raises(DataError, match="data not found"):
+        read_split(tmp_path / "nowhere", "train", progress=False)
+
+
+def test_stratified_subset_keeps_every_class():
+    labels = np.array([0] * 90 + [1] * 9 + [2] * 1)
+    idx = stratified_subset(labels, 20)
+    assert set(labels[idx]) == {0, 1, 2}
+    assert 17 <= len(idx) <= 21
