@@ -309,13 +309,13 @@ class Trainer:
         self.sampler.set_epoch(self.epoch)
         order = torch.tensor(list(self.sampler))
         self.gen.manual_seed(self._epoch_seed(self.epoch))
-        resume_state = self._resume_rng
+        resume_state, self._resume_rng = self._resume_rng, None
         if resume_state is not None:
-            self.gen.set_state(resume_state["gen_state"])
             torch.set_rng_state(resume_state["torch_rng"])
             if self.cuda and "cuda_rng" in resume_state:
                 torch.cuda.set_rng_state(resume_state["cuda_rng"], self.device)
-            self._resume_rng = None
+        if resume_state is not None and self.step > 0:  # stopped mid-epoch: continue its augmentation stream
+            self.gen.set_state(resume_state["gen_state"])
         else:
             self.running = {"loss": 0.0, "correct": 0, "seen": 0}
         self.net.train()

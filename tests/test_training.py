@@ -1,0 +1,109 @@
+"""Tiny trainings: loss falls on real FER-2013 images, resume is exact, Ctrl-C is resumable, DDP runs."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from models.checkpoint import read_checkpoint
+from training.config import load_config
+from training.run import main as run_main
+from training.trainer import Trainer
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["model.args.width=0.125", "train.threads=1", "train.batch_size=32", "output.tensorboard=false",
+        "data.cache_dir=null"]
+
+
+def tiny_cfg(data, out, *extra):
+    return load_config(ROOT / "training/configs/cnn.yaml",
+                       TINY + [f"data.root={data}", f"output.dir={out}", "data.train_split=train",
+                               "data.val_split=val", *extra])
+
+
+def weights(path):
+    return read_checkpoint(path)["model"]
+
+
+def assert_same_weights(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_tiny_training_on_real_fer2013_loss_falls(shared_fer, tmp_path):
+    cfg = tiny_cfg(shared_fer, tmp_path, "data.limit=320", "train.epochs=4", "model.args.width=0.25",
+                   "sched.name=none", "optim.lr=0.003", "output.tensorboard=true",
+                   "augment.erasing_p=0.0", "augment.rotation=0.0", f"data.cache_dir={tmp_path / 'cache'}")
+    best = Trainer(cfg).fit()
+    history = read_checkpoint(tmp_path / "last.pt")["training"]["history"]
+    assert len(history) == 4
+    assert history[-1]["train_loss"] < 0.9 * history[0]["train_loss"]
+    assert best["val_acc"] == max(h["val_acc"] for h in history)
+    assert read_checkpoint(tmp_path / "best.pt")["metrics"]["val_acc"] == best["val_acc"]
+    assert "training" not in read_checkpoint(tmp_path / "best.pt")  # shipped files carry no optimizer state
+    log = (tmp_path / "train.log").read_text()
+    assert "epoch   4/4" in log and "val loss" in log
+    assert list((tmp_path / "tensorboard").iterdir())
+
+
+@pytest.mark.parametrize("sched", ["step", "plateau"])
+def test_resume_after_a_finished_epoch_gives_the_same_weights(tiny_fer_csv, tmp_path, sched):
+    extra = ("data.train_split=train", f"sched.name={sched}", "sched.step_size=1", "sched.patience=0")
+    Trainer(tiny_cfg(tiny_fer_csv, tmp_path / "straight", "train.epochs=3", *extra)).fit()
+    Trainer(tiny_cfg(tiny_fer_csv, tmp_path / "split", "train.epochs=1", *extra)).fit()
+    Trainer(tiny_cfg(tiny_fer_csv, tmp_path / "split", "train.epochs=3", *extra), resume=True).fit()
+    assert_same_weights(weights(tmp_path / "straight/last.pt"), weights(tmp_path / "split/last.pt"))
+    a = read_checkpoint(tmp_path / "straight/last.pt")["training"]
+    b = read_checkpoint(tmp_path / "split/last.pt")["training"]
+    assert [h["val_acc"] for h in a["history"]] == [h["val_acc"] for h in b["history"]]
+    assert a["best_acc"] == b["best_acc"]
+
+
+def test_ctrl_c_saves_a_checkpoint_that_resumes_exactly(tiny_fer_csv, tmp_path):
+    """SIGINT mid-run (mid-epoch, one-cycle schedule) then --resume equals an uninterrupted run."""
+    common = ["--config", str(ROOT / "training/configs/cnn.yaml")] + [
+        f"--set={s}" for s in TINY + [f"data.root={tiny_fer_csv}", "train.epochs=6", "train.batch_size=8",
+                                      "sched.name=onecycle"]]
+    assert run_main(common + [f"--set=output.dir={tmp_path / 'straight'}"]) == 0
+
+    out = tmp_path / "interrupted"
+    proc = subprocess.Popen([sys.executable, "-m", "training.run", *common, f"--set=output.dir={out}"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (out / "last.pt").exists():  # first epoch done
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    output = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 130, output
+    assert "continue with --resume" in output
+    state = read_checkpoint(out / "last.pt")["training"]
+    assert (state["epoch"], state["step"]) < (6, 0), "the run finished before the signal arrived"
+
+    assert run_main(common + [f"--set=output.dir={out}", "--resume"]) == 0
+    assert_same_weights(weights(tmp_path / "straight/last.pt"), weights(out / "last.pt"))
+
+
+def test_resume_refuses_a_different_model(tiny_fer_csv, tmp_path):
+    Trainer(tiny_cfg(tiny_fer_csv, tmp_path, "train.epochs=1")).fit()
+    with pytest.raises(ValueError, match="config asks for"):
+        Trainer(tiny_cfg(tiny_fer_csv, tmp_path, "train.epochs=2", "model.args.width=0.25"), resume=True)
+
+
+def test_ddp_with_two_cpu_processes(tiny_fer_csv, tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           "-m", "training.run", "--config", str(ROOT / "training/configs/cnn.yaml"), "--device", "cpu"]
+    cmd += [f"--set={s}" for s in TINY + [f"data.root={tiny_fer_csv}", "train.epochs=2", f"output.dir={tmp_path}"]]
+    result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "2 process(es)" in result.stdout
+    assert result.stdout.count("epoch   2/2") == 1  # only rank 0 logs
+    ckpt = read_checkpoint(tmp_path / "last.pt")
+    assert ckpt["epoch"] == 2
+    # 192 images over 2 ranks at batch 32: 3 steps each, so 192 images seen per epoch in all.
+    assert ckpt["training"]["step"] == 0 and len(ckpt["training"]["history"]) == 2
