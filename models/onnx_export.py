@@ -1,0 +1,67 @@
+"""Export a checkpoint to ONNX for ONNX Runtime, which runs the small CNNs faster on a CPU.
+
+    python -m models.onnx_export weights/default.pt            # writes weights/default.onnx
+
+The ONNX file carries the checkpoint's description (architecture, classes, preprocessing) in its
+metadata, so it is as self-describing as the checkpoint it came from.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from models.atomic import atomic_path
+from models.checkpoint import CheckpointError, load_model
+
+METADATA_KEY = "fer_emotion"
+
+
+def export_onnx(checkpoint: str | Path, output: str | Path | None = None, opset: int = 17) -> Path:
+    model, ckpt = load_model(checkpoint)
+    output = Path(output) if output else Path(checkpoint).with_suffix(".onnx")
+    size = model.preprocessing.size
+    meta = {key: ckpt[key] for key in ("arch", "arch_args", "classes", "preprocessing", "epoch", "metrics")}
+    import onnx
+
+    with atomic_path(output) as tmp:
+        torch.onnx.export(model, (torch.zeros(1, 1, size, size),), str(tmp), input_names=["faces"],
+                          output_names=["logits"], dynamic_axes={"faces": {0: "n"}, "logits": {0: "n"}},
+                          opset_version=opset, dynamo=False)
+        proto = onnx.load(str(tmp))
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = METADATA_KEY, json.dumps(meta)
+        onnx.save(proto, str(tmp))
+    return output
+
+
+def read_metadata(path: str | Path) -> dict:
+    """The checkpoint description stored in an exported ONNX file."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    props = session.get_modelmeta().custom_metadata_map
+    if METADATA_KEY not in props:
+        raise CheckpointError(f"{path} is not an ONNX model exported by this project (no {METADATA_KEY} metadata)")
+    return json.loads(props[METADATA_KEY])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("checkpoint")
+    ap.add_argument("-o", "--output", help="default: the checkpoint's path with .onnx")
+    args = ap.parse_args(argv)
+    try:
+        out = export_onnx(args.checkpoint, args.output)
+    except CheckpointError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
