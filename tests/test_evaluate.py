@@ -1,0 +1,69 @@
+import json
+
+import numpy as np
+import torch
+
+from models import EMOTIONS, build_model
+from models.checkpoint import atomic_save, make_checkpoint
+from models.preprocessing import normalize
+from training.data import read_split
+from training.evaluate import main, predict
+from training.metrics import classification_report
+
+
+def tiny_checkpoint(path):
+    torch.manual_seed(0)
+    model = build_model("cnn", width=0.125).eval()
+    atomic_save(make_checkpoint(model, "cnn", {"width": 0.125}, EMOTIONS), path)
+    return model
+
+
+def test_evaluate_command_writes_metrics_and_confusion_matrices(tiny_fer_csv, tmp_path, capsys):
+    model = tiny_checkpoint(tmp_path / "m.pt")
+    out = tmp_path / "eval"
+    code = main([str(tmp_path / "m.pt"), "--data", str(tiny_fer_csv), "--split", "val",
+                 "--tta", "none", "flip", "tencrop", "--out", str(out), "--cache-dir", "none"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "accuracy" in printed and "macro-F1" in printed and "disgust" in printed
+    result = json.loads((out / "metrics_val.json").read_text())
+    assert set(result["results"]) == {"none", "flip", "tencrop"}
+    for mode in ("none", "flip", "tencrop"):
+        assert (out / f"confusion_val_{mode}.png").stat().st_size > 1000
+    # The single-crop figures are what the model really predicts on these images.
+    images, labels = read_split(tiny_fer_csv, "val", progress=False)
+    with torch.inference_mode():
+        preds = model(normalize(torch.from_numpy(images), model.preprocessing)).argmax(1).numpy()
+    single = result["results"]["none"]
+    assert single["n"] == 64
+    assert np.isclose(single["accuracy"], (preds == labels).mean())
+    assert np.array(single["confusion_matrix"]).sum() == 64
+    assert set(single["per_class"]) == set(EMOTIONS)
+
+
+def test_flip_tta_averages_the_mirrored_view(tmp_path):
+    model = tiny_checkpoint(tmp_path / "m.pt")
+    faces = np.random.default_rng(0).integers(0, 256, (6, 48, 48), dtype=np.uint8)
+    single = predict(model, faces, model.preprocessing)
+    mirrored = predict(model, faces[:, :, ::-1].copy(), model.preprocessing)
+    assert np.allclose(predict(model, faces, model.preprocessing, tta="flip"), (single + mirrored) / 2, atol=1e-6)
+    assert np.allclose(predict(model, faces, model.preprocessing, tta="tencrop").sum(1), 1, atol=1e-5)
+
+
+def test_evaluate_command_errors_are_clear(tiny_fer_csv, tmp_path, capsys):
+    assert main([str(tmp_path / "missing.pt"), "--data", str(tiny_fer_csv)]) == 2
+    assert "checkpoint not found" in capsys.readouterr().err
+    tiny_checkpoint(tmp_path / "m.pt")
+    assert main([str(tmp_path / "m.pt"), "--data", str(tmp_path / "nowhere.csv")]) == 2
+    assert "data not found" in capsys.readouterr().err
+
+
+def test_classification_report_by_hand():
+    labels = np.array([0, 0, 1, 1, 1, 2])
+    preds = np.array([0, 1, 1, 1, 0, 2])
+    r = classification_report(labels, preds, ["a", "b", "c"])
+    assert r["accuracy"] == 4 / 6
+    assert r["per_class"]["a"] == {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2}
+    assert np.isclose(r["per_class"]["b"]["precision"], 2 / 3) and np.isclose(r["per_class"]["b"]["recall"], 2 / 3)
+    assert r["confusion_matrix"] == [[1, 1, 0], [1, 2, 0], [0, 0, 1]]
+    assert np.isclose(r["macro_f1"], (0.5 + 2 / 3 + 1) / 3)
