@@ -1,0 +1,76 @@
+"""What the command-line entry points share: pipeline options and turning known failures into messages."""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable
+
+from models.checkpoint import CheckpointError
+from realtime.classifier import BACKENDS, DEFAULT_CHECKPOINT, load_classifier
+from realtime.detector import DETECTOR_MODELS, DetectorError, FaceDetector
+from realtime.photos import ImageError
+from realtime.pipeline import Pipeline
+from realtime.tracking import Tracker
+from realtime.video_io import CaptureError, VideoError
+
+
+class InputError(ValueError):
+    """A bad input path or argument the user can fix (message says how)."""
+
+
+USER_ERRORS = (CheckpointError, DetectorError, VideoError, CaptureError, ImageError, InputError)
+
+
+def add_pipeline_args(parser: argparse.ArgumentParser, smoothing: bool = True) -> None:
+    g = parser.add_argument_group("pipeline")
+    g.add_argument("--checkpoint", default=None,
+                   help="emotion model checkpoint (default: weights/default.pt)")
+    g.add_argument("--detector", default="short",
+                   help=f"face detector: {' or '.join(DETECTOR_MODELS)} (full: small or distant faces) "
+                        "or a .tflite path (default: short)")
+    g.add_argument("--min-confidence", type=float, default=0.5, help="minimum face detection score (default 0.5)")
+    g.add_argument("--margin", type=float, default=0.15,
+                   help="widen each face box by this fraction of its size per side before cropping (default 0.15)")
+    g.add_argument("--backend", choices=BACKENDS, default="onnx",
+                   help="inference backend for the emotion model (default onnx: ONNX Runtime, faster on CPUs)")
+    g.add_argument("--threads", type=int, default=1, help="CPU threads for the emotion model (default 1)")
+    if smoothing:
+        g.add_argument("--smoothing", type=float, default=0.6,
+                       help="per-track probability smoothing in [0, 1): weight kept from past frames; 0 = off "
+                            "(default 0.6)")
+
+
+def pipeline_from_args(args: argparse.Namespace, video: bool) -> Pipeline:
+    """The pipeline the options describe: VIDEO-mode detection for streams, IMAGE mode for photos."""
+    if args.margin < 0:
+        raise InputError(f"--margin must be >= 0, got {args.margin}")
+    smoothing = getattr(args, "smoothing", 0.0)
+    if not 0.0 <= smoothing < 1.0:
+        raise InputError(f"--smoothing must be in [0, 1), got {smoothing}")
+    if not 0.0 <= args.min_confidence <= 1.0:
+        raise InputError(f"--min-confidence must be in [0, 1], got {args.min_confidence}")
+    if args.threads < 1:
+        raise InputError(f"--threads must be >= 1, got {args.threads}")
+    classifier = load_classifier(args.checkpoint, threads=args.threads, backend=args.backend)
+    detector = FaceDetector(args.detector, video=video, min_confidence=args.min_confidence)
+    return Pipeline(detector, classifier, Tracker(smoothing=smoothing), margin=args.margin)
+
+
+def settings(args: argparse.Namespace) -> dict:
+    """The pipeline options of a run, recorded in its results file."""
+    return {"checkpoint": str(args.checkpoint or DEFAULT_CHECKPOINT), "backend": args.backend,
+            "detector": str(args.detector),
+            "min_confidence": args.min_confidence, "margin": args.margin,
+            "smoothing": getattr(args, "smoothing", 0.0)}
+
+
+def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
+    """Run an entry point; a known failure becomes one 'error:' line on stderr and exit status 1."""
+    try:
+        return main(argv)
+    except USER_ERRORS as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

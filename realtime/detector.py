@@ -1,0 +1,128 @@
+"""MediaPipe Tasks face detection with the model files shipped in weights/, so the app works offline."""
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import mediapipe as mp
+import numpy as np
+from mediapipe.tasks.python import BaseOptions, vision
+
+WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
+# "short": faces within ~2 m of a camera (webcams, portraits); "full": small or distant faces, group photos.
+DETECTOR_MODELS = {
+    "short": WEIGHTS / "face_detection_short_range.tflite",
+    "full": WEIGHTS / "face_detection_full_range_sparse.tflite",
+}
+
+# (x0, y0, x1, y1) in pixels, x1/y1 exclusive.
+Box = tuple[int, int, int, int]
+
+
+class DetectorError(RuntimeError):
+    """The face-detector model is missing or is not a MediaPipe face-detection model."""
+
+
+@dataclass(frozen=True)
+class Detection:
+    box: Box  # may reach outside the frame for faces cut by its edge
+    score: float
+
+
+@contextmanager
+def _native_logs_held_back() -> Iterator[None]:
+    """Hold back what MediaPipe's native code writes to stderr (dozens of INFO/WARNING lines on start-up);
+    replay it only if the block fails, where it may explain the failure."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            held.seek(0)
+            sys.stderr.write(held.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def resolve_detector_model(model: str | Path) -> Path:
+    """A model name from DETECTOR_MODELS or a path to a .tflite file."""
+    path = DETECTOR_MODELS.get(str(model), Path(model))
+    if not path.is_file():
+        raise DetectorError(f"face-detector model not found: {path} (choose 'short', 'full' or a .tflite path; "
+                            f"the repository ships both in {WEIGHTS})")
+    return path
+
+
+class FaceDetector:
+    """BlazeFace via MediaPipe Tasks. VIDEO mode for streams (needs increasing timestamps), IMAGE mode for photos.
+
+    Takes BGR uint8 frames, the layout OpenCV reads, and returns boxes in pixels.
+    """
+
+    def __init__(self, model: str | Path = "short", video: bool = True, min_confidence: float = 0.5) -> None:
+        if not 0.0 <= min_confidence <= 1.0:
+            raise ValueError(f"min_confidence must be in [0, 1], got {min_confidence}")
+        self.model_path = resolve_detector_model(model)
+        self.video = video
+        options = vision.FaceDetectorOptions(
+            base_options=BaseOptions(model_asset_path=str(self.model_path)),
+            running_mode=vision.RunningMode.VIDEO if video else vision.RunningMode.IMAGE,
+            min_detection_confidence=min_confidence)
+        try:
+            with _native_logs_held_back():
+                self._detector = vision.FaceDetector.create_from_options(options)
+        except (ValueError, RuntimeError) as exc:
+            raise DetectorError(f"{self.model_path} is not a usable MediaPipe face-detection model "
+                                f"({str(exc).splitlines()[0]})") from exc
+        self._last_ms = -1
+        self._warm = False
+
+    def detect(self, frame: np.ndarray, timestamp_ms: int | None = None) -> list[Detection]:
+        """Faces in a BGR uint8 frame; in VIDEO mode ``timestamp_ms`` is the frame's time (forced to increase)."""
+        if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+            raise ValueError(f"expected a BGR uint8 frame (H, W, 3), got {frame.dtype} {frame.shape}")
+        image = mp.Image(image_format=mp.ImageFormat.SRGB, data=cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+        if self._warm:
+            result = self._run(image, timestamp_ms)
+        else:  # the first call logs a native warning about buffer alignment
+            with _native_logs_held_back():
+                result = self._run(image, timestamp_ms)
+            self._warm = True
+        detections = []
+        for d in result.detections:
+            b = d.bounding_box
+            detections.append(Detection((b.origin_x, b.origin_y, b.origin_x + b.width, b.origin_y + b.height),
+                                        float(d.categories[0].score)))
+        return detections
+
+    def _run(self, image: mp.Image, timestamp_ms: int | None):
+        if not self.video:
+            return self._detector.detect(image)
+        if timestamp_ms is None:
+            raise ValueError("a VIDEO-mode detector needs each frame's timestamp_ms")
+        # MediaPipe rejects a timestamp that does not increase (a camera clock can repeat one).
+        self._last_ms = max(int(timestamp_ms), self._last_ms + 1)
+        return self._detector.detect_for_video(image, self._last_ms)
+
+    def close(self) -> None:
+        if self._detector is not None:
+            with _native_logs_held_back():
+                self._detector.close()
+            self._detector = None
+
+    def __enter__(self) -> "FaceDetector":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,79 @@
+"""One frame in, plain results out: detect, crop, classify (one batch), track and smooth."""
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from contextlib import contextmanager
+from typing import Iterator
+
+import numpy as np
+
+from realtime.classifier import EmotionClassifier
+from realtime.detector import FaceDetector
+from realtime.faces import clip_box, crop_box, gray_crops
+from realtime.results import FaceResult, FrameResult
+from realtime.tracking import Tracker
+
+
+class StageTimer:
+    """Seconds spent per named stage, summed over calls; the benchmark reads it, the app ignores it."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+
+    @contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] += time.perf_counter() - start
+
+
+class Pipeline:
+    """The path every entry point shares. ``margin`` widens face boxes before cropping (see faces.crop_box)."""
+
+    def __init__(self, detector: FaceDetector, classifier: EmotionClassifier, tracker: Tracker,
+                 margin: float = 0.15) -> None:
+        self.detector = detector
+        self.classifier = classifier
+        self.tracker = tracker
+        self.margin = margin
+        self.classes = list(classifier.classes)
+        self.timer = StageTimer()
+
+    def process(self, frame: np.ndarray, index: int, time_s: float | None = None,
+                source: str | None = None) -> FrameResult:
+        """Results for a BGR uint8 frame. Video frames need ``time_s``; photos pass None (and reset tracking)."""
+        h, w = frame.shape[:2]
+        with self.timer("detect"):
+            detections = self.detector.detect(frame, None if time_s is None else round(time_s * 1000))
+        with self.timer("crop"):
+            kept, crops = [], []
+            for d in detections:
+                box = crop_box(d.box, self.margin, w, h)
+                if box is not None:
+                    kept.append(d)
+                    crops.append(box)
+            faces = gray_crops(frame, crops)
+        with self.timer("classify"):
+            probs = self.classifier.predict(faces)
+        with self.timer("track"):
+            if time_s is None:
+                self.tracker.reset()
+            boxes = [clip_box(d.box, w, h) for d in kept]
+            results = []
+            for d, box, track in zip(kept, boxes, self.tracker.update(boxes, probs)):
+                p = {c: float(v) for c, v in zip(self.classes, track.probs)}
+                label = max(p, key=p.get)
+                results.append(FaceResult(track.id, box, d.score, label, p[label], p))
+        return FrameResult(index, time_s, results, source)
+
+    def close(self) -> None:
+        self.detector.close()
+
+    def __enter__(self) -> "Pipeline":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

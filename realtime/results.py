@@ -1,0 +1,124 @@
+"""Results as plain data, and the JSON / JSON Lines / CSV files and summaries every entry point writes.
+
+The JSON layout is documented in realtime/README_SECTION.md ("Results files"); SCHEMA and VERSION name it.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from models.atomic import atomic_path
+from realtime.detector import Box
+
+SCHEMA = "fer-emotion-results"
+VERSION = 1
+
+
+@dataclass
+class FaceResult:
+    track: int  # the same number for the same face across frames; restarts at 1 for each photo
+    box: Box  # detector box clipped to the frame, pixels (x0, y0, x1, y1)
+    score: float  # detector confidence
+    label: str  # the most probable class after smoothing
+    confidence: float  # its probability
+    probabilities: dict[str, float]  # every class, smoothed over the track
+
+    def to_dict(self) -> dict:
+        return {"track": self.track, "box": list(self.box), "score": round(self.score, 4), "label": self.label,
+                "confidence": round(self.confidence, 4),
+                "probabilities": {k: round(v, 4) for k, v in self.probabilities.items()}}
+
+
+@dataclass
+class FrameResult:
+    frame: int  # index of the frame in its video or stream, or of the photo in its folder
+    time: float | None  # seconds from the start of the video or stream; None for photos
+    faces: list[FaceResult] = field(default_factory=list)
+    source: str | None = None  # the photo's path; None for video frames
+
+    def to_dict(self) -> dict:
+        return {"frame": self.frame, "time": None if self.time is None else round(self.time, 4),
+                "source": self.source, "faces": [f.to_dict() for f in self.faces]}
+
+
+def _shares(labels: list[str], classes: list[str]) -> dict[str, float]:
+    counts = Counter(labels)
+    return {c: round(counts[c] / len(labels), 4) if labels else 0.0 for c in classes}
+
+
+def summarize(frames: list[FrameResult], classes: list[str], per_track: bool = True) -> dict:
+    """Share of each emotion over all faces and, for videos, per track (share of the track's frames)."""
+    labels = [f.label for fr in frames for f in fr.faces]
+    summary: dict = {"frames": len(frames), "frames_with_faces": sum(1 for fr in frames if fr.faces),
+                     "faces": len(labels), "emotions": _shares(labels, classes)}
+    if per_track:
+        by_track: dict[int, list[tuple[int, str]]] = {}
+        for fr in frames:
+            for f in fr.faces:
+                by_track.setdefault(f.track, []).append((fr.frame, f.label))
+        summary["tracks"] = {}
+        for track, seen in sorted(by_track.items()):
+            shares = _shares([label for _, label in seen], classes)
+            summary["tracks"][str(track)] = {"frames": len(seen), "first_frame": seen[0][0],
+                                             "last_frame": seen[-1][0], "dominant": max(shares, key=shares.get),
+                                             "emotions": shares}
+    return summary
+
+
+def format_summary(summary: dict, unit: str = "frames") -> str:
+    """The summary as a few lines for the terminal; ``unit`` names what was counted (frames or photos)."""
+    def top(shares: dict[str, float]) -> str:
+        return ", ".join(f"{c} {s:.0%}" for c, s in sorted(shares.items(), key=lambda kv: -kv[1]) if s > 0) or "-"
+    lines = [f"{summary['frames']} {unit}, {summary['frames_with_faces']} with faces, {summary['faces']} faces: "
+             f"{top(summary['emotions'])}"]
+    for track, t in summary.get("tracks", {}).items():
+        lines.append(f"  track {track}: frames {t['first_frame']}-{t['last_frame']} ({t['frames']} seen): "
+                     f"{top(t['emotions'])}")
+    return "\n".join(lines)
+
+
+def header(classes: list[str], **meta) -> dict:
+    """The fields that open every results file: schema, version, classes and what the caller adds."""
+    return {"schema": SCHEMA, "version": VERSION, "classes": list(classes), **meta}
+
+
+def write_json(path: str | Path, head: dict, frames: list[FrameResult], summary: dict) -> None:
+    """One JSON document: ``head`` fields, every frame, the summary. Written atomically."""
+    doc = {**head, "frames": [fr.to_dict() for fr in frames], "summary": summary}
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(doc, indent=1) + "\n")
+
+
+def csv_columns(classes: list[str]) -> list[str]:
+    return ["source", "frame", "time", "track", "x0", "y0", "x1", "y1", "score", "label", "confidence",
+            *(f"p_{c}" for c in classes)]
+
+
+def write_csv(path: str | Path, frames: list[FrameResult], classes: list[str]) -> None:
+    """One row per face (frames without faces have no row). Written atomically."""
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(csv_columns(classes))
+        for fr in frames:
+            for f in fr.faces:
+                d = f.to_dict()
+                writer.writerow([fr.source or "", fr.frame, "" if fr.time is None else round(fr.time, 4), f.track,
+                                 *f.box, d["score"], f.label, d["confidence"], *(d["probabilities"][c] for c in classes)])
+
+
+class JsonlLog:
+    """A live log: the header on the first line, then one frame per line, flushed so ``tail -f`` follows it."""
+
+    def __init__(self, path: str | Path, head: dict) -> None:
+        self._fh: IO[str] = open(path, "w", buffering=1)
+        self._fh.write(json.dumps(head) + "\n")
+
+    def write(self, frame: FrameResult) -> None:
+        self._fh.write(json.dumps(frame.to_dict()) + "\n")
+
+    def close(self) -> None:
+        self._fh.close()
