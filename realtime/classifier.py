@@ -1,88 +1,85 @@
 """The emotion model behind a small interface, so the inference backend can be swapped.
 
-Two backends run a checkpoint: PyTorch itself, and ONNX Runtime on a graph exported from the same checkpoint
-when it is loaded (so it can never be stale). ONNX Runtime is the default: on a 2-core CPU it classified a
-frame's faces 1.4-1.8x faster than PyTorch, with the same probabilities (to 1e-6).
+Two backends run a checkpoint: PyTorch itself, and ONNX Runtime (an .onnx file from models.onnx_export, or a
+.pt checkpoint exported on loading). ONNX Runtime is the default: on a 2-core CPU it classified a frame's
+faces 1.4-1.8x faster than PyTorch, with the same probabilities.
 """
 from __future__ import annotations
 
-import io
-import warnings
+import tempfile
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 import torch
 
 from models.checkpoint import CheckpointError, load_model
+from models.onnx_export import export_onnx, read_metadata
 from models.preprocessing import Preprocessing, faces_to_input
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "weights" / "default.pt"
 BACKENDS = ("onnx", "torch")
 
 
-class EmotionClassifier(Protocol):
-    classes: list[str]
-    preprocessing: Preprocessing
+class EmotionClassifier:
+    """The interface of a backend: the checkpoint's classes and preprocessing; all faces of a frame in one batch."""
 
-    def predict(self, gray_faces: list[np.ndarray]) -> np.ndarray:
-        """Class probabilities (N, len(classes)) for N grayscale face crops of any size."""
-        ...
-
-
-class TorchClassifier:
-    """A checkpoint's model on the CPU; all faces of a frame go through it as one batch."""
-
-    def __init__(self, model: torch.nn.Module, classes: list[str]) -> None:
-        self.model = model.eval()
+    def __init__(self, classes: list[str], preprocessing: Preprocessing) -> None:
         self.classes = list(classes)
-        self.preprocessing: Preprocessing = model.preprocessing
+        self.preprocessing = preprocessing
 
     def prepare(self, gray_faces: list[np.ndarray]) -> torch.Tensor:
         """The model input for face crops: models.preprocessing with the checkpoint's parameters."""
         return faces_to_input(gray_faces, self.preprocessing)
 
     def predict(self, gray_faces: list[np.ndarray]) -> np.ndarray:
+        """Class probabilities (N, len(classes)) for N grayscale face crops of any size."""
         if not gray_faces:
             return np.zeros((0, len(self.classes)), dtype=np.float32)
+        return self._probabilities(self.prepare(gray_faces))
+
+    def _probabilities(self, batch: torch.Tensor) -> np.ndarray:
+        raise NotImplementedError  # each backend runs its model here
+
+
+class TorchClassifier(EmotionClassifier):
+    """A checkpoint's model run by PyTorch on the CPU."""
+
+    def __init__(self, model: torch.nn.Module, classes: list[str]) -> None:
+        super().__init__(classes, model.preprocessing)
+        self.model = model.eval()
+
+    def _probabilities(self, batch: torch.Tensor) -> np.ndarray:
         with torch.inference_mode():
-            return torch.softmax(self.model(self.prepare(gray_faces)), dim=1).numpy()
+            return torch.softmax(self.model(batch), dim=1).numpy()
 
 
-class OnnxClassifier(TorchClassifier):
-    """The same model and preprocessing, run by ONNX Runtime."""
+class OnnxClassifier(EmotionClassifier):
+    """An ONNX file written by models.onnx_export (its metadata describes classes and preprocessing)."""
 
-    def __init__(self, model: torch.nn.Module, classes: list[str], threads: int = 1) -> None:
-        super().__init__(model, classes)
+    def __init__(self, path: str | Path, threads: int = 1) -> None:
         import onnxruntime as ort
 
-        size = self.preprocessing.size
-        graph = io.BytesIO()
-        try:
-            with warnings.catch_warnings(), torch.inference_mode():
-                warnings.simplefilter("ignore")  # the TorchScript exporter announces its deprecation
-                torch.onnx.export(self.model, torch.zeros(1, 1, size, size), graph, input_names=["faces"],
-                                  output_names=["logits"], dynamic_axes={"faces": {0: "n"}, "logits": {0: "n"}},
-                                  dynamo=False)
-        except Exception as exc:
-            raise CheckpointError(f"cannot export this model to ONNX ({exc.__class__.__name__}: {exc}); "
-                                  "use --backend torch") from exc
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(graph.getvalue(), options, providers=["CPUExecutionProvider"])
+        try:
+            meta = read_metadata(path)
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except CheckpointError:
+            raise
+        except Exception as exc:  # ONNX Runtime's own errors for files that are not ONNX models
+            raise CheckpointError(f"{path} is not a readable ONNX model ({str(exc).splitlines()[0]})") from exc
+        super().__init__(meta["classes"], Preprocessing.from_dict(meta["preprocessing"]))
 
-    def predict(self, gray_faces: list[np.ndarray]) -> np.ndarray:
-        if not gray_faces:
-            return np.zeros((0, len(self.classes)), dtype=np.float32)
-        logits = self.session.run(None, {"faces": self.prepare(gray_faces).numpy()})[0]
+    def _probabilities(self, batch: torch.Tensor) -> np.ndarray:
+        logits = self.session.run(None, {"faces": batch.numpy()})[0]
         e = np.exp(logits - logits.max(axis=1, keepdims=True))
         return e / e.sum(axis=1, keepdims=True)
 
 
 def load_classifier(checkpoint: str | Path | None = None, threads: int = 1,
-                    backend: str = "onnx") -> TorchClassifier:
-    """The classifier of a checkpoint file; weights/default.pt when none is given.
+                    backend: str = "onnx") -> EmotionClassifier:
+    """The classifier of a checkpoint (.pt) or exported model (.onnx); weights/default.pt when none is given.
 
     ``threads``: CPU threads for inference (PyTorch's setting is process-wide). One is fastest for a frame's few
     faces: more gain little on such small batches and fight the detector and capture threads for the cores (on
@@ -96,7 +93,15 @@ def load_classifier(checkpoint: str | Path | None = None, threads: int = 1,
                               "(`python -m training.run --config training/configs/default.yaml`) and copy its "
                               "best checkpoint there, or pass --checkpoint PATH")
     torch.set_num_threads(threads)
-    model, ckpt = load_model(path)
+    if path.suffix.lower() == ".onnx":
+        if not path.is_file():
+            raise CheckpointError(f"ONNX model not found: {path}")
+        if backend != "onnx":
+            raise CheckpointError(f"{path} is an ONNX model: it runs with --backend onnx only")
+        return OnnxClassifier(path, threads)
     if backend == "onnx":
-        return OnnxClassifier(model, ckpt["classes"], threads)
+        # Exported from the checkpoint at every start (well under a second), so it can never be stale.
+        with tempfile.TemporaryDirectory() as tmp:
+            return OnnxClassifier(export_onnx(path, Path(tmp) / "model.onnx"), threads)
+    model, ckpt = load_model(path)
     return TorchClassifier(model, ckpt["classes"])

@@ -6,6 +6,7 @@ import sys
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Iterator
 
@@ -37,22 +38,33 @@ class Detection:
 
 @contextmanager
 def _native_logs_held_back() -> Iterator[None]:
-    """Hold back what MediaPipe's native code writes to stderr (dozens of INFO/WARNING lines on start-up);
-    replay it only if the block fails, where it may explain the failure."""
+    """Hold back what MediaPipe's native code writes to stderr (dozens of INFO/WARNING lines on start-up, a
+    warning about buffer alignment at some frame); replay it only if the block fails, where it may explain why.
+
+    Costs a few system calls, so it wraps every detection.
+    """
+    fd = _held_logs().fileno()
     sys.stderr.flush()
     saved = os.dup(2)
-    with tempfile.TemporaryFile() as held:
-        os.dup2(held.fileno(), 2)
-        try:
-            yield
-        except BaseException:
-            os.dup2(saved, 2)
-            held.seek(0)
-            sys.stderr.write(held.read().decode(errors="replace"))
-            raise
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
+    os.dup2(fd, 2)
+    try:
+        yield
+    except BaseException:
+        os.dup2(saved, 2)
+        os.lseek(fd, 0, os.SEEK_SET)
+        sys.stderr.write(os.read(fd, 1 << 20).decode(errors="replace"))
+        raise
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.ftruncate(fd, 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+
+
+@lru_cache(maxsize=1)
+def _held_logs():
+    """The file that receives held-back native logs, opened once."""
+    return tempfile.TemporaryFile()
 
 
 def resolve_detector_model(model: str | Path) -> Path:
@@ -86,19 +98,14 @@ class FaceDetector:
             raise DetectorError(f"{self.model_path} is not a usable MediaPipe face-detection model "
                                 f"({str(exc).splitlines()[0]})") from exc
         self._last_ms = -1
-        self._warm = False
 
     def detect(self, frame: np.ndarray, timestamp_ms: int | None = None) -> list[Detection]:
         """Faces in a BGR uint8 frame; in VIDEO mode ``timestamp_ms`` is the frame's time (forced to increase)."""
         if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
             raise ValueError(f"expected a BGR uint8 frame (H, W, 3), got {frame.dtype} {frame.shape}")
         image = mp.Image(image_format=mp.ImageFormat.SRGB, data=cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-        if self._warm:
+        with _native_logs_held_back():
             result = self._run(image, timestamp_ms)
-        else:  # the first call logs a native warning about buffer alignment
-            with _native_logs_held_back():
-                result = self._run(image, timestamp_ms)
-            self._warm = True
         detections = []
         for d in result.detections:
             b = d.bounding_box
