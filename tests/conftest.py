@@ -29,3 +29,37 @@ def tiny_fer_csv(tmp_path_factory) -> Path:
             lines.append(f"{i % 7},{pixels},{usage}")
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+# --- realtime app -------------------------------------------------------------------------------------------
+MEDIA = SHARED / "media"
+
+
+@pytest.fixture(scope="session")
+def media() -> Path:
+    """Real photos and videos of people (../shared/media, see its SOURCE.md)."""
+    if not (MEDIA / "photos").is_dir() or not (MEDIA / "group_pan.mp4").is_file():
+        pytest.skip(f"test media not found at {MEDIA} (expected ../shared beside the checkout)")
+    return MEDIA
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """An untrained eighth-width CNN checkpoint: its labels mean nothing, but it runs the whole path.
+
+    Its BatchNorm statistics are taken from random faces so that, unlike a fresh model, its outputs depend on
+    the input.
+    """
+    import torch
+
+    from models import EMOTIONS, build_model
+    from models.checkpoint import atomic_save, make_checkpoint
+
+    torch.manual_seed(0)
+    model = build_model("cnn", width=0.125).train()
+    with torch.no_grad():
+        for _ in range(10):
+            model(torch.rand(32, 1, 48, 48))
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    atomic_save(make_checkpoint(model.eval(), "cnn", {"width": 0.125}, EMOTIONS), path)
+    return path

@@ -1,0 +1,93 @@
+import cv2
+import numpy as np
+import pytest
+
+from realtime.classifier import load_classifier
+from realtime.detector import FaceDetector
+from realtime.photos import ImageError, read_image
+from realtime.pipeline import Pipeline
+from realtime.tracking import Tracker
+from realtime.video_io import VideoReader
+
+
+@pytest.fixture(scope="module")
+def photo_pipeline(tiny_checkpoint):
+    with Pipeline(FaceDetector(video=False), load_classifier(tiny_checkpoint), Tracker()) as pipe:
+        yield pipe
+
+
+def check(result, frame) -> None:
+    h, w = frame.shape[:2]
+    for f in result.faces:
+        x0, y0, x1, y1 = f.box
+        assert 0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h
+        assert sum(f.probabilities.values()) == pytest.approx(1, abs=1e-4)
+        assert f.label == max(f.probabilities, key=f.probabilities.get)
+        assert f.confidence == f.probabilities[f.label]
+
+
+def test_a_group_photo_gives_plain_results_for_every_face(photo_pipeline, media):
+    image = read_image(media / "photos" / "bbt4.jpg")
+    result = photo_pipeline.process(image, 0, None, source="bbt4.jpg")
+    assert result.frame == 0 and result.time is None and result.source == "bbt4.jpg"
+    assert sorted(f.track for f in result.faces) == [1, 2, 3, 4, 5, 6]
+    check(result, image)
+    # photos do not share tracks: ids start again for the next photo
+    again = photo_pipeline.process(image, 1, None)
+    assert sorted(f.track for f in again.faces) == [1, 2, 3, 4, 5, 6]
+    assert set(photo_pipeline.timer.seconds) == {"detect", "crop", "classify", "track"}
+
+
+def test_frames_without_faces(photo_pipeline):
+    for frame in (np.zeros((480, 640, 3), np.uint8), np.full((10, 10, 3), 200, np.uint8)):
+        assert photo_pipeline.process(frame, 0).faces == []
+
+
+def test_faces_cut_by_the_frame_edge_and_tiny_faces(photo_pipeline, media):
+    image = read_image(media / "photos" / "surprised.jpg")  # one face, roughly x 170-330, y 60-230
+    for part in (image[:, 250:], image[140:, :], image[:, :240]):  # the face half outside the frame
+        check(photo_pipeline.process(np.ascontiguousarray(part), 0), part)
+    tiny = cv2.resize(image, (50, 33), interpolation=cv2.INTER_AREA)  # a face of ~15 px
+    check(photo_pipeline.process(tiny, 0), tiny)
+
+
+@pytest.mark.parametrize("kind", ["gray8", "gray16", "bgr16", "bgra", "huge"])
+def test_photos_in_odd_formats(photo_pipeline, media, tmp_path, kind):
+    bgr = cv2.imread(str(media / "photos" / "happy.jpg"))
+    variants = {
+        "gray8": ("g.png", cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)),
+        "gray16": ("g16.png", cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY).astype(np.uint16) * 257),
+        "bgr16": ("c16.tif", bgr.astype(np.uint16) * 257),
+        "bgra": ("a.png", cv2.cvtColor(bgr, cv2.COLOR_BGR2BGRA)),
+        "huge": ("huge.jpg", cv2.resize(bgr, (6000, 3384), interpolation=cv2.INTER_LINEAR)),
+    }
+    name, pixels = variants[kind]
+    cv2.imwrite(str(tmp_path / name), pixels)
+    image = read_image(tmp_path / name)
+    assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
+    result = photo_pipeline.process(image, 0)
+    assert len(result.faces) >= 1
+    check(result, image)
+
+
+def test_unreadable_photos_fail_clearly(tmp_path):
+    with pytest.raises(ImageError, match="not found"):
+        read_image(tmp_path / "missing.jpg")
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    with pytest.raises(ImageError, match="empty"):
+        read_image(tmp_path / "empty.jpg")
+    (tmp_path / "text.jpg").write_text("not a photo")
+    with pytest.raises(ImageError, match="cannot decode"):
+        read_image(tmp_path / "text.jpg")
+
+
+def test_tracks_follow_faces_through_a_video(tiny_checkpoint, media):
+    with VideoReader(media / "group_pan.mp4") as reader, \
+            Pipeline(FaceDetector(video=True), load_classifier(tiny_checkpoint), Tracker()) as pipe:
+        results = [pipe.process(frame, i, i / 25) for i, frame in zip(range(20), reader)]
+    first = {f.track for f in results[0].faces}
+    assert len(first) >= 4  # the pan starts on bbt4 (6 faces)
+    for r in results[1:]:
+        assert {f.track for f in r.faces} & first  # the same faces keep their ids from frame to frame
+    all_ids = {f.track for r in results for f in r.faces}
+    assert len(all_ids) <= len(first) + 3  # no new id per frame

@@ -1,0 +1,107 @@
+import csv
+import json
+
+import pytest
+
+from models import EMOTIONS
+from realtime.results import (SCHEMA, VERSION, FaceResult, FrameResult, JsonlLog, csv_columns, format_summary,
+                              header, summarize, write_csv, write_json)
+
+CLASSES = list(EMOTIONS)
+
+
+def face(track: int, label: str, box=(10, 20, 60, 80)) -> FaceResult:
+    probs = {c: (0.7 if c == label else 0.05) for c in CLASSES}
+    return FaceResult(track, box, 0.9, label, 0.7, probs)
+
+
+def frames() -> list[FrameResult]:
+    return [FrameResult(0, 0.0, [face(1, "happy"), face(2, "sad", (100, 20, 150, 80))]),
+            FrameResult(1, 0.04, []),
+            FrameResult(2, 0.08, [face(1, "happy")]),
+            FrameResult(3, 0.12, [face(1, "neutral")])]
+
+
+def check_face(f: dict) -> None:
+    """The documented schema of one face (realtime/README_SECTION.md)."""
+    assert set(f) == {"track", "box", "score", "label", "confidence", "probabilities"}
+    assert isinstance(f["track"], int) and f["track"] >= 1
+    assert len(f["box"]) == 4 and all(isinstance(v, int) for v in f["box"])
+    assert f["box"][0] < f["box"][2] and f["box"][1] < f["box"][3]
+    assert 0 <= f["score"] <= 1 and 0 <= f["confidence"] <= 1
+    assert list(f["probabilities"]) == CLASSES
+    assert f["label"] == max(f["probabilities"], key=f["probabilities"].get)
+    assert f["confidence"] == f["probabilities"][f["label"]]
+    assert sum(f["probabilities"].values()) == pytest.approx(1, abs=1e-3)
+
+
+def check_document(doc: dict, kind: str) -> None:
+    """The documented schema of a results file; used by the annotate tests too."""
+    assert doc["schema"] == SCHEMA and doc["version"] == VERSION and doc["kind"] == kind
+    assert doc["classes"] == CLASSES
+    assert {"input", "settings", "frames", "summary"} <= set(doc)
+    assert {"checkpoint", "backend", "detector", "min_confidence", "margin", "smoothing"} <= set(doc["settings"])
+    for i, fr in enumerate(doc["frames"]):
+        assert set(fr) == {"frame", "time", "source", "faces"}
+        assert isinstance(fr["frame"], int)
+        if kind == "video":
+            assert fr["frame"] == i and fr["time"] >= 0 and fr["source"] is None
+        else:
+            assert fr["time"] is None and isinstance(fr["source"], str)
+        for f in fr["faces"]:
+            check_face(f)
+    s = doc["summary"]
+    assert s["frames"] == len(doc["frames"])
+    assert s["faces"] == sum(len(fr["faces"]) for fr in doc["frames"])
+    assert list(s["emotions"]) == CLASSES
+    if kind == "video":
+        assert doc["video"]["frame_count"] == len(doc["frames"])
+        for t in s["tracks"].values():
+            assert sum(t["emotions"].values()) == pytest.approx(1, abs=1e-3)
+            assert t["dominant"] in CLASSES
+
+
+def test_summary_gives_the_share_of_each_emotion_per_track():
+    s = summarize(frames(), CLASSES)
+    assert s["frames"] == 4 and s["frames_with_faces"] == 3 and s["faces"] == 4
+    assert s["emotions"]["happy"] == 0.5 and s["emotions"]["sad"] == 0.25
+    t1 = s["tracks"]["1"]
+    assert t1["frames"] == 3 and t1["first_frame"] == 0 and t1["last_frame"] == 3
+    assert t1["emotions"]["happy"] == pytest.approx(2 / 3, abs=1e-4) and t1["dominant"] == "happy"
+    assert s["tracks"]["2"]["emotions"]["sad"] == 1.0
+    assert "tracks" not in summarize(frames(), CLASSES, per_track=False)
+    text = format_summary(s)
+    assert "happy 50%" in text and "track 2" in text
+
+
+def test_json_follows_the_schema(tmp_path):
+    path = tmp_path / "r.json"
+    head = header(CLASSES, input="x.mp4", kind="video", settings={
+        "checkpoint": "c.pt", "backend": "onnx", "detector": "short", "min_confidence": 0.5, "margin": 0.15,
+        "smoothing": 0.6}, video={"width": 640, "height": 480, "fps": 25.0, "frame_count": 4})
+    write_json(path, head, frames(), summarize(frames(), CLASSES))
+    check_document(json.loads(path.read_text()), "video")
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]  # no temporary file left
+
+
+def test_csv_has_one_row_per_face(tmp_path):
+    path = tmp_path / "r.csv"
+    write_csv(path, frames(), CLASSES)
+    rows = list(csv.DictReader(path.open()))
+    assert list(rows[0]) == csv_columns(CLASSES)
+    assert [(r["frame"], r["track"], r["label"]) for r in rows] == [
+        ("0", "1", "happy"), ("0", "2", "sad"), ("2", "1", "happy"), ("3", "1", "neutral")]
+    assert rows[1]["x0"] == "100" and float(rows[0]["p_happy"]) == 0.7
+
+
+def test_jsonl_log_has_a_header_then_a_line_per_frame(tmp_path):
+    path = tmp_path / "log.jsonl"
+    log = JsonlLog(path, header(CLASSES, input="0", kind="stream"))
+    for fr in frames():
+        log.write(fr)
+    log.close()
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert lines[0]["schema"] == SCHEMA and lines[0]["classes"] == CLASSES
+    assert [line["frame"] for line in lines[1:]] == [0, 1, 2, 3]
+    for f in lines[1]["faces"]:
+        check_face(f)
