@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from typing import Callable
 
@@ -21,39 +22,45 @@ class InputError(ValueError):
 USER_ERRORS = (CheckpointError, DetectorError, VideoError, CaptureError, ImageError, InputError)
 
 
+def number(lo: float, hi: float = math.inf, hi_open: bool = False, kind: type = float) -> Callable[[str], float]:
+    """An argparse type: a number in [lo, hi] (or [lo, hi) with ``hi_open``), so a bad value is a usage error."""
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a{'n integer' if kind is int else ' number'}: {text!r}")
+        if not (lo <= value and (value < hi if hi_open else value <= hi)):
+            raise argparse.ArgumentTypeError(f"{text} is outside [{lo:g}, {hi:g}{')' if hi_open else ']'}")
+        return value
+    return parse
+
+
 def add_pipeline_args(parser: argparse.ArgumentParser, smoothing: bool = True) -> None:
     g = parser.add_argument_group("pipeline")
     g.add_argument("--checkpoint", default=None,
-                   help="emotion model checkpoint (default: weights/default.pt)")
+                   help="emotion model: a checkpoint (.pt) or an export of one (.onnx); default weights/default.pt")
     g.add_argument("--detector", default="short",
                    help=f"face detector: {' or '.join(DETECTOR_MODELS)} (full: small or distant faces) "
                         "or a .tflite path (default: short)")
-    g.add_argument("--min-confidence", type=float, default=0.5, help="minimum face detection score (default 0.5)")
-    g.add_argument("--margin", type=float, default=0.15,
+    g.add_argument("--min-confidence", type=number(0, 1), default=0.5,
+                   help="minimum face detection score (default 0.5)")
+    g.add_argument("--margin", type=number(0), default=0.15,
                    help="widen each face box by this fraction of its size per side before cropping (default 0.15)")
     g.add_argument("--backend", choices=BACKENDS, default="onnx",
                    help="inference backend for the emotion model (default onnx: ONNX Runtime, faster on CPUs)")
-    g.add_argument("--threads", type=int, default=1, help="CPU threads for the emotion model (default 1)")
+    g.add_argument("--threads", type=number(1, kind=int), default=1,
+                   help="CPU threads for the emotion model (default 1)")
     if smoothing:
-        g.add_argument("--smoothing", type=float, default=0.6,
+        g.add_argument("--smoothing", type=number(0, 1, hi_open=True), default=0.6,
                        help="per-track probability smoothing in [0, 1): weight kept from past frames; 0 = off "
                             "(default 0.6)")
 
 
 def pipeline_from_args(args: argparse.Namespace, video: bool) -> Pipeline:
     """The pipeline the options describe: VIDEO-mode detection for streams, IMAGE mode for photos."""
-    if args.margin < 0:
-        raise InputError(f"--margin must be >= 0, got {args.margin}")
-    smoothing = getattr(args, "smoothing", 0.0)
-    if not 0.0 <= smoothing < 1.0:
-        raise InputError(f"--smoothing must be in [0, 1), got {smoothing}")
-    if not 0.0 <= args.min_confidence <= 1.0:
-        raise InputError(f"--min-confidence must be in [0, 1], got {args.min_confidence}")
-    if args.threads < 1:
-        raise InputError(f"--threads must be >= 1, got {args.threads}")
     classifier = load_classifier(args.checkpoint, threads=args.threads, backend=args.backend)
     detector = FaceDetector(args.detector, video=video, min_confidence=args.min_confidence)
-    return Pipeline(detector, classifier, Tracker(smoothing=smoothing), margin=args.margin)
+    return Pipeline(detector, classifier, Tracker(smoothing=getattr(args, "smoothing", 0.0)), margin=args.margin)
 
 
 def settings(args: argparse.Namespace) -> dict:

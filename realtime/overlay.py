@@ -42,7 +42,7 @@ def _bars(frame: np.ndarray, face: FaceResult, classes: list[str], s: float) -> 
     fs = 0.8 * s
     row = max(8, round(15 * s))
     name_w = max(cv2.getTextSize(c[:3], FONT, fs, 1)[0][0] for c in classes)
-    bar_w = round(60 * s)
+    bar_w = round(80 * s)
     pad = max(2, round(3 * s))
     panel_w, panel_h = name_w + bar_w + 3 * pad, row * len(classes) + 2 * pad
     x0, y0, x1, _ = face.box
@@ -54,6 +54,7 @@ def _bars(frame: np.ndarray, face: FaceResult, classes: list[str], s: float) -> 
         top = py + pad + i * row
         cv2.putText(frame, c[:3], (px + pad, top + row - pad), FONT, fs, (235, 235, 235), 1, cv2.LINE_AA)
         bx = px + 2 * pad + name_w
+        cv2.rectangle(frame, (bx, top + 2), (bx + bar_w, top + row - 2), (70, 70, 70), cv2.FILLED)  # the 100% track
         length = round(bar_w * face.probabilities[c])
         cv2.rectangle(frame, (bx, top + 2), (bx + length, top + row - 2), emotion_color(c, classes), cv2.FILLED)
 

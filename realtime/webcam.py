@@ -16,6 +16,7 @@ import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Iterator
 
 import cv2
 import numpy as np
@@ -23,7 +24,8 @@ import numpy as np
 from models.atomic import atomic_path
 from realtime import cli
 from realtime.overlay import draw_faces, draw_fps
-from realtime.results import JsonlLog, header
+from realtime.pipeline import Pipeline
+from realtime.results import FrameResult, JsonlLog, header
 from realtime.video_io import WRITER_FOURCC, CaptureError, LatestFrameCapture, open_source, video_writer
 
 WINDOW = "Emotions - q: quit, space: pause, s: screenshot"
@@ -84,15 +86,51 @@ def save_screenshot(image: np.ndarray, folder: Path, index: int) -> Path:
     return path
 
 
+def annotated_stream(capture: LatestFrameCapture, pipe: Pipeline, is_camera: bool,
+                     timeout: float) -> Iterator[tuple[int, FrameResult, np.ndarray]]:
+    """The newest frame each time one is asked for, processed, with results and FPS drawn on it.
+
+    The FPS spans one request to the next, so it includes what the caller does with a frame (show, record).
+    Raises CaptureError when the source stalls, or a camera ends (a file simply ends).
+    """
+    fps, last = 0.0, None
+    while (item := capture.read(timeout)) is not None:
+        index, t, frame = item
+        result = pipe.process(frame, index, t)
+        now = time.perf_counter()
+        if last is not None:
+            rate = 1.0 / max(now - last, 1e-6)
+            fps = rate if fps == 0.0 else 0.9 * fps + 0.1 * rate
+        last = now
+        draw_faces(frame, result.faces, pipe.classes)
+        draw_fps(frame, fps)
+        yield index, result, frame
+    if is_camera or capture.error is not None:
+        raise CaptureError(f"the source stopped delivering frames ({capture.error or 'the camera closed it'})")
+
+
+def show(image: np.ndarray, paused: bool) -> int:
+    """Show a frame (marked when paused); the key pressed, -1 for none, or q if the user closed the window."""
+    if paused:
+        image = image.copy()
+        cv2.putText(image, "PAUSED", (10, image.shape[0] - 15), cv2.FONT_HERSHEY_SIMPLEX, 1.0, (0, 0, 255), 2,
+                    cv2.LINE_AA)
+    cv2.imshow(WINDOW, image)
+    key = cv2.waitKey(30 if paused else 1)
+    if cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1:
+        return ord("q")
+    return key & 0xFF if key >= 0 else -1
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    show = not args.no_display
-    problem = display_problem() if show else None
+    problem = None if args.no_display else display_problem()
     if problem:
         raise cli.InputError(f"{problem}; use --no-display to run without a window")
     if args.record and args.record.suffix.lower() not in WRITER_FOURCC:
         raise cli.InputError(f"--record: use a {' or '.join(WRITER_FOURCC)} file, got {args.record}")
     source = args.source if args.source is not None else args.camera
+    stopped: CaptureError | None = None  # raised once the recording and the log are closed, so they are kept
     with ExitStack() as stack:
         pipe = stack.enter_context(cli.pipeline_from_args(args, video=True))
         cap, is_camera = open_source(source)
@@ -106,30 +144,22 @@ def main(argv: list[str] | None = None) -> int:
             log = JsonlLog(args.log, header(pipe.classes, input=str(source), kind="stream",
                                             settings=cli.settings(args)))
             stack.callback(log.close)
-        if show:
+        if not args.no_display:
             cv2.namedWindow(WINDOW, cv2.WINDOW_AUTOSIZE)
             stack.callback(cv2.destroyAllWindows)
-        writer, shown, paused, processed, fps, last = None, None, False, 0, 0.0, time.perf_counter()
-        stopped: CaptureError | None = None  # raised after the recording and log are closed, so they keep
+        stream = annotated_stream(capture, pipe, is_camera, args.stall_timeout)
+        writer, frame, index, processed, paused = None, None, 0, 0, False
         while args.max_frames is None or processed < args.max_frames:
             if not paused:
                 try:
-                    item = capture.read(args.stall_timeout)
-                    if item is None and (is_camera or capture.error is not None):
-                        raise CaptureError(f"the source stopped delivering frames "
-                                           f"({capture.error or 'the camera closed the stream'})")
+                    item = next(stream, None)
                 except CaptureError as exc:
                     stopped = exc
                     break
                 if item is None:
-                    break  # end of a file
-                index, t, frame = item
-                result = pipe.process(frame, index, t)
-                now = time.perf_counter()
-                rate = 1.0 / max(now - last, 1e-6)
-                fps, last = (rate if processed == 0 else 0.9 * fps + 0.1 * rate), now
-                draw_faces(frame, result.faces, pipe.classes)
-                draw_fps(frame, fps)
+                    break  # the end of a file
+                index, result, frame = item
+                processed += 1
                 if args.record and writer is None:
                     writer = stack.enter_context(video_writer(args.record, source_fps,
                                                               (frame.shape[1], frame.shape[0])))
@@ -137,25 +167,16 @@ def main(argv: list[str] | None = None) -> int:
                     writer.write(frame)
                 if log is not None:
                     log.write(result)
-                shown = frame
-                processed += 1
                 if args.screenshot_after == processed:
-                    save_screenshot(shown, args.screenshot_dir, index)
-            if show:
-                if paused:
-                    view = shown.copy()
-                    cv2.putText(view, "PAUSED", (10, view.shape[0] - 15), cv2.FONT_HERSHEY_SIMPLEX, 1.0,
-                                (0, 0, 255), 2, cv2.LINE_AA)
-                cv2.imshow(WINDOW, view if paused else shown)
-                key = cv2.waitKey(30 if paused else 1) & 0xFF
+                    save_screenshot(frame, args.screenshot_dir, index)
+            if not args.no_display:
+                key = show(frame, paused)
                 if key in (ord("q"), 27):
                     break
                 if key == ord(" "):
                     paused = not paused
                 elif key == ord("s"):
-                    save_screenshot(shown, args.screenshot_dir, processed)
-                if cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1:
-                    break  # the user closed the window
+                    save_screenshot(frame, args.screenshot_dir, index)
     print(f"{processed} frames processed")
     if writer is not None:
         print(f"recorded {args.record} ({writer.frames} frames at {source_fps:g} fps)")

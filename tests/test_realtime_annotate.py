@@ -84,6 +84,14 @@ def test_bad_inputs_give_a_message_and_no_output(tiny_checkpoint, media, tmp_pat
     assert "cannot write this video type" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("option,value", [("--smoothing", "1"), ("--margin", "-0.1"), ("--min-confidence", "2"),
+                                          ("--threads", "0"), ("--backend", "tensorrt")])
+def test_bad_options_are_usage_errors(media, tmp_path, option, value, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(media / "group_pan.mp4"), "--json", str(tmp_path / "r.json"), option, value])
+    assert exit_info.value.code == 2 and option in capsys.readouterr().err
+
+
 def test_refuses_to_overwrite_its_input(tiny_checkpoint, media, tmp_path, capsys):
     video = tmp_path / "v.mp4"
     video.write_bytes((media / "group_pan.mp4").read_bytes())
