@@ -92,7 +92,8 @@ def test_a_camera_that_stops_delivering_ends_with_a_message(tiny_checkpoint, med
     camera.unblock.set()
 
 
-@pytest.mark.skipif(shutil.which("xvfb-run") is None, reason="xvfb-run not installed (apt-get install xvfb)")
+@pytest.mark.skipif(shutil.which("xvfb-run") is None or shutil.which("xauth") is None,
+                    reason="xvfb-run or xauth not installed (apt-get install xvfb xauth)")
 def test_the_window_shows_the_overlay_on_a_virtual_display(tiny_checkpoint, media, tmp_path):
     shots = tmp_path / "shots"
     video = media / "group_pan.mp4"
