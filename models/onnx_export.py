@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 
 import torch
@@ -27,7 +28,8 @@ def export_onnx(checkpoint: str | Path, output: str | Path | None = None, opset:
     meta = {key: ckpt[key] for key in ("arch", "arch_args", "classes", "preprocessing", "epoch", "metrics")}
     import onnx
 
-    with atomic_path(output) as tmp:
+    with atomic_path(output) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter announces its successor
         torch.onnx.export(model, (torch.zeros(1, 1, size, size),), str(tmp), input_names=["faces"],
                           output_names=["logits"], dynamic_axes={"faces": {0: "n"}, "logits": {0: "n"}},
                           opset_version=opset, dynamo=False)
@@ -38,15 +40,26 @@ def export_onnx(checkpoint: str | Path, output: str | Path | None = None, opset:
     return output
 
 
-def read_metadata(path: str | Path) -> dict:
-    """The checkpoint description stored in an exported ONNX file."""
+def open_session(path: str | Path, threads: int = 1):
+    """An ONNX Runtime CPU session for an exported model, and the checkpoint description it carries."""
     import onnxruntime as ort
 
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    try:
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # ONNX Runtime raises its own types for missing or malformed files
+        raise CheckpointError(f"{path} is not a readable ONNX model ({str(exc).splitlines()[0]})") from exc
     props = session.get_modelmeta().custom_metadata_map
     if METADATA_KEY not in props:
         raise CheckpointError(f"{path} is not an ONNX model exported by this project (no {METADATA_KEY} metadata)")
-    return json.loads(props[METADATA_KEY])
+    return session, json.loads(props[METADATA_KEY])
+
+
+def read_metadata(path: str | Path) -> dict:
+    """The checkpoint description stored in an exported ONNX file."""
+    return open_session(path)[1]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,17 +11,21 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torchvision.models import ResNet18_Weights, resnet18 as tv_resnet18
 
 from models.preprocessing import Preprocessing
 from models.registry import EMOTIONS, register_model
 
-IMAGENET_WEIGHTS = ResNet18_Weights.IMAGENET1K_V1
+
+def imagenet_weights():
+    """torchvision's ImageNet weights entry (imported here: torchvision adds seconds to every app start)."""
+    from torchvision.models import ResNet18_Weights
+
+    return ResNet18_Weights.IMAGENET1K_V1
 
 
 def imagenet_cache_path() -> Path:
     """Where torchvision looks for (and downloads) the ImageNet weights: torch's hub cache."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / Path(IMAGENET_WEIGHTS.url).name
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(imagenet_weights().url).name
 
 
 def load_imagenet_state_dict(weights_path: str | None) -> dict[str, torch.Tensor]:
@@ -31,13 +35,14 @@ def load_imagenet_state_dict(weights_path: str | None) -> dict[str, torch.Tensor
         if not path.is_file():
             raise FileNotFoundError(f"ResNet-18 weights file not found: {path}")
         return torch.load(path, map_location="cpu", weights_only=True)
+    weights = imagenet_weights()
     try:
-        return IMAGENET_WEIGHTS.get_state_dict(progress=False, check_hash=True)
+        return weights.get_state_dict(progress=False, check_hash=True)
     except Exception as exc:  # no network: urllib raises several types
         raise RuntimeError(
             f"could not get the ImageNet ResNet-18 weights ({exc.__class__.__name__}: {exc}).\n"
             f"Fix it in one of two ways:\n"
-            f"  1. put {Path(IMAGENET_WEIGHTS.url).name} (from {IMAGENET_WEIGHTS.url}) at {imagenet_cache_path()}\n"
+            f"  1. put {Path(weights.url).name} (from {weights.url}) at {imagenet_cache_path()}\n"
             f"  2. give a local copy in the config: model.weights_path=/path/to/resnet18.pth\n"
             f"or set model.pretrained=false to train from scratch."
         ) from exc
@@ -48,6 +53,8 @@ class EmotionResNet18(nn.Module):
                  head_hidden: int = 256, dropout: float = 0.5,
                  imagenet_state: dict[str, torch.Tensor] | None = None) -> None:
         super().__init__()
+        from torchvision.models import resnet18 as tv_resnet18
+
         if stem not in ("imagenet", "small"):
             raise ValueError(f"stem must be 'imagenet' or 'small', got {stem!r}")
         net = tv_resnet18(weights=None)

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from models.checkpoint import CheckpointError, load_model
-from models.onnx_export import export_onnx, read_metadata
+from models.onnx_export import export_onnx, open_session
 from models.preprocessing import Preprocessing, faces_to_input
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "weights" / "default.pt"
@@ -57,18 +57,7 @@ class OnnxClassifier(EmotionClassifier):
     """An ONNX file written by models.onnx_export (its metadata describes classes and preprocessing)."""
 
     def __init__(self, path: str | Path, threads: int = 1) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        try:
-            meta = read_metadata(path)
-            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        except CheckpointError:
-            raise
-        except Exception as exc:  # ONNX Runtime's own errors for files that are not ONNX models
-            raise CheckpointError(f"{path} is not a readable ONNX model ({str(exc).splitlines()[0]})") from exc
+        self.session, meta = open_session(path, threads)
         super().__init__(meta["classes"], Preprocessing.from_dict(meta["preprocessing"]))
 
     def _probabilities(self, batch: torch.Tensor) -> np.ndarray:

@@ -65,13 +65,13 @@ def test_resnet18_without_weights_explains_both_fixes(tmp_path, monkeypatch):
     import models.resnet as resnet
 
     class Offline:  # torchvision's weights entry on a machine without the internet or a cached file
-        url = resnet.IMAGENET_WEIGHTS.url
+        url = resnet.imagenet_weights().url
 
         def get_state_dict(self, **kwargs):
             raise OSError("network unreachable")
 
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-    monkeypatch.setattr(resnet, "IMAGENET_WEIGHTS", Offline())
+    monkeypatch.setattr(resnet, "imagenet_weights", Offline)
     with pytest.raises(RuntimeError) as err:
         load_imagenet_state_dict(None)
     text = str(err.value)
