@@ -1,6 +1,6 @@
 """Per-stage latency and end-to-end frames per second of the realtime pipeline (a measurement, not a test).
 
-    python -m realtime.benchmark [--checkpoint PATH] [--frames 150] [--threads 1]
+    python -m realtime.benchmark [--checkpoint PATH] [--frames 150] [--threads 2]
 
 Frames show 1 or 4 real faces (photos from ../shared/media tiled into 640x480 and 1280x720 frames, drifting a
 few pixels per frame); they are written to an mp4 and decoded back, so decoding is measured as annotate does it.

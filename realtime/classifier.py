@@ -70,9 +70,9 @@ def load_classifier(checkpoint: str | Path | None = None, threads: int = 1,
                     backend: str = "onnx") -> EmotionClassifier:
     """The classifier of a checkpoint (.pt) or exported model (.onnx); weights/default.pt when none is given.
 
-    ``threads``: CPU threads for inference (PyTorch's setting is process-wide). One is fastest for a frame's few
-    faces: more gain little on such small batches and fight the detector and capture threads for the cores (on
-    a busy 2-core machine, 2 PyTorch threads made a batch 10-40x slower than 1).
+    ``threads``: CPU threads for inference (PyTorch's setting is process-wide). On an idle 2-core CPU two
+    ONNX Runtime threads cut a face from 6.4 to 3.7 ms; on cores busy with other work (a training run) extra
+    threads wait on each other and one is faster (2 PyTorch threads made a batch 10-40x slower there).
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")

@@ -48,8 +48,9 @@ def add_pipeline_args(parser: argparse.ArgumentParser, smoothing: bool = True) -
                    help="widen each face box by this fraction of its size per side before cropping (default 0.15)")
     g.add_argument("--backend", choices=BACKENDS, default="onnx",
                    help="inference backend for the emotion model (default onnx: ONNX Runtime, faster on CPUs)")
-    g.add_argument("--threads", type=number(1, kind=int), default=1,
-                   help="CPU threads for the emotion model (default 1)")
+    g.add_argument("--threads", type=number(1, kind=int), default=2,
+                   help="CPU threads for the emotion model (default 2: 3.7 instead of 6.4 ms per face on an "
+                        "idle 2-core CPU; use 1 when other work keeps the cores busy)")
     if smoothing:
         g.add_argument("--smoothing", type=number(0, 1, hi_open=True), default=0.6,
                        help="per-track probability smoothing in [0, 1): weight kept from past frames; 0 = off "
