@@ -3,25 +3,18 @@ import json
 import numpy as np
 import torch
 
-from models import EMOTIONS, build_model
-from models.checkpoint import atomic_save, make_checkpoint
+from models import EMOTIONS
+from models.checkpoint import load_model
 from models.preprocessing import normalize
 from training.data import read_split
 from training.evaluate import main, predict
 from training.metrics import classification_report
 
 
-def tiny_checkpoint(path):
-    torch.manual_seed(0)
-    model = build_model("cnn", width=0.125).eval()
-    atomic_save(make_checkpoint(model, "cnn", {"width": 0.125}, EMOTIONS), path)
-    return model
-
-
-def test_evaluate_command_writes_metrics_and_confusion_matrices(tiny_fer_csv, tmp_path, capsys):
-    model = tiny_checkpoint(tmp_path / "m.pt")
+def test_evaluate_command_writes_metrics_and_confusion_matrices(tiny_fer_csv, tiny_checkpoint, tmp_path, capsys):
+    model, _ = load_model(tiny_checkpoint)
     out = tmp_path / "eval"
-    code = main([str(tmp_path / "m.pt"), "--data", str(tiny_fer_csv), "--split", "val",
+    code = main([str(tiny_checkpoint), "--data", str(tiny_fer_csv), "--split", "val",
                  "--tta", "none", "flip", "tencrop", "--out", str(out), "--cache-dir", "none"])
     assert code == 0
     printed = capsys.readouterr().out
@@ -41,8 +34,8 @@ def test_evaluate_command_writes_metrics_and_confusion_matrices(tiny_fer_csv, tm
     assert set(single["per_class"]) == set(EMOTIONS)
 
 
-def test_flip_tta_averages_the_mirrored_view(tmp_path):
-    model = tiny_checkpoint(tmp_path / "m.pt")
+def test_flip_tta_averages_the_mirrored_view(tiny_checkpoint):
+    model, _ = load_model(tiny_checkpoint)
     faces = np.random.default_rng(0).integers(0, 256, (6, 48, 48), dtype=np.uint8)
     single = predict(model, faces, model.preprocessing)
     mirrored = predict(model, faces[:, :, ::-1].copy(), model.preprocessing)
@@ -50,11 +43,10 @@ def test_flip_tta_averages_the_mirrored_view(tmp_path):
     assert np.allclose(predict(model, faces, model.preprocessing, tta="tencrop").sum(1), 1, atol=1e-5)
 
 
-def test_evaluate_command_errors_are_clear(tiny_fer_csv, tmp_path, capsys):
+def test_evaluate_command_errors_are_clear(tiny_fer_csv, tiny_checkpoint, tmp_path, capsys):
     assert main([str(tmp_path / "missing.pt"), "--data", str(tiny_fer_csv)]) == 2
     assert "checkpoint not found" in capsys.readouterr().err
-    tiny_checkpoint(tmp_path / "m.pt")
-    assert main([str(tmp_path / "m.pt"), "--data", str(tmp_path / "nowhere.csv")]) == 2
+    assert main([str(tiny_checkpoint), "--data", str(tmp_path / "nowhere.csv")]) == 2
     assert "data not found" in capsys.readouterr().err
 
 
