@@ -62,6 +62,8 @@ def _bars(frame: np.ndarray, face: FaceResult, classes: list[str], s: float) -> 
 def draw_faces(frame: np.ndarray, faces: list[FaceResult], classes: list[str]) -> None:
     """Draw every face's box, label, confidence, track and probability bars onto ``frame`` in place."""
     s = _scale(frame)
+    for face in faces:  # bars first: in a crowd a neighbour's panel must not cover a box or its label
+        _bars(frame, face, classes, s)
     for face in faces:
         color = emotion_color(face.label, classes)
         x0, y0, x1, y1 = face.box
@@ -69,7 +71,6 @@ def draw_faces(frame: np.ndarray, faces: list[FaceResult], classes: list[str]) -
         label = f"{face.label} {face.confidence:.0%} #{face.track}"
         label_h = cv2.getTextSize(label, FONT, s, 1)[0][1] + round(10 * s)
         _text_box(frame, label, x0, y0 - label_h if y0 >= label_h else y1, s, color)
-        _bars(frame, face, classes, s)
 
 
 def draw_fps(frame: np.ndarray, fps: float) -> None:
