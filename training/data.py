@@ -37,7 +37,7 @@ class DataError(ValueError):
 
 
 def folder_split_dir(root: Path, split: str) -> Path:
-    """The folder of a split; ``val`` falls back to Kaggle's ``test`` folder names only if asked by name."""
+    """The folder of a split, or an error that lists the folders there (Kaggle's copy has train/ and test/)."""
     d = root / split
     if not d.is_dir():
         have = sorted(p.name for p in root.iterdir() if p.is_dir())
@@ -65,7 +65,7 @@ def read_folder_split(root: Path, split: str, progress: bool = True) -> tuple[np
     if not files:
         raise DataError(f"{split_dir}: no images found in <emotion>/ subfolders")
 
-    def decode(path: Path) -> np.ndarray:
+    def decode(path: Path) -> np.ndarray:  # faces of another size are resized as the realtime app would
         image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
         if image is None:
             raise DataError(f"cannot read image {path}")
