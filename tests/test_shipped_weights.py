@@ -1,0 +1,59 @@
+"""The shipped default model: loads on its own, scores on val what its card says, ONNX agrees with PyTorch."""
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from models import EMOTIONS
+from models.checkpoint import load_model
+from models.onnx_export import read_metadata
+from models.preprocessing import normalize
+from training.data import load_split
+from training.evaluate import predict
+
+WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return load_model(WEIGHTS / "default.pt")
+
+
+@pytest.fixture(scope="module")
+def val(shared_fer, tmp_path_factory):
+    return load_split(shared_fer, "val", tmp_path_factory.mktemp("cache"), progress=False)
+
+
+def test_default_checkpoint_describes_itself(shipped):
+    model, ckpt = shipped
+    assert ckpt["classes"] == list(EMOTIONS)
+    assert ckpt["preprocessing"] == {"size": 48, "channels": 1, "mean": 0.5, "std": 0.5}
+    assert ckpt["arch"] == "cnn" and "training" not in ckpt  # no optimizer state in the shipped file
+    assert (WEIGHTS / "default.pt").stat().st_size < 10 * 2**20
+
+
+def test_default_model_scores_on_val_what_it_recorded(shipped, val):
+    model, ckpt = shipped
+    images, labels = val
+    probs = predict(model, images, model.preprocessing)
+    accuracy = float((probs.argmax(1) == labels).mean())
+    assert accuracy == pytest.approx(ckpt["metrics"]["val_acc"], abs=1e-3)
+    assert accuracy > 0.5  # far above the 25% of always answering "happy"
+
+
+def test_shipped_onnx_export_gives_the_same_predictions(shipped, val):
+    model, ckpt = shipped
+    images = val[0][:512]
+    meta = read_metadata(WEIGHTS / "default.onnx")
+    assert meta["classes"] == ckpt["classes"] and meta["metrics"] == ckpt["metrics"]
+    session = ort.InferenceSession(str(WEIGHTS / "default.onnx"), providers=["CPUExecutionProvider"])
+    import torch
+
+    x = normalize(torch.from_numpy(images), model.preprocessing)
+    onnx_logits = session.run(None, {"faces": x.numpy()})[0]
+    torch_probs = predict(model, images, model.preprocessing)
+    assert (onnx_logits.argmax(1) == torch_probs.argmax(1)).mean() == 1.0
+    onnx_probs = np.exp(onnx_logits - onnx_logits.max(1, keepdims=True))
+    onnx_probs /= onnx_probs.sum(1, keepdims=True)
+    assert np.allclose(onnx_probs, torch_probs, atol=1e-4)
