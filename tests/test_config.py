@@ -5,7 +5,8 @@ import pytest
 from models import build_model
 from training.config import ConfigError, load_config, parse_override
 
-CONFIGS = sorted((Path(__file__).resolve().parents[1] / "training" / "configs").glob("*.yaml"))
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = sorted((ROOT / "training" / "configs").glob("*.yaml"))
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
@@ -25,6 +26,13 @@ def test_overrides_are_typed_and_nested():
     assert parse_override("augment.erasing_scale=[0.1, 0.3]") == {"augment": {"erasing_scale": [0.1, 0.3]}}
     cfg = load_config(CONFIGS[0], ["train.epochs=3", "optim.lr=0.01", "model.args.width=0.5", "data.limit=null"])
     assert cfg["train"]["epochs"] == 3 and cfg["optim"]["lr"] == 0.01 and cfg["model"]["args"]["width"] == 0.5
+
+
+def test_a_model_argument_override_keeps_the_other_arguments():
+    default = ROOT / "training/configs/default.yaml"
+    cfg = load_config(default, ["model.args.fc_dropout=0.2", "model.args.conv_dropout=0.1"])
+    assert cfg["model"]["args"] == {"width": 0.5, "fc_dropout": 0.2, "conv_dropout": 0.1}
+    assert load_config(default, ["model.args={depth: 2}"])["model"]["args"] == {"depth": 2}  # a mapping replaces
 
 
 @pytest.mark.parametrize("override, message", [

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from models.checkpoint import read_checkpoint
+from models.checkpoint import CheckpointError, read_checkpoint
 from training.config import load_config
 from training.run import main as run_main
 from training.trainer import Trainer
@@ -92,6 +92,21 @@ def test_resume_refuses_a_different_model(tiny_fer_csv, tmp_path):
     Trainer(tiny_cfg(tiny_fer_csv, tmp_path, "train.epochs=1")).fit()
     with pytest.raises(ValueError, match="config asks for"):
         Trainer(tiny_cfg(tiny_fer_csv, tmp_path, "train.epochs=2", "model.args.width=0.25"), resume=True)
+
+
+def test_init_from_starts_a_new_run_from_trained_weights(tiny_fer_csv, tmp_path):
+    Trainer(tiny_cfg(tiny_fer_csv, tmp_path / "first", "train.epochs=1")).fit()
+    first = weights(tmp_path / "first/last.pt")
+    second = Trainer(tiny_cfg(tiny_fer_csv, tmp_path / "second", "train.epochs=1", "model.args.fc_dropout=0.1",
+                              f"model.init_from={tmp_path / 'first/last.pt'}"))
+    assert_same_weights(first, second.model.state_dict())
+    assert second.epoch == 0  # a new schedule, not a resume
+    with pytest.raises(CheckpointError, match="does not fit"):
+        Trainer(tiny_cfg(tiny_fer_csv, tmp_path / "third", "model.args.width=0.25",
+                         f"model.init_from={tmp_path / 'first/last.pt'}"))
+    with pytest.raises(CheckpointError, match="resnet18"):
+        Trainer(tiny_cfg(tiny_fer_csv, tmp_path / "fourth", "model.name=resnet18", "model.args={}",
+                         "model.pretrained=false", f"model.init_from={tmp_path / 'first/last.pt'}"))
 
 
 def test_ddp_with_two_cpu_processes(tiny_fer_csv, tmp_path):

@@ -20,7 +20,9 @@ DEFAULTS: dict[str, Any] = {
         "cache_dir": "~/.cache/fer-emotion",
         "limit": None,  # keep at most this many images per split (stratified), for smoke runs and tests
     },
-    "model": {"name": "cnn", "pretrained": False, "weights_path": None, "args": {}},
+    # init_from: a checkpoint of this project whose weights start the run (a new schedule on a trained
+    # model); unlike --resume it keeps no optimizer state or progress.
+    "model": {"name": "cnn", "pretrained": False, "weights_path": None, "init_from": None, "args": {}},
     "augment": {
         "hflip": 0.5,
         "brightness": 0.2,
@@ -115,6 +117,30 @@ def parse_override(text: str) -> dict:
     return value
 
 
+def _deep_update(base: dict, new: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in new.items():
+        out[key] = _deep_update(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) \
+            else value
+    return out
+
+
+def _keep_free_form_siblings(cfg: dict, text: str, override: dict) -> dict:
+    """``model.args.x=1`` sets one argument and keeps the others; ``model.args={...}`` replaces them all."""
+    key = text.split("=", 1)[0].strip()
+    for free in FREE_FORM:
+        if key.startswith(free + "."):
+            parts = free.split(".")
+            current, new = cfg, override
+            for part in parts:
+                current, new = current[part], new[part]
+            holder = override
+            for part in parts[:-1]:
+                holder = holder[part]
+            holder[parts[-1]] = _deep_update(current, new)
+    return override
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> dict:
     """Defaults <- YAML file <- overrides, validated. Raises ConfigError naming the offending key."""
     cfg = copy.deepcopy(DEFAULTS)
@@ -127,7 +153,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> di
             raise ConfigError(f"{path}: a config must be a YAML mapping")
         cfg = _merge(cfg, data)
     for text in overrides:
-        cfg = _merge(cfg, parse_override(text))
+        cfg = _merge(cfg, _keep_free_form_siblings(cfg, text, parse_override(text)))
     _check_consistency(cfg)
     return cfg
 

@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from models import EMOTIONS, build_model
 from models.atomic import atomic_path
-from models.checkpoint import atomic_save, make_checkpoint, read_checkpoint
+from models.checkpoint import CheckpointError, atomic_save, make_checkpoint, read_checkpoint
 from training.augment import BatchAugment
 from training.data import load_split, stratified_subset
 from training.evaluate import predict
@@ -154,6 +154,8 @@ class Trainer:
 
         m = cfg["model"]
         self.model = build_model(m["name"], pretrained=m["pretrained"], weights_path=m["weights_path"], **m["args"])
+        if m["init_from"]:
+            self._init_from(m["init_from"])
         self.prep = self.model.preprocessing
         self._load_data()
         self.model.to(self.device)
@@ -196,6 +198,20 @@ class Trainer:
         random.seed(seed)
         np.random.seed(seed)
         torch.manual_seed(seed)
+
+    def _init_from(self, path: str) -> None:
+        """Start from a trained checkpoint's weights, e.g. to continue it with a new schedule."""
+        ckpt = read_checkpoint(path)
+        name = self.cfg["model"]["name"]
+        if ckpt["arch"] != name:
+            raise CheckpointError(f"model.init_from={path} holds a {ckpt['arch']!r} model, the config builds {name!r}")
+        try:
+            self.model.load_state_dict(ckpt["model"])
+        except RuntimeError as exc:
+            raise CheckpointError(f"model.init_from={path} does not fit the configured model "
+                                  f"{self.cfg['model']['args']} (it was built with {ckpt['arch_args']}): "
+                                  f"{str(exc).splitlines()[0]}") from exc
+        log.info(f"initialised from {path} (val acc {ckpt.get('metrics', {}).get('val_acc', float('nan')):.4f})")
 
     def _load_data(self) -> None:
         d = self.cfg["data"]
