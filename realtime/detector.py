@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 import tempfile
 from contextlib import contextmanager
@@ -36,10 +37,16 @@ class Detection:
     score: float
 
 
+# What MediaPipe's native code writes on start-up and at some frames: its INFO lines, glog's INFO/WARNING lines
+# (e.g. "Input tensor memory is not aligned ...") and glog's notice that it logs before InitGoogle.
+_NATIVE_NOISE = re.compile(r"^(INFO: |WARNING: Logging before InitGoogle|[IW]\d{4} )")
+
+
 @contextmanager
 def _native_logs_held_back() -> Iterator[None]:
-    """Hold back what MediaPipe's native code writes to stderr (dozens of INFO/WARNING lines on start-up, a
-    warning about buffer alignment at some frame); replay it only if the block fails, where it may explain why.
+    """Hold back MediaPipe's native chatter on stderr (dozens of lines on start-up, an alignment warning at some
+    frame). Whatever else reached stderr meanwhile (errors, other threads' output) is replayed afterwards; if the
+    block fails, everything is replayed, since it may explain why.
 
     It costs a few system calls (about 10 microseconds), little enough to wrap every detection.
     """
@@ -47,18 +54,25 @@ def _native_logs_held_back() -> Iterator[None]:
     sys.stderr.flush()
     saved = os.dup(2)
     os.dup2(fd, 2)
+    failed = False
     try:
         yield
     except BaseException:
-        os.dup2(saved, 2)
-        os.lseek(fd, 0, os.SEEK_SET)
-        sys.stderr.write(os.read(fd, 1 << 20).decode(errors="replace"))
+        failed = True
         raise
     finally:
         os.dup2(saved, 2)
         os.close(saved)
-        os.ftruncate(fd, 0)
-        os.lseek(fd, 0, os.SEEK_SET)
+        size = os.lseek(fd, 0, os.SEEK_CUR)
+        if size:
+            os.lseek(fd, 0, os.SEEK_SET)
+            lines = os.read(fd, size).decode(errors="replace").splitlines(keepends=True)
+            kept = lines if failed else [line for line in lines if not _NATIVE_NOISE.match(line)]
+            if kept:
+                sys.stderr.write("".join(kept))
+                sys.stderr.flush()
+            os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
 
 
 @lru_cache(maxsize=1)

@@ -1,8 +1,10 @@
+import os
+
 import cv2
 import numpy as np
 import pytest
 
-from realtime.detector import WEIGHTS, DetectorError, FaceDetector
+from realtime.detector import WEIGHTS, DetectorError, FaceDetector, _native_logs_held_back
 
 # What MediaPipe's short-range model finds at confidence 0.5 (../shared/media/SOURCE.md).
 SHORT_RANGE_COUNTS = {"angry.jpg": 1, "disgusted.jpg": 1, "fearful.jpg": 1, "happy.jpg": 2, "neutral.jpg": 1,
@@ -69,3 +71,17 @@ def test_missing_corrupt_and_foreign_models_fail_clearly(tmp_path):
         FaceDetector(corrupt)
     with pytest.raises(DetectorError, match="not a usable"):
         FaceDetector(WEIGHTS / "LICENSE-mediapipe-face-detection.txt")  # a file that is no model
+
+
+def test_native_chatter_is_held_back_but_other_stderr_output_is_kept(capfd):
+    with _native_logs_held_back():
+        os.write(2, b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n"
+                    b"W0000 00:00:1795926809.374594   22677 inference_runner_litert.cc:1433] Input tensor ...\n"
+                    b"a message from another thread\n")
+    err = capfd.readouterr().err
+    assert err == "a message from another thread\n"
+    with pytest.raises(RuntimeError):
+        with _native_logs_held_back():
+            os.write(2, b"INFO: context for the failure\n")
+            raise RuntimeError("detector failed")
+    assert "INFO: context for the failure" in capfd.readouterr().err
