@@ -17,8 +17,9 @@ setup: $(VENV)/.installed
 run: setup
 	$(PY) -m realtime.webcam --source $(SOURCE)
 
-train: setup
+train: setup  # the shipped default model: two one-cycle stages, the second from the first's best.pt
 	$(PY) -m training.run --config training/configs/default.yaml
+	$(PY) -m training.run --config training/configs/default_continue.yaml
 
 test: setup
 	$(PY) -m pytest -q tests
