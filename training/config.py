@@ -69,7 +69,9 @@ class ConfigError(ValueError):
     pass
 
 
-def _merge(base: dict, override: dict, prefix: str = "") -> dict:
+def _merge(base: dict, override: dict, prefix: str = "", update_free_form: bool = False) -> dict:
+    """``override`` onto ``base``, validated. A free-form mapping (model.args) is replaced, or with
+    ``update_free_form`` updated, so ``model.args.x=1`` keeps the other arguments."""
     out = copy.deepcopy(base)
     for key, value in override.items():
         name = f"{prefix}{key}"
@@ -79,9 +81,10 @@ def _merge(base: dict, override: dict, prefix: str = "") -> dict:
         if isinstance(base[key], dict) and name not in FREE_FORM:
             if not isinstance(value, dict):
                 raise ConfigError(f"config key {name!r} must be a mapping, got {value!r}")
-            out[key] = _merge(base[key], value, f"{name}.")
+            out[key] = _merge(base[key], value, f"{name}.", update_free_form)
         else:
-            out[key] = _check_value(name, base[key], value)
+            value = _check_value(name, base[key], value)
+            out[key] = _deep_update(base[key], value) if update_free_form and name in FREE_FORM else value
     return out
 
 
@@ -125,22 +128,6 @@ def _deep_update(base: dict, new: dict) -> dict:
     return out
 
 
-def _keep_free_form_siblings(cfg: dict, text: str, override: dict) -> dict:
-    """``model.args.x=1`` sets one argument and keeps the others; ``model.args={...}`` replaces them all."""
-    key = text.split("=", 1)[0].strip()
-    for free in FREE_FORM:
-        if key.startswith(free + "."):
-            parts = free.split(".")
-            current, new = cfg, override
-            for part in parts:
-                current, new = current[part], new[part]
-            holder = override
-            for part in parts[:-1]:
-                holder = holder[part]
-            holder[parts[-1]] = _deep_update(current, new)
-    return override
-
-
 def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> dict:
     """Defaults <- YAML file <- overrides, validated. Raises ConfigError naming the offending key."""
     cfg = copy.deepcopy(DEFAULTS)
@@ -153,7 +140,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> di
             raise ConfigError(f"{path}: a config must be a YAML mapping")
         cfg = _merge(cfg, data)
     for text in overrides:
-        cfg = _merge(cfg, _keep_free_form_siblings(cfg, text, parse_override(text)))
+        key = text.split("=", 1)[0].strip()
+        below_free_form = any(key.startswith(f"{name}.") for name in FREE_FORM)
+        cfg = _merge(cfg, parse_override(text), update_free_form=below_free_form)
     _check_consistency(cfg)
     return cfg
 
