@@ -2,7 +2,7 @@ import numpy as np
 import torch
 
 from models.preprocessing import Preprocessing
-from training.augment import BatchAugment
+from training.augment import BatchAugment, mixup
 from training.config import DEFAULTS
 
 OFF = {"hflip": 0.0, "brightness": 0.0, "contrast": 0.0, "rotation": 0.0, "crop_padding": 0, "erasing_p": 0.0,
@@ -60,3 +60,15 @@ def test_seed_recipe_is_random_per_image_and_reproducible():
     distinct = {tuple(np.round(v.flatten()[:200].numpy(), 3)) for v in a}
     assert len(distinct) == 16
     assert a.min() >= -1 and a.max() <= 1
+
+
+def test_mixup_blends_each_image_with_a_partner_by_one_lambda():
+    x = torch.randn(32, 1, 48, 48)
+    mixed, partner, lam = mixup(x, 0.4, torch.Generator().manual_seed(5))
+    assert sorted(partner.tolist()) == list(range(32))  # a permutation of the batch
+    assert 0.0 < lam < 1.0
+    torch.testing.assert_close(mixed, lam * x + (1 - lam) * x[partner])
+    again, partner2, lam2 = mixup(x, 0.4, torch.Generator().manual_seed(5))
+    assert lam2 == lam and torch.equal(partner2, partner) and torch.equal(again, mixed)
+    lams = [mixup(x, 0.2, torch.Generator().manual_seed(s))[2] for s in range(200)]
+    assert np.mean([min(v, 1 - v) < 0.1 for v in lams]) > 0.5  # Beta(0.2, 0.2) mostly stays near 0 or 1

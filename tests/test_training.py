@@ -51,9 +51,10 @@ def test_tiny_training_on_real_fer2013_loss_falls(shared_fer, tmp_path):
     assert list((tmp_path / "tensorboard").iterdir())
 
 
-@pytest.mark.parametrize("sched", ["step", "plateau"])
-def test_resume_after_a_finished_epoch_gives_the_same_weights(tiny_fer_csv, tmp_path, sched):
-    extra = ("data.train_split=train", f"sched.name={sched}", "sched.step_size=1", "sched.patience=0")
+@pytest.mark.parametrize("sched, mixup_alpha", [("step", 0.0), ("plateau", 0.3)])
+def test_resume_after_a_finished_epoch_gives_the_same_weights(tiny_fer_csv, tmp_path, sched, mixup_alpha):
+    extra = ("data.train_split=train", f"sched.name={sched}", "sched.step_size=1", "sched.patience=0",
+             f"augment.mixup_alpha={mixup_alpha}")
     Trainer(tiny_cfg(tiny_fer_csv, tmp_path / "straight", "train.epochs=3", *extra)).fit()
     Trainer(tiny_cfg(tiny_fer_csv, tmp_path / "split", "train.epochs=1", *extra)).fit()
     Trainer(tiny_cfg(tiny_fer_csv, tmp_path / "split", "train.epochs=3", *extra), resume=True).fit()

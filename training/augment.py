@@ -3,12 +3,13 @@
 Works on a whole uint8 batch at once (a few ms per batch, far below the model step) while every image
 draws its own flip, jitter, rotation, shift and erasing, as torchvision's per-sample transforms would.
 The random crop "48 with padding 4" is an integer shift of up to 4 pixels with zero fill, so it is done in
-the same resampling as the rotation.
+the same resampling as the rotation. Mixup, which also mixes labels, is a separate step the trainer applies.
 """
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torchvision.transforms.v2.functional import equalize
@@ -92,3 +93,16 @@ class BatchAugment:
         mask = ((rows >= top.view(n, 1, 1)) & (rows < (top + eh).view(n, 1, 1))
                 & (cols >= left.view(n, 1, 1)) & (cols < (left + ew).view(n, 1, 1)) & apply.view(n, 1, 1))
         return x.masked_fill(mask.unsqueeze(1), 0.0)
+
+
+def mixup(x: torch.Tensor, alpha: float, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """Mixup (Zhang et al. 2018): each image blended with another of the batch by one lambda ~ Beta(alpha,
+    alpha). Returns the mixed batch, the partner of each image and lambda; the loss is then
+    lam * loss(y) + (1 - lam) * loss(y[partner]).
+
+    Lambda is drawn through ``gen`` (numpy's Beta seeded from it), so a resumed run mixes the same way.
+    """
+    seed = int(torch.randint(2**62, (1,), generator=gen, device=gen.device))
+    lam = float(np.random.default_rng(seed).beta(alpha, alpha))
+    partner = torch.randperm(len(x), generator=gen, device=gen.device).to(x.device)
+    return lam * x + (1 - lam) * x[partner], partner, lam

@@ -33,6 +33,7 @@ DEFAULTS: dict[str, Any] = {
         "erasing_scale": [0.02, 0.2],
         "erasing_ratio": [0.3, 3.3],
         "equalize_p": 0.0,
+        "mixup_alpha": 0.0,  # > 0: mixup with lambda ~ Beta(alpha, alpha) on every batch; 0 = off
     },
     "loss": {"name": "focal", "gamma": 2.0, "label_smoothing": 0.0, "class_weights": None},
     "optim": {"name": "adam", "lr": 1e-3, "weight_decay": 0.0, "momentum": 0.9, "backbone_lr": None},
@@ -157,5 +158,8 @@ def _check_consistency(cfg: dict) -> None:
     cw = cfg["loss"]["class_weights"]
     if cw is not None and cw != "balanced" and not (isinstance(cw, list) and len(cw) == 7):
         raise ConfigError("config key 'loss.class_weights' must be null, 'balanced' or a list of 7 numbers")
+    if cfg["augment"]["mixup_alpha"] < 0:
+        raise ConfigError(f"config key 'augment.mixup_alpha' must be 0 (off) or positive, "
+                          f"got {cfg['augment']['mixup_alpha']}")
     if cfg["data"]["limit"] is not None and cfg["data"]["limit"] < 1:
         raise ConfigError("config key 'data.limit' must be null or at least 1")

@@ -29,7 +29,7 @@ from tqdm import tqdm
 from models import EMOTIONS, build_model
 from models.atomic import atomic_path
 from models.checkpoint import CheckpointError, atomic_save, make_checkpoint, read_checkpoint
-from training.augment import BatchAugment
+from training.augment import BatchAugment, mixup
 from training.data import load_split, stratified_subset
 from training.evaluate import predict
 from training.losses import build_loss
@@ -360,6 +360,10 @@ class Trainer:
         faces = self.train_images[idx].to(self.device, non_blocking=True)
         y = self.train_targets[idx].to(self.device, non_blocking=True)
         x = self.augment(faces, self.gen)
+        alpha = self.cfg["augment"]["mixup_alpha"]
+        partner, lam = None, 1.0
+        if alpha > 0:
+            x, partner, lam = mixup(x, alpha, self.gen)
         if self.cuda and self.cfg["train"]["channels_last"]:
             x = x.contiguous(memory_format=torch.channels_last)
         if self.writer is not None and self.epoch == 0 and self.step == 0:
@@ -367,6 +371,8 @@ class Trainer:
         with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
             logits = self.net(x)
             loss = self.loss_fn(logits, y)
+            if partner is not None:
+                loss = lam * loss + (1 - lam) * self.loss_fn(logits, y[partner])
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
@@ -376,6 +382,8 @@ class Trainer:
         if not math.isfinite(loss.item()):
             raise FloatingPointError(f"loss is {loss.item()} at epoch {self.epoch + 1}, batch {self.step}; "
                                      "lower optim.lr")
+        if partner is not None and lam < 0.5:  # a mixed image counts as its dominant image's class
+            y = y[partner]
         return loss.item(), int((logits.argmax(1) == y).sum())
 
     def _end_epoch(self) -> bool:
