@@ -54,7 +54,8 @@ DEFAULTS: dict[str, Any] = {
         "channels_last": True,  # CUDA only
         "threads": 0,  # torch CPU threads; 0 = torch's default
     },
-    "output": {"dir": "runs/default", "tensorboard": True},
+    # keep_epochs: also save every epoch's weights as epoch_NNN.pt, for weight averaging (training.average)
+    "output": {"dir": "runs/default", "tensorboard": True, "keep_epochs": False},
 }
 
 CHOICES = {

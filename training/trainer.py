@@ -420,8 +420,12 @@ class Trainer:
         self._log_tensorboard(metrics, lrs, report)
         self.epoch, self.step = self.epoch + 1, 0
         if self.dist.main:
-            if improved:
-                atomic_save(self._checkpoint(metrics, with_training_state=False), self.out / "best.pt")
+            if improved or self.cfg["output"]["keep_epochs"]:
+                weights = self._checkpoint(metrics, with_training_state=False)
+                if improved:
+                    atomic_save(weights, self.out / "best.pt")
+                if self.cfg["output"]["keep_epochs"]:
+                    atomic_save(weights, self.out / f"epoch_{metrics['epoch']:03d}.pt")
             self._save_last()
         patience = self.cfg["train"]["early_stopping"]
         if patience and self.bad_epochs >= patience:

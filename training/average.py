@@ -1,0 +1,106 @@
+"""Stochastic weight averaging (SWA) after the fact: average the weights of several epochs of one run,
+recompute the BatchNorm statistics for the averaged weights, and score the result on val.
+
+Averaging the epochs of a constant-learning-rate run lands nearer the middle of the flat region the
+weights wander in than any single epoch does. BatchNorm running statistics are not linear in the
+weights, so they are measured anew with one pass over the (unaugmented) training images.
+
+    python -m training.run --config training/configs/default_stage5.yaml      # keeps epoch_NNN.pt
+    python -m training.average runs/default_stage5/epoch_*.pt --out runs/default_stage5/swa.pt
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+import torch.nn as nn
+from torch.optim.swa_utils import update_bn
+from tqdm import tqdm
+
+from models.checkpoint import CheckpointError, atomic_save, make_checkpoint, model_from_checkpoint, read_checkpoint
+from models.preprocessing import Preprocessing, normalize
+from training.data import DataError, load_split
+from training.evaluate import predict
+from training.metrics import classification_report
+
+SAME = ("arch", "arch_args", "classes", "preprocessing")  # what every averaged checkpoint must share
+
+
+def average_checkpoints(paths: list[str | Path]) -> dict:
+    """One checkpoint whose weights are the mean of ``paths``' (integer buffers from the last one).
+    Its BatchNorm statistics are averaged too, which is only a starting point: see recompute_batchnorm."""
+    if len(paths) < 2:
+        raise CheckpointError(f"averaging needs at least two checkpoints, got {len(paths)}")
+    ckpts = [read_checkpoint(p) for p in paths]
+    first = ckpts[0]
+    for path, ckpt in zip(paths[1:], ckpts[1:]):
+        for key in SAME:
+            if ckpt[key] != first[key]:
+                raise CheckpointError(f"{path} differs from {paths[0]} in {key}: {ckpt[key]} vs {first[key]}")
+    averaged = {}
+    for name, last in ckpts[-1]["model"].items():
+        if last.is_floating_point():
+            averaged[name] = torch.stack([c["model"][name].double() for c in ckpts]).mean(0).to(last.dtype)
+        else:
+            averaged[name] = last.clone()
+    out = dict(ckpts[-1])
+    out["model"] = averaged
+    out.pop("training", None)
+    return out
+
+
+def _batches(images: np.ndarray, prep: Preprocessing, batch_size: int, device: str) -> Iterator[torch.Tensor]:
+    faces = torch.as_tensor(images)
+    for start in tqdm(range(0, len(faces), batch_size), desc="batchnorm", unit="batch"):
+        yield normalize(faces[start:start + batch_size], prep).to(device)
+
+
+@torch.no_grad()
+def recompute_batchnorm(model: nn.Module, images: np.ndarray, batch_size: int = 256, device: str = "cpu") -> None:
+    """Replace the BatchNorm running statistics with their exact average over ``images`` (uint8 faces)."""
+    update_bn(_batches(images, model.preprocessing, batch_size, device), model, device=torch.device(device))
+    model.eval()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("checkpoints", nargs="+", help="two or more checkpoints of one model (epoch_NNN.pt)")
+    ap.add_argument("--out", required=True, help="where to write the averaged checkpoint")
+    ap.add_argument("--data", default="../shared/data/fer2013",
+                    help="FER-2013 folder, fer2013.csv or icml_face_data.csv")
+    ap.add_argument("--train-split", default="train", help="images for the BatchNorm statistics")
+    ap.add_argument("--val-split", default="val", help="images the averaged model is scored on")
+    ap.add_argument("--cache-dir", default="~/.cache/fer-emotion", help="decoded-data cache; 'none' to disable")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--batch-size", type=int, default=256)
+    args = ap.parse_args(argv)
+    cache = None if args.cache_dir == "none" else args.cache_dir
+    try:
+        ckpt = average_checkpoints(args.checkpoints)
+        train_x, _ = load_split(args.data, args.train_split, cache)
+        val_x, val_y = load_split(args.data, args.val_split, cache)
+    except (CheckpointError, DataError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    model = model_from_checkpoint(ckpt).to(args.device)
+    recompute_batchnorm(model, train_x, args.batch_size, args.device)
+    probs = predict(model, val_x, model.preprocessing, args.batch_size, args.device)
+    report = classification_report(val_y, probs.argmax(1), ckpt["classes"])
+    metrics = {"val_acc": report["accuracy"], "val_macro_f1": report["macro_f1"],
+               "averaged_from": [Path(p).name for p in args.checkpoints]}
+    for path in args.checkpoints:
+        single = read_checkpoint(path).get("metrics", {}).get("val_acc")
+        print(f"  {Path(path).name}: val acc {single:.4f}" if single is not None else f"  {Path(path).name}")
+    print(f"average of {len(args.checkpoints)}: val acc {report['accuracy']:.4f}, macro-F1 {report['macro_f1']:.4f}")
+    atomic_save(make_checkpoint(model, ckpt["arch"], ckpt["arch_args"], ckpt["classes"], config=ckpt["config"],
+                                epoch=ckpt["epoch"], metrics=metrics), args.out)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
