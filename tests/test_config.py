@@ -48,6 +48,7 @@ def test_a_model_argument_override_keeps_the_other_arguments():
     ("train=5", r"'train' must be a mapping"),
     ("train.amp=yes please", r"'train.amp' expects bool"),
     ("augment.mixup_alpha=-0.2", r"'augment.mixup_alpha' must be 0 \(off\) or positive"),
+    ("loss.teacher_weight=1.5", r"'loss.teacher_weight' must be in \[0, 1\]"),
 ])
 def test_bad_config_fails_naming_the_key(override, message):
     with pytest.raises(ConfigError, match=message):

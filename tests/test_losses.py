@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from training.losses import FocalLoss, balanced_class_weights, build_loss
+from training.losses import FocalLoss, balanced_class_weights, build_loss, soft_cross_entropy
 
 
 @pytest.fixture
@@ -57,3 +57,13 @@ def test_build_loss_from_config():
     assert loss.gamma == 1.5 and torch.allclose(loss.weight, torch.ones(7))
     with pytest.raises(ValueError):
         FocalLoss(reduction="avg")
+
+
+def test_soft_cross_entropy_matches_torch_on_distributions_and_one_hot():
+    torch.manual_seed(0)
+    logits = torch.randn(8, 7)
+    probs = torch.softmax(torch.randn(8, 7), dim=1)
+    torch.testing.assert_close(soft_cross_entropy(logits, probs), F.cross_entropy(logits, probs))
+    labels = torch.arange(8) % 7
+    torch.testing.assert_close(soft_cross_entropy(logits, F.one_hot(labels, 7).float()),
+                               F.cross_entropy(logits, labels))

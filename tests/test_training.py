@@ -123,3 +123,23 @@ def test_ddp_with_two_cpu_processes(tiny_fer_csv, tmp_path):
     assert ckpt["epoch"] == 2
     # 192 images over 2 ranks at batch 32: 3 steps each, so 192 images seen per epoch in all.
     assert ckpt["training"]["step"] == 0 and len(ckpt["training"]["history"]) == 2
+
+
+def test_teacher_targets_are_its_tta_predictions_blended_into_the_loss(tiny_fer_csv, tiny_checkpoint, tmp_path):
+    from models.checkpoint import load_model
+    from training.evaluate import predict
+    from training.losses import soft_cross_entropy
+
+    trainer = Trainer(tiny_cfg(tiny_fer_csv, tmp_path, "train.epochs=1", f"loss.teacher={tiny_checkpoint}",
+                               "loss.teacher_weight=0.25", "loss.teacher_tta=tencrop", "augment.mixup_alpha=0.2"))
+    teacher, _ = load_model(tiny_checkpoint)
+    expected = predict(teacher, trainer.train_images, teacher.preprocessing, tta="tencrop")
+    torch.testing.assert_close(trainer.teacher_probs, torch.from_numpy(expected))
+    idx = torch.tensor([3, 1, 4])
+    logits, y = torch.randn(3, 7), trainer.train_targets[idx]
+    blend = 0.75 * trainer.loss_fn(logits, y) + 0.25 * soft_cross_entropy(logits, trainer.teacher_probs[idx])
+    torch.testing.assert_close(trainer._objective(logits, idx, y), blend)
+    trainer.fit()  # with mixup, which scores each image's partner against the partner's teacher targets
+    assert "teacher agrees with the training labels" in (tmp_path / "train.log").read_text()
+    with pytest.raises(CheckpointError, match="not found"):
+        Trainer(tiny_cfg(tiny_fer_csv, tmp_path / "b", f"loss.teacher={tmp_path / 'missing.pt'}"))

@@ -35,7 +35,10 @@ DEFAULTS: dict[str, Any] = {
         "equalize_p": 0.0,
         "mixup_alpha": 0.0,  # > 0: mixup with lambda ~ Beta(alpha, alpha) on every batch; 0 = off
     },
-    "loss": {"name": "focal", "gamma": 2.0, "label_smoothing": 0.0, "class_weights": None},
+    # teacher: a checkpoint whose predictions on the training images (with test-time augmentation
+    # teacher_tta) become soft targets (distillation), weighted teacher_weight against the labels.
+    "loss": {"name": "focal", "gamma": 2.0, "label_smoothing": 0.0, "class_weights": None,
+             "teacher": None, "teacher_weight": 0.5, "teacher_tta": "flip"},
     "optim": {"name": "adam", "lr": 1e-3, "weight_decay": 0.0, "momentum": 0.9, "backbone_lr": None},
     "sched": {
         "name": "none",  # none | step | plateau | cosine | onecycle
@@ -63,6 +66,7 @@ CHOICES = {
     "optim.name": ("adam", "adamw", "sgd"),
     "sched.name": ("none", "step", "plateau", "cosine", "onecycle"),
     "train.device": ("auto", "cpu", "cuda"),
+    "loss.teacher_tta": ("none", "flip", "tencrop"),
 }
 FREE_FORM = {"model.args"}  # checked when the model is built
 
@@ -162,5 +166,7 @@ def _check_consistency(cfg: dict) -> None:
     if cfg["augment"]["mixup_alpha"] < 0:
         raise ConfigError(f"config key 'augment.mixup_alpha' must be 0 (off) or positive, "
                           f"got {cfg['augment']['mixup_alpha']}")
+    if not 0.0 <= cfg["loss"]["teacher_weight"] <= 1.0:
+        raise ConfigError(f"config key 'loss.teacher_weight' must be in [0, 1], got {cfg['loss']['teacher_weight']}")
     if cfg["data"]["limit"] is not None and cfg["data"]["limit"] < 1:
         raise ConfigError("config key 'data.limit' must be null or at least 1")

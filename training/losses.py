@@ -1,4 +1,5 @@
-"""Focal loss with label smoothing and class weights; the loss factory used by the trainer."""
+"""Focal loss with label smoothing and class weights, soft-target cross-entropy for distillation; the loss
+factory used by the trainer."""
 from __future__ import annotations
 
 import numpy as np
@@ -42,6 +43,11 @@ class FocalLoss(nn.Module):
             return loss.sum()
         denom = self.weight[target].sum() if self.weight is not None else loss.new_tensor(len(target))
         return loss.sum() / denom
+
+
+def soft_cross_entropy(logits: torch.Tensor, target_probs: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch of -sum_c q_c log p_c for target distributions q (e.g. a teacher's)."""
+    return -(target_probs * F.log_softmax(logits.float(), dim=1)).sum(dim=1).mean()
 
 
 def balanced_class_weights(labels: np.ndarray, num_classes: int) -> torch.Tensor:

@@ -28,11 +28,11 @@ from tqdm import tqdm
 
 from models import EMOTIONS, build_model
 from models.atomic import atomic_path
-from models.checkpoint import CheckpointError, atomic_save, make_checkpoint, read_checkpoint
+from models.checkpoint import CheckpointError, atomic_save, load_model, make_checkpoint, read_checkpoint
 from training.augment import BatchAugment, mixup
 from training.data import load_split, stratified_subset
 from training.evaluate import predict
-from training.losses import build_loss
+from training.losses import build_loss, soft_cross_entropy
 from training.metrics import classification_report, confusion_figure
 
 log = logging.getLogger("training")
@@ -175,6 +175,7 @@ class Trainer:
         self.optimizer = build_optimizer(cfg, self.model)
         self.scheduler, self.per_batch_sched = build_scheduler(cfg, self.optimizer, self.steps_per_epoch)
         self.loss_fn = build_loss(cfg["loss"], self.train_labels, len(EMOTIONS)).to(self.device)
+        self.teacher_probs = self._teacher_targets(cfg["loss"]["teacher"]) if cfg["loss"]["teacher"] else None
         self.augment = BatchAugment(cfg["augment"], self.prep)
         self.amp_dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if (
             self.cuda and t["amp"]) else None
@@ -232,6 +233,30 @@ class Trainer:
         self.train_labels = train_y
         self.train_targets = torch.from_numpy(train_y)
         self.val_images, self.val_labels = val_x, val_y
+
+    def _teacher_targets(self, path: str) -> torch.Tensor:
+        """The teacher's class probabilities for every training image, averaged over its test-time views
+        (loss.teacher_tta), computed once: at half width on 2 cores about 80 s per view."""
+        teacher, ckpt = load_model(path)
+        if ckpt["classes"] != list(EMOTIONS):
+            raise CheckpointError(f"loss.teacher={path} predicts {ckpt['classes']}, training uses {list(EMOTIONS)}")
+        if teacher.preprocessing.size != self.prep.size:
+            raise CheckpointError(f"loss.teacher={path} takes {teacher.preprocessing.size}-pixel faces, the model "
+                                  f"{self.prep.size}")
+        tta = self.cfg["loss"]["teacher_tta"]
+        log.info(f"teacher {path}: targets ({tta} TTA) for {len(self.train_labels)} training images")
+        probs = predict(teacher.to(self.device), self.train_images, teacher.preprocessing,
+                        self.cfg["train"]["eval_batch_size"], self.device, tta=tta, progress=self.dist.main)
+        log.info(f"teacher agrees with the training labels on {(probs.argmax(1) == self.train_labels).mean():.1%}")
+        return torch.from_numpy(probs)
+
+    def _objective(self, logits: torch.Tensor, idx: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The training loss against labels ``y`` of images ``idx``, blended with the teacher's targets."""
+        loss = self.loss_fn(logits, y)
+        if self.teacher_probs is None:
+            return loss
+        w = self.cfg["loss"]["teacher_weight"]
+        return (1 - w) * loss + w * soft_cross_entropy(logits, self.teacher_probs[idx].to(self.device))
 
     def _epoch_seed(self, epoch: int) -> int:
         return (self.cfg["seed"] * 1_000_003 + epoch * 1_009 + self.dist.rank) % (2**63)
@@ -370,9 +395,9 @@ class Trainer:
             self.writer.add_images("train/augmented_batch", (x[:64] * self.prep.std + self.prep.mean).clamp(0, 1))
         with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
             logits = self.net(x)
-            loss = self.loss_fn(logits, y)
+            loss = self._objective(logits, idx, y)
             if partner is not None:
-                loss = lam * loss + (1 - lam) * self.loss_fn(logits, y[partner])
+                loss = lam * loss + (1 - lam) * self._objective(logits, idx[partner.cpu()], y[partner])
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
