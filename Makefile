@@ -17,11 +17,12 @@ setup: $(VENV)/.installed
 run: setup
 	$(PY) -m realtime.webcam --source $(SOURCE)
 
-train: setup  # the shipped default model: four one-cycle stages, each from the previous one's best.pt
+train: setup  # the shipped default model: five stages, each from the previous one's best.pt
 	$(PY) -m training.run --config training/configs/default.yaml
 	$(PY) -m training.run --config training/configs/default_continue.yaml
 	$(PY) -m training.run --config training/configs/default_stage3.yaml
 	$(PY) -m training.run --config training/configs/default_stage4.yaml
+	$(PY) -m training.run --config training/configs/default_stage5.yaml
 
 test: setup
 	$(PY) -m pytest -q tests

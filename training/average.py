@@ -5,7 +5,7 @@ Averaging the epochs of a constant-learning-rate run lands nearer the middle of 
 weights wander in than any single epoch does. BatchNorm running statistics are not linear in the
 weights, so they are measured anew with one pass over the (unaugmented) training images.
 
-    python -m training.run --config training/configs/default_stage5.yaml      # keeps epoch_NNN.pt
+    python -m training.run --config training/configs/default_stage5.yaml   # keeps epoch_NNN.pt
     python -m training.average runs/default_stage5/epoch_*.pt --out runs/default_stage5/swa.pt
 """
 from __future__ import annotations
