@@ -143,3 +143,17 @@ def test_teacher_targets_are_its_tta_predictions_blended_into_the_loss(tiny_fer_
     assert "teacher agrees with the training labels" in (tmp_path / "train.log").read_text()
     with pytest.raises(CheckpointError, match="not found"):
         Trainer(tiny_cfg(tiny_fer_csv, tmp_path / "b", f"loss.teacher={tmp_path / 'missing.pt'}"))
+
+
+def test_a_mixed_image_counts_as_its_dominant_images_class(tiny_fer_csv, tmp_path, monkeypatch):
+    import training.trainer as trainer_module
+
+    trainer = Trainer(tiny_cfg(tiny_fer_csv, tmp_path, "train.epochs=1", "augment.mixup_alpha=0.2"))
+    idx = torch.arange(8)
+    y = trainer.train_targets[idx]  # 0, 1, ..., 6, 0
+    partner = torch.roll(idx, 1)  # partners' labels 0, 0, 1, ..., 6: equal to y only for the first image
+    # a "model" that answers every image's own label
+    monkeypatch.setattr(trainer.net, "forward", lambda x: torch.nn.functional.one_hot(y, 7).float().requires_grad_())
+    for lam, correct in ((0.7, 8), (0.3, 1)):
+        monkeypatch.setattr(trainer_module, "mixup", lambda x, alpha, gen, lam=lam: (x, partner, lam))
+        assert trainer._train_step(idx)[1] == correct
