@@ -24,8 +24,9 @@ def _checkpoint(tmp_path, name, seed, **args):
 
 def test_average_is_the_mean_of_the_weights(tmp_path):
     paths = [_checkpoint(tmp_path, f"e{i}.pt", seed=i) for i in range(3)]
-    ckpts = [read_checkpoint(p)["model"] for p in paths]
-    avg = average_checkpoints(paths)
+    inputs = [read_checkpoint(p) for p in paths]
+    ckpts = [c["model"] for c in inputs]
+    avg = average_checkpoints(inputs, paths)
     name = next(k for k, v in avg["model"].items() if v.is_floating_point() and v.dim() == 4)
     torch.testing.assert_close(avg["model"][name], sum(c[name] for c in ckpts) / 3)
     assert not torch.equal(avg["model"][name], ckpts[-1][name])
@@ -36,9 +37,9 @@ def test_average_refuses_different_models_and_a_single_checkpoint(tmp_path):
     a = _checkpoint(tmp_path, "a.pt", seed=0)
     b = _checkpoint(tmp_path, "b.pt", seed=1, fc_dropout=0.1)
     with pytest.raises(CheckpointError, match="arch_args"):
-        average_checkpoints([a, b])
+        average_checkpoints([read_checkpoint(a), read_checkpoint(b)], [a, b])
     with pytest.raises(CheckpointError, match="at least two"):
-        average_checkpoints([a])
+        average_checkpoints([read_checkpoint(a)], [a])
 
 
 def test_recompute_batchnorm_measures_the_first_layer_statistics():

@@ -30,17 +30,17 @@ from training.metrics import classification_report
 SAME = ("arch", "arch_args", "classes", "preprocessing")  # what every averaged checkpoint must share
 
 
-def average_checkpoints(paths: list[str | Path]) -> dict:
-    """One checkpoint whose weights are the mean of ``paths``' (integer buffers from the last one).
-    Its BatchNorm statistics are averaged too, which is only a starting point: see recompute_batchnorm."""
-    if len(paths) < 2:
-        raise CheckpointError(f"averaging needs at least two checkpoints, got {len(paths)}")
-    ckpts = [read_checkpoint(p) for p in paths]
+def average_checkpoints(ckpts: list[dict], names: list[str | Path]) -> dict:
+    """One checkpoint whose weights are the mean of ``ckpts``' (integer buffers from the last one); ``names``
+    (their files) are for the errors. Its BatchNorm statistics are averaged too, which is only a starting
+    point: see recompute_batchnorm."""
+    if len(ckpts) < 2:
+        raise CheckpointError(f"averaging needs at least two checkpoints, got {len(ckpts)}")
     first = ckpts[0]
-    for path, ckpt in zip(paths[1:], ckpts[1:]):
+    for name, ckpt in zip(names[1:], ckpts[1:]):
         for key in SAME:
             if ckpt[key] != first[key]:
-                raise CheckpointError(f"{path} differs from {paths[0]} in {key}: {ckpt[key]} vs {first[key]}")
+                raise CheckpointError(f"{name} differs from {names[0]} in {key}: {ckpt[key]} vs {first[key]}")
     averaged = {}
     for name, last in ckpts[-1]["model"].items():
         if last.is_floating_point():
@@ -80,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     cache = None if args.cache_dir == "none" else args.cache_dir
     try:
-        ckpt = average_checkpoints(args.checkpoints)
+        inputs = [read_checkpoint(p) for p in args.checkpoints]
+        ckpt = average_checkpoints(inputs, args.checkpoints)
         train_x, _ = load_split(args.data, args.train_split, cache)
         val_x, val_y = load_split(args.data, args.val_split, cache)
     except (CheckpointError, DataError) as exc:
@@ -92,8 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     report = classification_report(val_y, probs.argmax(1), ckpt["classes"])
     metrics = {"val_acc": report["accuracy"], "val_macro_f1": report["macro_f1"],
                "averaged_from": [Path(p).name for p in args.checkpoints]}
-    for path in args.checkpoints:
-        single = read_checkpoint(path).get("metrics", {}).get("val_acc")
+    for path, single_ckpt in zip(args.checkpoints, inputs):
+        single = single_ckpt.get("metrics", {}).get("val_acc")
         print(f"  {Path(path).name}: val acc {single:.4f}" if single is not None else f"  {Path(path).name}")
     print(f"average of {len(args.checkpoints)}: val acc {report['accuracy']:.4f}, macro-F1 {report['macro_f1']:.4f}")
     atomic_save(make_checkpoint(model, ckpt["arch"], ckpt["arch_args"], ckpt["classes"], config=ckpt["config"],

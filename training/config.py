@@ -11,6 +11,8 @@ from typing import Any
 
 import yaml
 
+from training.evaluate import TTA_MODES
+
 DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "data": {
@@ -66,7 +68,7 @@ CHOICES = {
     "optim.name": ("adam", "adamw", "sgd"),
     "sched.name": ("none", "step", "plateau", "cosine", "onecycle"),
     "train.device": ("auto", "cpu", "cuda"),
-    "loss.teacher_tta": ("none", "flip", "tencrop"),
+    "loss.teacher_tta": TTA_MODES,
 }
 FREE_FORM = {"model.args"}  # checked when the model is built
 
