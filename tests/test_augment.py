@@ -6,7 +6,8 @@ from training.augment import BatchAugment, mixup
 from training.config import DEFAULTS
 
 OFF = {"hflip": 0.0, "brightness": 0.0, "contrast": 0.0, "rotation": 0.0, "crop_padding": 0, "erasing_p": 0.0,
-       "erasing_scale": [0.02, 0.2], "erasing_ratio": [0.3, 3.3], "equalize_p": 0.0}
+       "erasing_scale": [0.02, 0.2], "erasing_ratio": [0.3, 3.3], "equalize_p": 0.0, "zoom": 0.0,
+       "camera_p": 0.0}
 PREP = Preprocessing()
 
 

@@ -1,7 +1,8 @@
 """Batched training augmentation with per-image randomness.
 
 Works on a whole uint8 batch at once (a few ms per batch, far below the model step) while every image
-draws its own flip, jitter, rotation, shift and erasing, as torchvision's per-sample transforms would.
+draws its own camera effects (training.camera), flip, jitter, rotation, zoom, shift and erasing, as
+torchvision's per-sample transforms would.
 The random crop "48 with padding 4" is an integer shift of up to 4 pixels with zero fill, so it is done in
 the same resampling as the rotation. Mixup, which also mixes labels, is a separate step the trainer applies.
 """
@@ -15,6 +16,7 @@ import torch.nn.functional as F
 from torchvision.transforms.v2.functional import equalize
 
 from models.preprocessing import Preprocessing
+from training.camera import camera_augment
 
 
 def _uniform(n: int, low: float, high: float, gen: torch.Generator, device: torch.device) -> torch.Tensor:
@@ -31,6 +33,10 @@ class BatchAugment:
     def __call__(self, faces: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         c, dev = self.cfg, faces.device
         n, h, w = faces.shape
+        if c["camera_p"] > 0:  # per-image numpy work on the uint8 faces, seeded from ``gen`` for exact resume
+            seed = int(torch.randint(2**62, (1,), generator=gen, device=gen.device))
+            faces = torch.from_numpy(camera_augment(faces.cpu().numpy(), c["camera_p"],
+                                                    np.random.default_rng(seed))).to(dev)
         x = faces.unsqueeze(1)
         if c["equalize_p"] > 0:
             pick = torch.rand(n, generator=gen, device=dev) < c["equalize_p"]
@@ -57,12 +63,15 @@ class BatchAugment:
     def _rotate_shift(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         c, dev = self.cfg, x.device
         n, _, h, w = x.shape
-        if c["rotation"] <= 0 and c["crop_padding"] <= 0:
+        if c["rotation"] <= 0 and c["crop_padding"] <= 0 and c["zoom"] <= 0:
             return x
         angle = _uniform(n, -c["rotation"], c["rotation"], gen, dev) * (math.pi / 180)
         pad = c["crop_padding"]
         shift = torch.randint(-pad, pad + 1, (n, 2), generator=gen, device=dev).float()
         cos, sin = torch.cos(angle), torch.sin(angle)
+        if c["zoom"] > 0:  # the detector's box a little larger or smaller: scale the sampling grid
+            inv = 1.0 / _uniform(n, 1 - c["zoom"], 1 + c["zoom"], gen, dev)
+            cos, sin = cos * inv, sin * inv
         # affine_grid maps output coordinates (in [-1, 1]) to input coordinates.
         theta = torch.stack([
             torch.stack([cos, -sin * h / w, shift[:, 0] * 2 / w], dim=1),

@@ -36,6 +36,8 @@ DEFAULTS: dict[str, Any] = {
         "erasing_ratio": [0.3, 3.3],
         "equalize_p": 0.0,
         "mixup_alpha": 0.0,  # > 0: mixup with lambda ~ Beta(alpha, alpha) on every batch; 0 = off
+        "zoom": 0.0,  # > 0: each face scaled by a random factor in [1 - zoom, 1 + zoom] (box size jitter)
+        "camera_p": 0.0,  # probability of each camera effect (low light, blur, low resolution, noise, JPEG)
     },
     # teacher: a checkpoint whose predictions on the training images (with test-time augmentation
     # teacher_tta) become soft targets (distillation), weighted teacher_weight against the labels.
@@ -165,6 +167,11 @@ def _check_consistency(cfg: dict) -> None:
     cw = cfg["loss"]["class_weights"]
     if cw is not None and cw != "balanced" and not (isinstance(cw, list) and len(cw) == 7):
         raise ConfigError("config key 'loss.class_weights' must be null, 'balanced' or a list of 7 numbers")
+    for key in ("hflip", "erasing_p", "equalize_p", "camera_p"):
+        if not 0.0 <= cfg["augment"][key] <= 1.0:
+            raise ConfigError(f"config key 'augment.{key}' is a probability in [0, 1], got {cfg['augment'][key]}")
+    if not 0.0 <= cfg["augment"]["zoom"] < 1.0:
+        raise ConfigError(f"config key 'augment.zoom' must be in [0, 1), got {cfg['augment']['zoom']}")
     if cfg["augment"]["mixup_alpha"] < 0:
         raise ConfigError(f"config key 'augment.mixup_alpha' must be 0 (off) or positive, "
                           f"got {cfg['augment']['mixup_alpha']}")

@@ -19,6 +19,7 @@ from tqdm import tqdm
 from models.atomic import atomic_path
 from models.checkpoint import CheckpointError, load_model
 from models.preprocessing import Preprocessing, normalize
+from training.camera import KINDS
 from training.data import DataError, load_split
 from training.metrics import classification_report, save_confusion_png
 
@@ -57,7 +58,8 @@ def predict(model: nn.Module, faces: np.ndarray | torch.Tensor, prep: Preprocess
 
 
 def evaluate(checkpoint: str | Path, data: str | Path, split: str, out_dir: str | Path | None,
-             tta: list[str], cache_dir: str | None, device: str = "cpu", batch_size: int = 256) -> dict:
+             tta: list[str], cache_dir: str | None, device: str = "cpu", batch_size: int = 256,
+             corrupted: bool = False) -> dict:
     model, ckpt = load_model(checkpoint)
     model.to(device)
     prep = model.preprocessing
@@ -72,10 +74,23 @@ def evaluate(checkpoint: str | Path, data: str | Path, split: str, out_dir: str 
         if out_dir is not None:
             save_confusion_png(report["confusion_matrix"], classes, Path(out_dir) / f"confusion_{split}_{mode}.png",
                                title=f"{Path(checkpoint).name} on {split} ({mode}): acc {report['accuracy']:.3f}")
+    if corrupted:
+        result["corrupted"] = corrupted_accuracy(model, images, labels, prep, batch_size, device)
     if out_dir is not None:
         with atomic_path(Path(out_dir) / f"metrics_{split}.json") as tmp:
             tmp.write_text(json.dumps(result, indent=2))
     return result
+
+
+def corrupted_accuracy(model: nn.Module, images: np.ndarray, labels: np.ndarray, prep: Preprocessing,
+                       batch_size: int = 256, device: torch.device | str = "cpu", seed: int = 0) -> dict:
+    """Single-crop accuracy on each corrupted copy of ``images`` (training.corrupted_val) and their mean."""
+    from training.corrupted_val import LEVELS, corrupted_copies
+    acc = {}
+    for kind, level, faces in tqdm(corrupted_copies(images, seed), total=len(KINDS) * len(LEVELS),
+                                   desc="corrupted", unit="copy"):
+        acc[f"{kind}-{level}"] = float((predict(model, faces, prep, batch_size, device).argmax(1) == labels).mean())
+    return {"seed": seed, "mean": float(np.mean(list(acc.values()))), "accuracy": acc}
 
 
 def format_report(result: dict) -> str:
@@ -91,6 +106,13 @@ def format_report(result: dict) -> str:
     for c in classes:
         r = first[c]
         lines.append(f"  {c:10} {r['precision']:10.3f} {r['recall']:7.3f} {r['f1']:7.3f} {r['support']:8d}")
+    if "corrupted" in result:
+        acc = result["corrupted"]["accuracy"]
+        levels = list(dict.fromkeys(name.rsplit("-", 1)[1] for name in acc))
+        lines.append(f"\ncorrupted copies (single crop), mean {result['corrupted']['mean']:.4f}:")
+        lines.append(f"  {'':16}" + "".join(f"{lv:>10}" for lv in levels))
+        for kind in dict.fromkeys(name.rsplit("-", 1)[0] for name in acc):
+            lines.append(f"  {kind:16}" + "".join(f"{acc[f'{kind}-{lv}']:10.4f}" for lv in levels))
     return "\n".join(lines)
 
 
@@ -104,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="test-time augmentation modes to report side by side")
     ap.add_argument("--out", default=None, help="folder for metrics JSON and confusion PNGs "
                                                 "(default: eval/ beside the checkpoint)")
+    ap.add_argument("--corrupted", action="store_true",
+                    help="also report accuracy on the corrupted copies of the split (training.corrupted_val)")
     ap.add_argument("--cache-dir", default="~/.cache/fer-emotion", help="decoded-data cache; 'none' to disable")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--batch-size", type=int, default=256)
@@ -111,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or str(Path(args.checkpoint).parent / "eval")
     cache = None if args.cache_dir == "none" else args.cache_dir
     try:
-        result = evaluate(args.checkpoint, args.data, args.split, out, args.tta, cache, args.device, args.batch_size)
+        result = evaluate(args.checkpoint, args.data, args.split, out, args.tta, cache, args.device, args.batch_size,
+                          args.corrupted)
     except (CheckpointError, DataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
