@@ -16,7 +16,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from models.atomic import atomic_path
+from fercore.atomic import atomic_path
 from models.preprocessing import Preprocessing
 from models.registry import build_model
 
@@ -34,15 +34,15 @@ def atomic_save(obj: Any, path: str | Path) -> None:
         torch.save(obj, tmp)
 
 
-def make_checkpoint(model: nn.Module, arch: str, arch_args: dict, classes: list[str] | tuple[str, ...],
-                    config: dict | None = None, epoch: int = 0, metrics: dict | None = None,
-                    training: dict | None = None) -> dict:
+def make_checkpoint(model: nn.Module, classes: list[str] | tuple[str, ...], config: dict | None = None,
+                    epoch: int = 0, metrics: dict | None = None, training: dict | None = None) -> dict:
+    """The checkpoint of a model made by ``build_model`` (which recorded its architecture and arguments)."""
     model = getattr(model, "module", model)  # unwrap DDP
     ckpt = {
         "format": FORMAT,
         "version": VERSION,
-        "arch": arch,
-        "arch_args": dict(arch_args),
+        "arch": model.arch,
+        "arch_args": dict(model.arch_args),
         "classes": list(classes),
         "preprocessing": model.preprocessing.to_dict(),
         "config": config or {},
@@ -75,9 +75,13 @@ def read_checkpoint(path: str | Path) -> dict:
 
 def model_from_checkpoint(ckpt: dict) -> nn.Module:
     """Rebuild the model a checkpoint describes, with its weights, in eval mode."""
+    try:
+        preprocessing = Preprocessing.from_dict(ckpt["preprocessing"])
+    except ValueError as exc:
+        raise CheckpointError(f"the checkpoint's preprocessing is invalid: {exc}") from exc
     model = build_model(ckpt["arch"], **ckpt["arch_args"])
     model.load_state_dict(ckpt["model"])
-    model.preprocessing = Preprocessing.from_dict(ckpt["preprocessing"])
+    model.preprocessing = preprocessing
     return model.eval()
 
 

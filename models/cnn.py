@@ -5,7 +5,8 @@ import torch
 import torch.nn as nn
 
 from models.preprocessing import Preprocessing
-from models.registry import EMOTIONS, register_model
+from fercore.classes import EMOTIONS
+from models.registry import register_model
 
 
 def _block(cin: int, cout: int, dropout: float) -> nn.Sequential:
@@ -42,7 +43,7 @@ class EmotionCNN(nn.Module):
             nn.Linear(fc[0], fc[1]), nn.BatchNorm1d(fc[1]), nn.ReLU(inplace=True), nn.Dropout(fc_dropout),
             nn.Linear(fc[1], num_classes),
         )
-        self.preprocessing = Preprocessing(size=input_size, channels=1, mean=0.5, std=0.5)
+        self.preprocessing = Preprocessing(size=input_size, mean=0.5, std=0.5)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from models.atomic import atomic_path
+from fercore.atomic import atomic_path
 from models.checkpoint import CheckpointError, load_model
 
 METADATA_KEY = "fer_emotion"

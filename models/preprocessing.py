@@ -5,7 +5,8 @@ checkpoint, so the app never sees inputs the model was not trained on.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import math
+from dataclasses import asdict, dataclass, fields
 
 import cv2
 import numpy as np
@@ -14,18 +15,59 @@ import torch
 
 @dataclass(frozen=True)
 class Preprocessing:
-    """Input config of a model: square grayscale faces of ``size`` pixels, normalised by mean/std."""
+    """Input config of a model (as timm's models carry theirs): square grayscale faces of ``size`` pixels,
+    normalised by mean/std, cut from a face detector's box widened by ``margin`` of its size per side (the
+    framing FER-2013's faces have, so the app crops faces as the model saw them in training)."""
 
     size: int = 48
-    channels: int = 1
     mean: float = 0.5
     std: float = 0.5
+    margin: float = 0.15
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.size, int) and 8 <= self.size <= 1024):
+            raise ValueError(f"preprocessing size must be a whole number of pixels in [8, 1024], got {self.size!r}")
+        for name in ("mean", "std", "margin"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"preprocessing {name} must be a finite number, got {value!r}")
+        if self.std <= 0 or self.margin < 0:
+            raise ValueError(f"preprocessing needs std > 0 and margin >= 0, got std {self.std}, margin {self.margin}")
+
+    def normalize(self, faces: torch.Tensor) -> torch.Tensor:
+        """uint8 faces (N, H, W) or (N, 1, H, W) -> float model input (N, 1, H, W)."""
+        if faces.dim() == 3:
+            faces = faces.unsqueeze(1)
+        return (faces.float() / 255.0 - self.mean) / self.std
+
+    def normalize_unit(self, x: torch.Tensor) -> torch.Tensor:
+        """Intensities already in [0, 1] (augmentation works there) -> model input."""
+        return (x - self.mean) / self.std
+
+    def denormalize(self, x: torch.Tensor) -> torch.Tensor:
+        """Model input -> intensities in [0, 1], for pictures of what the model is fed."""
+        return (x * self.std + self.mean).clamp(0, 1)
+
+    @property
+    def black(self) -> float:
+        """The model-input value of a black pixel (what padding fills with)."""
+        return -self.mean / self.std
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "Preprocessing":
+        """Read a checkpoint's description. Checkpoints before ``margin`` have the app's old default (0.15);
+        older ones also carry ``channels``, which must be 1 (all models here read grayscale)."""
+        if not isinstance(d, dict):
+            raise ValueError(f"preprocessing must be a mapping, got {type(d).__name__}")
+        d = dict(d)
+        if d.pop("channels", 1) != 1:
+            raise ValueError("preprocessing channels must be 1: the models read grayscale faces")
+        unknown = set(d) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown preprocessing fields: {', '.join(sorted(unknown))}")
         return cls(**d)
 
 
@@ -52,16 +94,9 @@ def resize_face(gray: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(gray, (size, size), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
 
 
-def normalize(faces: torch.Tensor, prep: Preprocessing) -> torch.Tensor:
-    """uint8 faces (N, H, W) or (N, 1, H, W) -> float input (N, 1, H, W) normalised by the model's mean/std."""
-    if faces.dim() == 3:
-        faces = faces.unsqueeze(1)
-    return (faces.float() / 255.0 - prep.mean) / prep.std
-
-
 def faces_to_input(gray_faces: list[np.ndarray], prep: Preprocessing) -> torch.Tensor:
     """Grayscale face crops of any size -> one normalised batch ready for the model."""
     if not gray_faces:
         return torch.empty(0, 1, prep.size, prep.size)
     stack = np.stack([resize_face(f, prep.size) for f in gray_faces])
-    return normalize(torch.from_numpy(stack), prep)
+    return prep.normalize(torch.from_numpy(stack))

@@ -5,9 +5,6 @@ from typing import Callable
 
 import torch.nn as nn
 
-# FER-2013's label order (the integer in the csv files); never the alphabetical folder order.
-EMOTIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
-
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 
 
@@ -32,8 +29,10 @@ def build_model(name: str, pretrained: bool = False, weights_path: str | None = 
 
     ``pretrained``/``weights_path`` only choose the initial weights; they are not architecture arguments,
     so a checkpoint stores ``kwargs`` alone and rebuilds with ``pretrained=False``. Every model has a
-    ``preprocessing`` attribute describing its input.
+    ``preprocessing`` attribute describing its input, and ``arch`` and ``arch_args`` naming how it was built.
     """
     if name not in _REGISTRY:
         raise ValueError(f"unknown model {name!r}; known models: {', '.join(list_models())}")
-    return _REGISTRY[name](pretrained=pretrained, weights_path=weights_path, **kwargs)
+    model = _REGISTRY[name](pretrained=pretrained, weights_path=weights_path, **kwargs)
+    model.arch, model.arch_args = name, dict(kwargs)  # what a checkpoint needs to build it again
+    return model

@@ -13,7 +13,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from models.preprocessing import Preprocessing
-from models.registry import EMOTIONS, register_model
+from fercore.classes import EMOTIONS
+from models.registry import register_model
 
 
 def imagenet_weights():
@@ -77,7 +78,7 @@ class EmotionResNet18(nn.Module):
         self.net = net
         self.input_size = input_size
         # ImageNet's mean/std averaged over RGB, matching the folded first layer.
-        self.preprocessing = Preprocessing(size=48, channels=1, mean=0.449, std=0.226)
+        self.preprocessing = Preprocessing(size=48, mean=0.449, std=0.226)
 
     def backbone_parameters(self) -> list[nn.Parameter]:
         return [p for n, p in self.net.named_parameters() if not n.startswith("fc.")]

@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 from tqdm import tqdm
 
-from models.atomic import atomic_path
+from fercore.atomic import atomic_path
 from realtime import cli
 from realtime.overlay import draw_faces
 from realtime.photos import ImageError, is_image, list_images, read_image
@@ -68,7 +68,7 @@ def check_outputs(args: argparse.Namespace) -> None:
 def write_results(args: argparse.Namespace, pipe: Pipeline, frames: list[FrameResult], summary: dict,
                   **meta) -> None:
     if args.json:
-        write_json(args.json, header(pipe.classes, input=str(args.input), **meta, settings=cli.settings(args)),
+        write_json(args.json, header(pipe.classes, input=str(args.input), **meta, settings=cli.settings(args, pipe)),
                    frames, summary)
     if args.csv:
         write_csv(args.csv, frames, pipe.classes)

@@ -19,12 +19,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fercore.paths import DEFAULT_CHECKPOINT, SHARED_MEDIA
 from realtime import cli
 from realtime.overlay import draw_faces, draw_fps
 from realtime.photos import read_image
 from realtime.video_io import VideoReader, video_writer
 
-MEDIA = Path(__file__).resolve().parents[1] / ".." / "shared" / "media" / "photos"
+MEDIA = SHARED_MEDIA / "photos"
 PORTRAITS = ("neutral.jpg", "surprised.jpg", "sad.jpg", "angry.jpg")  # one face each
 SIZES = ((640, 480), (1280, 720))
 TARGET_FPS = {((640, 480), 1): 60.0, ((640, 480), 4): 30.0}  # the goal on a 2-core CPU
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     portraits = [read_image(args.media / name) for name in PORTRAITS]
     cli.pipeline_from_args(args, video=False).close()  # fail early on a missing checkpoint or detector
     load = os.getloadavg()
-    print(f"checkpoint {cli.settings(args)['checkpoint']}, backend {args.backend} ({args.threads} thread(s)), "
+    print(f"checkpoint {args.checkpoint or DEFAULT_CHECKPOINT}, backend {args.backend} ({args.threads} thread(s)), "
           f"detector {args.detector}, "
           f"{args.frames} frames per case, {os.cpu_count()} CPUs, load average {load[0]:.2f} before the run")
     print(f"{'frame':>9} {'faces':>5} {'found':>5} " + "".join(f"{s:>9}" for s in STAGES)

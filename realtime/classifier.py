@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fercore.paths import DEFAULT_CHECKPOINT
 from models.checkpoint import CheckpointError, load_model
 from models.onnx_export import export_onnx, open_session
 from models.preprocessing import Preprocessing, faces_to_input
 
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "weights" / "default.pt"
 BACKENDS = ("onnx", "torch")
 
 

@@ -7,8 +7,9 @@ import sys
 from typing import Callable
 
 from models.checkpoint import CheckpointError
-from realtime.classifier import BACKENDS, DEFAULT_CHECKPOINT, load_classifier
-from realtime.detector import DETECTOR_MODELS, DetectorError, FaceDetector
+from fercore.paths import DEFAULT_CHECKPOINT, DETECTOR_MODELS
+from realtime.classifier import BACKENDS, load_classifier
+from realtime.detector import DetectorError, FaceDetector
 from realtime.photos import ImageError
 from realtime.pipeline import Pipeline
 from realtime.tracking import Tracker
@@ -44,8 +45,9 @@ def add_pipeline_args(parser: argparse.ArgumentParser, smoothing: bool = True) -
                         "or a .tflite path (default: short)")
     g.add_argument("--min-confidence", type=number(0, 1), default=0.5,
                    help="minimum face detection score (default 0.5)")
-    g.add_argument("--margin", type=number(0), default=0.15,
-                   help="widen each face box by this fraction of its size per side before cropping (default 0.15)")
+    g.add_argument("--margin", type=number(0), default=None,
+                   help="widen each face box by this fraction of its size per side before cropping (default: the "
+                        "margin the model was trained for, stored in its checkpoint; 0.15 for the shipped model)")
     g.add_argument("--backend", choices=BACKENDS, default="onnx",
                    help="inference backend for the emotion model (default onnx: ONNX Runtime, faster on CPUs)")
     g.add_argument("--threads", type=number(1, kind=int), default=2,
@@ -64,11 +66,11 @@ def pipeline_from_args(args: argparse.Namespace, video: bool) -> Pipeline:
     return Pipeline(detector, classifier, Tracker(smoothing=getattr(args, "smoothing", 0.0)), margin=args.margin)
 
 
-def settings(args: argparse.Namespace) -> dict:
+def settings(args: argparse.Namespace, pipe: Pipeline) -> dict:
     """The pipeline options of a run, recorded in its results file."""
     return {"checkpoint": str(args.checkpoint or DEFAULT_CHECKPOINT), "backend": args.backend,
             "detector": str(args.detector),
-            "min_confidence": args.min_confidence, "margin": args.margin,
+            "min_confidence": args.min_confidence, "margin": pipe.margin,
             "smoothing": getattr(args, "smoothing", 0.0)}
 
 

@@ -16,15 +16,9 @@ import mediapipe as mp
 import numpy as np
 from mediapipe.tasks.python import BaseOptions, vision
 
-WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
-# "short": faces within ~2 m of a camera (webcams, portraits); "full": small or distant faces, group photos.
-DETECTOR_MODELS = {
-    "short": WEIGHTS / "face_detection_short_range.tflite",
-    "full": WEIGHTS / "face_detection_full_range_sparse.tflite",
-}
+from fercore.boxes import Box
+from fercore.paths import DETECTOR_MODELS, WEIGHTS
 
-# (x0, y0, x1, y1) in pixels, x1/y1 exclusive.
-Box = tuple[int, int, int, int]
 
 
 class DetectorError(RuntimeError):

@@ -16,12 +16,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from models import EMOTIONS
-from models.atomic import atomic_path
+from fercore.atomic import atomic_path
+from fercore.classes import EMOTIONS, UnknownEmotionError, class_index
 from realtime import cli
 from realtime.photos import ImageError, list_images, read_image
-from training.data import DataError, class_index
-from training.metrics import classification_report, save_confusion_png
+from fercore.metrics import classification_report, save_confusion_png
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -43,7 +42,7 @@ def labelled_photos(root: Path) -> list[tuple[Path, str]]:
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         try:
             emotion = EMOTIONS[class_index(folder.name)]
-        except DataError as exc:
+        except UnknownEmotionError as exc:
             raise cli.InputError(f"{root}: {exc}") from exc
         items += [(photo, emotion) for photo in list_images(folder)]
     if not items:
@@ -73,10 +72,11 @@ def evaluate(args: argparse.Namespace) -> dict:
             face = max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
             labels.append(classes.index(emotion))
             preds.append(classes.index(face.label))
+        run_settings = cli.settings(args, pipe)
     report = classification_report(np.asarray(labels, dtype=np.int64), np.asarray(preds, dtype=np.int64), classes)
     readable = len(items) - len(unreadable)
     correct = int(np.trace(np.asarray(report["confusion_matrix"])))
-    return {"dir": str(args.dir), "settings": cli.settings(args), "photos": len(items), "readable": readable,
+    return {"dir": str(args.dir), "settings": run_settings, "photos": len(items), "readable": readable,
             "detected": len(labels), "detection_rate": len(labels) / readable if readable else 0.0,
             # accuracy: of the photos with a face found; end_to_end_accuracy counts a missed face as wrong
             "accuracy": report["accuracy"], "end_to_end_accuracy": correct / readable if readable else 0.0,

@@ -3,17 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from fercore.boxes import Box, clip_box
 from models.preprocessing import to_gray
-from realtime.detector import Box
 
 # A crop narrower or shorter than this (a face almost entirely outside the frame) carries no expression.
 MIN_FACE_PIXELS = 8
-
-
-def clip_box(box: Box, width: int, height: int) -> Box:
-    """The part of a box inside a width x height frame (may be empty: x1 <= x0 or y1 <= y0)."""
-    x0, y0, x1, y1 = box
-    return max(0, x0), max(0, y0), min(width, x1), min(height, y1)
 
 
 def crop_box(box: Box, margin: float, width: int, height: int) -> Box | None:

@@ -6,7 +6,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from training.data import IMAGE_SUFFIXES
+from fercore.classes import IMAGE_SUFFIXES
 
 
 class ImageError(ValueError):

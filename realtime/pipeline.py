@@ -8,9 +8,10 @@ from typing import Iterator
 
 import numpy as np
 
+from fercore.boxes import clip_box
 from realtime.classifier import EmotionClassifier
 from realtime.detector import FaceDetector
-from realtime.faces import clip_box, crop_box, gray_crops
+from realtime.faces import crop_box, gray_crops
 from realtime.results import FaceResult, FrameResult
 from realtime.tracking import Tracker
 
@@ -31,14 +32,15 @@ class StageTimer:
 
 
 class Pipeline:
-    """The path every entry point shares. ``margin`` widens face boxes before cropping (see faces.crop_box)."""
+    """The path every entry point shares. ``margin`` widens face boxes before cropping (see faces.crop_box);
+    None takes the margin the model was trained for, from its checkpoint."""
 
     def __init__(self, detector: FaceDetector, classifier: EmotionClassifier, tracker: Tracker,
-                 margin: float = 0.15) -> None:
+                 margin: float | None = None) -> None:
         self.detector = detector
         self.classifier = classifier
         self.tracker = tracker
-        self.margin = margin
+        self.margin = classifier.preprocessing.margin if margin is None else margin
         self.classes = list(classifier.classes)
         self.timer = StageTimer()
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from models.atomic import atomic_path
-from realtime.detector import Box
+from fercore.atomic import atomic_path
+from fercore.boxes import Box
 
 SCHEMA = "fer-emotion-results"
 VERSION = 1

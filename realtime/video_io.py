@@ -13,7 +13,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from models.atomic import atomic_path
+from fercore.atomic import atomic_path
 
 # OpenCV's own warnings (e.g. probing for a camera that is not there) would bury our clearer messages.
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)

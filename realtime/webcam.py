@@ -21,7 +21,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from models.atomic import atomic_path
+from fercore.atomic import atomic_path
 from realtime import cli
 from realtime.overlay import draw_faces, draw_fps
 from realtime.pipeline import Pipeline
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         log = None
         if args.log:
             log = JsonlLog(args.log, header(pipe.classes, input=str(source), kind="stream",
-                                            settings=cli.settings(args)))
+                                            settings=cli.settings(args, pipe)))
             stack.callback(log.close)
         if not args.no_display:
             cv2.namedWindow(WINDOW, cv2.WINDOW_AUTOSIZE)

@@ -3,13 +3,12 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
+from fercore.paths import ROOT, SHARED, SHARED_FER, SHARED_MEDIA
 
 
 @pytest.fixture(scope="session")
 def shared_fer() -> Path:
-    path = SHARED / "data" / "fer2013"
+    path = SHARED_FER
     if not (path / "train").is_dir() or not (path / "val").is_dir():
         pytest.skip(f"FER-2013 folders not found at {path} (expected ../shared beside the checkout)")
     return path
@@ -32,7 +31,7 @@ def tiny_fer_csv(tmp_path_factory) -> Path:
 
 
 # --- realtime app -------------------------------------------------------------------------------------------
-MEDIA = SHARED / "media"
+MEDIA = SHARED_MEDIA
 
 
 @pytest.fixture(scope="session")
@@ -52,7 +51,8 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     """
     import torch
 
-    from models import EMOTIONS, build_model
+    from fercore.classes import EMOTIONS
+    from models import build_model
     from models.checkpoint import atomic_save, make_checkpoint
 
     torch.manual_seed(0)
@@ -61,5 +61,5 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
         for _ in range(10):
             model(torch.rand(32, 1, 48, 48))
     path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    atomic_save(make_checkpoint(model.eval(), "cnn", {"width": 0.125}, EMOTIONS), path)
+    atomic_save(make_checkpoint(model.eval(), EMOTIONS), path)
     return path

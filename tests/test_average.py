@@ -3,7 +3,8 @@ run with output.keep_epochs gives the checkpoints it averages."""
 import pytest
 import torch
 
-from models import EMOTIONS, build_model
+from fercore.classes import EMOTIONS
+from models import build_model
 from models.checkpoint import CheckpointError, atomic_save, load_model, make_checkpoint, read_checkpoint
 from training.average import average_checkpoints, main as average_main, recompute_batchnorm
 from training.trainer import Trainer
@@ -18,7 +19,7 @@ def _checkpoint(tmp_path, name, seed, **args):
         for p in model.parameters():
             p.normal_()
     path = tmp_path / name
-    atomic_save(make_checkpoint(model, "cnn", {"width": 0.125, **args}, EMOTIONS, epoch=seed), path)
+    atomic_save(make_checkpoint(model, EMOTIONS, epoch=seed), path)
     return path
 
 

@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from models import EMOTIONS, build_model
+from fercore.classes import EMOTIONS
+from models import build_model
 from models.checkpoint import CheckpointError, atomic_save, load_model, make_checkpoint, read_checkpoint
 
 
@@ -12,14 +13,14 @@ def test_round_trip_rebuilds_the_same_model(tmp_path):
             if isinstance(m, torch.nn.BatchNorm2d):
                 m.running_mean.uniform_(-1, 1)
     path = tmp_path / "model.pt"
-    atomic_save(make_checkpoint(model, "cnn", {"width": 0.25}, EMOTIONS, config={"seed": 3}, epoch=4,
+    atomic_save(make_checkpoint(model, EMOTIONS, config={"seed": 3}, epoch=4,
                                 metrics={"val_acc": 0.5}), path)
     loaded, ckpt = load_model(path)
     x = torch.randn(4, 1, 48, 48)
     assert torch.equal(loaded(x), model(x))
     assert not loaded.training
     assert ckpt["classes"] == list(EMOTIONS) and ckpt["epoch"] == 4 and ckpt["metrics"]["val_acc"] == 0.5
-    assert ckpt["preprocessing"] == {"size": 48, "channels": 1, "mean": 0.5, "std": 0.5}
+    assert ckpt["preprocessing"] == {"size": 48, "mean": 0.5, "std": 0.5, "margin": 0.15}
     assert ckpt["config"] == {"seed": 3}
     assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind
 

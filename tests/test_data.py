@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from models import EMOTIONS
+from fercore.classes import EMOTIONS
 from training.data import DataError, load_split, read_split, stratified_subset
 
 USAGE = {"train": "Training", "val": "PublicTest", "test": "PrivateTest"}

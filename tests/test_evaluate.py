@@ -3,12 +3,11 @@ import json
 import numpy as np
 import torch
 
-from models import EMOTIONS
+from fercore.classes import EMOTIONS
 from models.checkpoint import load_model
-from models.preprocessing import normalize
 from training.data import read_split
 from training.evaluate import main, predict
-from training.metrics import classification_report
+from fercore.metrics import classification_report
 
 
 def test_evaluate_command_writes_metrics_and_confusion_matrices(tiny_fer_csv, tiny_checkpoint, tmp_path, capsys):
@@ -26,7 +25,7 @@ def test_evaluate_command_writes_metrics_and_confusion_matrices(tiny_fer_csv, ti
     # The single-crop figures are what the model really predicts on these images.
     images, labels = read_split(tiny_fer_csv, "val", progress=False)
     with torch.inference_mode():
-        preds = model(normalize(torch.from_numpy(images), model.preprocessing)).argmax(1).numpy()
+        preds = model(model.preprocessing.normalize(torch.from_numpy(images))).argmax(1).numpy()
     single = result["results"]["none"]
     assert single["n"] == 64
     assert np.isclose(single["accuracy"], (preds == labels).mean())

@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from models import EMOTIONS, build_model, list_models
+from fercore.classes import EMOTIONS
+from models import build_model, list_models
 from models.resnet import load_imagenet_state_dict
 from torchvision.models import resnet18 as tv_resnet18
 
@@ -28,7 +29,7 @@ def test_seed_cnn_shape_and_parameter_count():
     assert [c.out_channels for c in convs] == [64, 64, 128, 128, 256, 256, 512, 512]
     linears = [l for l in m.classifier if isinstance(l, torch.nn.Linear)]
     assert [(l.in_features, l.out_features) for l in linears] == [(4608, 512), (512, 256), (256, 7)]
-    assert m.preprocessing.size == 48 and m.preprocessing.channels == 1
+    assert m.preprocessing.size == 48 and m.arch == "cnn" and m.arch_args == {}
 
 
 def test_cnn_width_multiplier_makes_cheaper_variants():

@@ -3,7 +3,8 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from models import EMOTIONS, build_model
+from fercore.classes import EMOTIONS
+from models import build_model
 from models.checkpoint import CheckpointError, atomic_save, make_checkpoint
 from models.onnx_export import export_onnx, main, read_metadata
 
@@ -12,7 +13,7 @@ def test_onnx_gives_the_same_predictions_as_pytorch(tmp_path):
     torch.manual_seed(0)
     model = build_model("cnn", width=0.25).eval()
     path = tmp_path / "m.pt"
-    atomic_save(make_checkpoint(model, "cnn", {"width": 0.25}, EMOTIONS, metrics={"val_acc": 0.4}), path)
+    atomic_save(make_checkpoint(model, EMOTIONS, metrics={"val_acc": 0.4}), path)
     assert main([str(path)]) == 0
     onnx_path = tmp_path / "m.onnx"
     meta = read_metadata(onnx_path)

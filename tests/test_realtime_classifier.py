@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from models import EMOTIONS
+from fercore.classes import EMOTIONS
 from models.checkpoint import CheckpointError
 from models.onnx_export import export_onnx
 from realtime import classifier as classifier_module

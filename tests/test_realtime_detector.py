@@ -4,7 +4,8 @@ import cv2
 import numpy as np
 import pytest
 
-from realtime.detector import WEIGHTS, DetectorError, FaceDetector, _native_logs_held_back
+from fercore.paths import WEIGHTS
+from realtime.detector import DetectorError, FaceDetector, _native_logs_held_back
 
 # What MediaPipe's short-range model finds at confidence 0.5 (../shared/media/SOURCE.md).
 SHORT_RANGE_COUNTS = {"angry.jpg": 1, "disgusted.jpg": 1, "fearful.jpg": 1, "happy.jpg": 2, "neutral.jpg": 1,

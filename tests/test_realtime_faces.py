@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 import torch
 
-from models.preprocessing import normalize
 from realtime.classifier import load_classifier
-from realtime.faces import MIN_FACE_PIXELS, clip_box, crop_box, gray_crops
+from fercore.boxes import clip_box
+from realtime.faces import MIN_FACE_PIXELS, crop_box, gray_crops
 
 
 def test_margin_widens_each_side_by_a_share_of_the_box():
@@ -39,8 +39,8 @@ def test_realtime_preprocessing_equals_trainings_evaluation_path(shared_fer, tin
     """No train/serve skew: a FER-2013 image read as a colour frame, cropped with a full-frame box and no
     margin, gives exactly the tensor training's evaluation path feeds the model."""
     path = sorted((shared_fer / "val" / "happy").iterdir())[0]
-    training = normalize(torch.from_numpy(cv2.imread(str(path), cv2.IMREAD_GRAYSCALE))[None],
-                         load_classifier(tiny_checkpoint, backend="torch").preprocessing)
+    prep = load_classifier(tiny_checkpoint, backend="torch").preprocessing
+    training = prep.normalize(torch.from_numpy(cv2.imread(str(path), cv2.IMREAD_GRAYSCALE))[None])
     frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
     h, w = frame.shape[:2]
     for backend in ("torch", "onnx"):

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from models import EMOTIONS
+from fercore.classes import EMOTIONS
 from realtime.overlay import EMOTION_COLORS, draw_faces, draw_fps, emotion_color
 from realtime.results import FaceResult
 

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from models import EMOTIONS
+from fercore.classes import EMOTIONS
 from realtime.results import (SCHEMA, VERSION, FaceResult, FrameResult, JsonlLog, csv_columns, format_summary,
                               header, summarize, write_csv, write_json)
 

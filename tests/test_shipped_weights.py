@@ -5,14 +5,14 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from models import EMOTIONS
+from fercore.classes import EMOTIONS
+from fercore.paths import WEIGHTS
 from models.checkpoint import load_model
 from models.onnx_export import read_metadata
-from models.preprocessing import normalize
+from models.preprocessing import Preprocessing
 from training.data import load_split
 from training.evaluate import predict
 
-WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def val(shared_fer, tmp_path_factory):
 def test_default_checkpoint_describes_itself(shipped):
     model, ckpt = shipped
     assert ckpt["classes"] == list(EMOTIONS)
-    assert ckpt["preprocessing"] == {"size": 48, "channels": 1, "mean": 0.5, "std": 0.5}
+    assert Preprocessing.from_dict(ckpt["preprocessing"]) == Preprocessing(size=48, mean=0.5, std=0.5, margin=0.15)
     assert ckpt["arch"] == "cnn" and "training" not in ckpt  # no optimizer state in the shipped file
     assert (WEIGHTS / "default.pt").stat().st_size < 10 * 2**20
 
@@ -50,7 +50,7 @@ def test_shipped_onnx_export_gives_the_same_predictions(shipped, val):
     session = ort.InferenceSession(str(WEIGHTS / "default.onnx"), providers=["CPUExecutionProvider"])
     import torch
 
-    x = normalize(torch.from_numpy(images), model.preprocessing)
+    x = model.preprocessing.normalize(torch.from_numpy(images))
     onnx_logits = session.run(None, {"faces": x.numpy()})[0]
     torch_probs = predict(model, images, model.preprocessing)
     assert (onnx_logits.argmax(1) == torch_probs.argmax(1)).mean() == 1.0

@@ -55,7 +55,7 @@ class BatchAugment:
             mean = x.mean(dim=(1, 2, 3), keepdim=True)
             x = (mean + k * (x - mean)).clamp(0, 1)
         x = self._rotate_shift(x, gen)
-        x = (x - self.prep.mean) / self.prep.std
+        x = self.prep.normalize_unit(x)
         if c["erasing_p"] > 0:
             x = self._erase(x, gen)
         return x

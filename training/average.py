@@ -21,11 +21,11 @@ import torch.nn as nn
 from torch.optim.swa_utils import update_bn
 from tqdm import tqdm
 
+from models.inference import predict
 from models.checkpoint import CheckpointError, atomic_save, make_checkpoint, model_from_checkpoint, read_checkpoint
-from models.preprocessing import Preprocessing, normalize
+from models.preprocessing import Preprocessing
 from training.data import DataError, load_split
-from training.evaluate import predict
-from training.metrics import classification_report
+from fercore.metrics import classification_report
 
 SAME = ("arch", "arch_args", "classes", "preprocessing")  # what every averaged checkpoint must share
 
@@ -56,7 +56,7 @@ def average_checkpoints(ckpts: list[dict], names: list[str | Path]) -> dict:
 def _batches(images: np.ndarray, prep: Preprocessing, batch_size: int, device: str) -> Iterator[torch.Tensor]:
     faces = torch.as_tensor(images)
     for start in tqdm(range(0, len(faces), batch_size), desc="batchnorm", unit="batch"):
-        yield normalize(faces[start:start + batch_size], prep).to(device)
+        yield prep.normalize(faces[start:start + batch_size]).to(device)
 
 
 @torch.no_grad()
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         single = single_ckpt.get("metrics", {}).get("val_acc")
         print(f"  {Path(path).name}: val acc {single:.4f}" if single is not None else f"  {Path(path).name}")
     print(f"average of {len(args.checkpoints)}: val acc {report['accuracy']:.4f}, macro-F1 {report['macro_f1']:.4f}")
-    atomic_save(make_checkpoint(model, ckpt["arch"], ckpt["arch_args"], ckpt["classes"], config=ckpt["config"],
+    atomic_save(make_checkpoint(model, ckpt["classes"], config=ckpt["config"],
                                 epoch=ckpt["epoch"], metrics=metrics), args.out)
     print(f"wrote {args.out}")
     return 0

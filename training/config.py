@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from training.evaluate import TTA_MODES
+from fercore.tta import TTA_MODES
 
 DEFAULTS: dict[str, Any] = {
     "seed": 0,

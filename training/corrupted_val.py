@@ -19,8 +19,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from models import EMOTIONS
-from models.atomic import atomic_path
+from fercore.classes import EMOTIONS
+from fercore.atomic import atomic_path
 from training.camera import KINDS, corrupt
 from training.data import DataError, load_split
 

@@ -19,16 +19,12 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from models import EMOTIONS
-from models.atomic import atomic_path
+from fercore.atomic import atomic_path
+from fercore.classes import EMOTIONS, IMAGE_SUFFIXES, UnknownEmotionError, class_index
 from models.preprocessing import resize_face
 
 SIZE = 48
 CSV_USAGE = {"train": "Training", "val": "PublicTest", "test": "PrivateTest"}
-# Folder names seen in the wild for each class (Kaggle uses the first; some copies use adjectives).
-FOLDER_ALIASES = {"disgusted": "disgust", "fearful": "fear", "surprised": "surprise", "anger": "angry",
-                  "happiness": "happy", "sadness": "sad"}
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm"}
 CACHE_VERSION = 1
 
 
@@ -45,19 +41,15 @@ def folder_split_dir(root: Path, split: str) -> Path:
     return d
 
 
-def class_index(folder_name: str) -> int:
-    name = FOLDER_ALIASES.get(folder_name.lower(), folder_name.lower())
-    if name not in EMOTIONS:
-        raise DataError(f"unknown emotion folder {folder_name!r}; expected one of {', '.join(EMOTIONS)}")
-    return EMOTIONS.index(name)
-
-
 def read_folder_split(root: Path, split: str, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
     split_dir = folder_split_dir(root, split)
     files: list[Path] = []
     labels: list[int] = []
     for class_dir in sorted(p for p in split_dir.iterdir() if p.is_dir()):
-        label = class_index(class_dir.name)
+        try:
+            label = class_index(class_dir.name)
+        except UnknownEmotionError as exc:
+            raise DataError(str(exc)) from None
         for f in sorted(class_dir.iterdir()):
             if f.suffix.lower() in IMAGE_SUFFIXES:
                 files.append(f)

@@ -10,8 +10,9 @@ import sys
 import numpy as np
 import torch
 
-from models import EMOTIONS, build_model
-from models.atomic import atomic_path
+from fercore.classes import EMOTIONS
+from models import build_model
+from fercore.atomic import atomic_path
 from training.augment import BatchAugment
 from training.config import ConfigError, load_config
 from training.data import DataError, load_split
@@ -31,7 +32,7 @@ def augmented_grid(cfg: dict, rows: int = 6, cols: int = 8, seed: int = 0):
     picks = rng.choice(len(images), size=rows, replace=False)
     faces = torch.from_numpy(images[picks]).repeat_interleave(cols - 1, dim=0)
     augmented = BatchAugment(cfg["augment"], prep)(faces, torch.Generator().manual_seed(seed))
-    augmented = (augmented * prep.std + prep.mean).clamp(0, 1).squeeze(1).numpy()
+    augmented = prep.denormalize(augmented).squeeze(1).numpy()
     fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.2, rows * 1.35), dpi=100)
     for r, i in enumerate(picks):
         axes[r, 0].imshow(images[i], cmap="gray", vmin=0, vmax=255)

@@ -26,14 +26,15 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 from tqdm import tqdm
 
-from models import EMOTIONS, build_model
-from models.atomic import atomic_path
+from fercore.classes import EMOTIONS
+from models import build_model
+from fercore.atomic import atomic_path
+from models.inference import predict
 from models.checkpoint import CheckpointError, atomic_save, load_model, make_checkpoint, read_checkpoint
 from training.augment import BatchAugment, mixup
 from training.data import load_split, stratified_subset
-from training.evaluate import predict
 from training.losses import build_loss, soft_cross_entropy
-from training.metrics import classification_report, confusion_figure
+from fercore.metrics import classification_report, confusion_figure
 
 log = logging.getLogger("training")
 
@@ -277,7 +278,7 @@ class Trainer:
         return state
 
     def _checkpoint(self, metrics: dict, with_training_state: bool) -> dict:
-        return make_checkpoint(self.model, self.cfg["model"]["name"], self.cfg["model"]["args"], EMOTIONS,
+        return make_checkpoint(self.model, EMOTIONS,
                                config=self.cfg, epoch=self.epoch, metrics=metrics,
                                training=self._training_state() if with_training_state else None)
 
@@ -392,7 +393,7 @@ class Trainer:
         if self.cuda and self.cfg["train"]["channels_last"]:
             x = x.contiguous(memory_format=torch.channels_last)
         if self.writer is not None and self.epoch == 0 and self.step == 0:
-            self.writer.add_images("train/augmented_batch", (x[:64] * self.prep.std + self.prep.mean).clamp(0, 1))
+            self.writer.add_images("train/augmented_batch", self.prep.denormalize(x[:64]))
         with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
             logits = self.net(x)
             loss = self._objective(logits, idx, y)

@@ -1,4 +1,5 @@
-"""Classification metrics and the confusion-matrix picture, shared by training, evaluation and realtime."""
+"""Classification metrics and the confusion-matrix picture, shared by training, evaluation and realtime.
+matplotlib loads only when a picture is drawn."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -63,7 +64,7 @@ def confusion_figure(cm: np.ndarray | list, classes: Sequence[str], title: str =
 def save_confusion_png(cm: np.ndarray | list, classes: Sequence[str], path: str | Path, title: str = "") -> None:
     import matplotlib.pyplot as plt
 
-    from models.atomic import atomic_path
+    from fercore.atomic import atomic_path
 
     fig = confusion_figure(cm, classes, title)
     with atomic_path(path) as tmp:
