@@ -1,55 +1,147 @@
-"""Drawing results onto frames: box, label and confidence, per-class probability bars, FPS."""
+"""Drawing results onto frames: box, label and confidence, per-class probability bars, FPS.
+
+Placement is computed first (``layout``, plain rectangles) and drawn second, so that in a group every label
+and panel is put where it covers no other face, label or panel if the frame has such a place, and always
+stays inside the frame; a test checks the geometry on real group photos.
+"""
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
+from fercore.boxes import Box
 from realtime.results import FaceResult
 
 # BGR; classes a checkpoint names beyond FER-2013's seven get the fallback colours in turn.
 EMOTION_COLORS = {"angry": (40, 40, 220), "disgust": (40, 150, 40), "fear": (160, 50, 160),
                   "happy": (0, 200, 255), "sad": (200, 110, 30), "surprise": (0, 140, 255),
                   "neutral": (170, 170, 170)}
+UNCERTAIN_COLOR = (128, 128, 128)
 _FALLBACK = [(255, 200, 0), (0, 255, 200), (200, 0, 255), (128, 128, 255)]
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
-def emotion_color(label: str, classes: list[str]) -> tuple[int, int, int]:
+def emotion_color(label: str | None, classes: list[str]) -> tuple[int, int, int]:
+    if label is None:
+        return UNCERTAIN_COLOR
     if label in EMOTION_COLORS:
         return EMOTION_COLORS[label]
     return _FALLBACK[classes.index(label) % len(_FALLBACK)] if label in classes else _FALLBACK[0]
 
 
-def _scale(frame: np.ndarray) -> float:
+def _scale(frame_shape: tuple[int, ...]) -> float:
     """Text and line size that stays readable from a thumbnail to a 4K photo."""
-    return max(0.4, min(frame.shape[:2]) / 960)
+    return max(0.4, min(frame_shape[:2]) / 960)
 
 
-def _text_box(frame: np.ndarray, text: str, x: int, y: int, s: float, bg: tuple[int, int, int],
-              fg: tuple[int, int, int] = (0, 0, 0)) -> None:
-    """Text on a filled rectangle whose top-left corner is (x, y), moved inside the frame."""
-    th = max(1, round(s * 1.5))
-    (tw, tht), base = cv2.getTextSize(text, FONT, s, th)
+def label_text(face: FaceResult) -> str:
+    return f"{face.label} {face.confidence:.0%} #{face.track}"
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where one face's label and probability panel go (None: no panel, the frame is too crowded)."""
+
+    label: Box
+    panel: Box | None
+
+
+def _overlap(a: Box, b: Box) -> int:
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    return w * h if w > 0 and h > 0 else 0
+
+
+def _inside(r: Box, w: int, h: int) -> bool:
+    return r[0] >= 0 and r[1] >= 0 and r[2] <= w and r[3] <= h
+
+
+def _clamp(x: int, y: int, rw: int, rh: int, w: int, h: int) -> Box:
+    """A rw x rh rectangle at (x, y), moved inside the frame (pinned to its top-left when larger)."""
+    x = min(max(0, x), max(0, w - rw))
+    y = min(max(0, y), max(0, h - rh))
+    return x, y, min(w, x + rw), min(h, y + rh)
+
+
+def _best(candidates: list[Box], obstacles: list[Box], w: int, h: int) -> tuple[Box, int]:
+    """The candidate inside the frame that covers the least of the obstacles (the first of equals)."""
+    inside = [c for c in candidates if _inside(c, w, h)]
+    inside = inside or [_clamp(c[0], c[1], c[2] - c[0], c[3] - c[1], w, h) for c in candidates]
+    scored = [(sum(_overlap(c, o) for o in obstacles), i, c) for i, c in enumerate(inside)]
+    cost, _, rect = min(scored)
+    return rect, cost
+
+
+def _label_size(face: FaceResult, s: float) -> tuple[int, int]:
+    (tw, th), base = cv2.getTextSize(label_text(face), FONT, s, max(1, round(s * 1.5)))
     pad = max(2, round(3 * s))
-    x = min(max(0, x), max(0, frame.shape[1] - tw - 2 * pad))
-    y = min(max(0, y), max(0, frame.shape[0] - tht - base - 2 * pad))
-    cv2.rectangle(frame, (x, y), (x + tw + 2 * pad, y + tht + base + 2 * pad), bg, cv2.FILLED)
-    cv2.putText(frame, text, (x + pad, y + pad + tht), FONT, s, fg, th, cv2.LINE_AA)
+    return tw + 2 * pad, th + base + 2 * pad
 
 
-def _bars(frame: np.ndarray, face: FaceResult, classes: list[str], s: float) -> None:
-    """One bar per class beside the box: right of it if there is room, else left, else inside."""
+def _panel_size(classes: list[str], s: float) -> tuple[int, int]:
     fs = 0.8 * s
     row = max(8, round(15 * s))
     name_w = max(cv2.getTextSize(c[:3], FONT, fs, 1)[0][0] for c in classes)
-    bar_w = round(80 * s)
     pad = max(2, round(3 * s))
-    panel_w, panel_h = name_w + bar_w + 3 * pad, row * len(classes) + 2 * pad
-    x0, y0, x1, _ = face.box
-    h, w = frame.shape[:2]
-    px = x1 + pad if x1 + pad + panel_w <= w else (x0 - pad - panel_w if x0 - pad - panel_w >= 0 else x0)
-    py = min(max(0, y0), max(0, h - panel_h))
-    cv2.rectangle(frame, (px, py), (px + panel_w, py + panel_h), (30, 30, 30), cv2.FILLED)
+    return name_w + round(80 * s) + 3 * pad, row * len(classes) + 2 * pad
+
+
+def layout(faces: list[FaceResult], classes: list[str], frame_shape: tuple[int, ...]) -> list[Placement]:
+    """Label and panel rectangles for every face, inside the frame. Labels sit above or below their box,
+    panels beside, below or above it; each goes where it covers the least of other faces' boxes and of what
+    was placed before. A panel that would still cover something is left out (the compact form for crowds)."""
+    h, w = frame_shape[:2]
+    s = _scale(frame_shape)
+    gap = max(2, round(3 * s))
+    pw, ph = _panel_size(classes, s)
+    boxes = [f.box for f in faces]
+    placed: list[Box] = []
+    labels: list[Box] = []
+    for i, face in enumerate(faces):  # labels first: they matter more than panels
+        x0, y0, x1, y1 = face.box
+        lw, lh = _label_size(face, s)
+        others = boxes[:i] + boxes[i + 1:]
+        candidates = [(x0, y0 - lh, x0 + lw, y0), (x0, y1, x0 + lw, y1 + lh), (x1 - lw, y0 - lh, x1, y0),
+                      (x1 - lw, y1, x1, y1 + lh), (x0, y0, x0 + lw, y0 + lh)]
+        rect, _ = _best(candidates, others + placed, w, h)
+        labels.append(rect)
+        placed.append(rect)
+    out = []
+    for i, face in enumerate(faces):
+        x0, y0, x1, y1 = face.box
+        own = [face.box, labels[i]]
+        others = boxes[:i] + boxes[i + 1:] + [r for r in placed if r != labels[i]]
+        candidates = [(x1 + gap, y, x1 + gap + pw, y + ph) for y in (y0, y1 - ph)]
+        candidates += [(x0 - gap - pw, y, x0 - gap, y + ph) for y in (y0, y1 - ph)]
+        candidates += [(x, y1 + gap, x + pw, y1 + gap + ph) for x in (x0, x1 - pw)]
+        candidates += [(x, y0 - gap - ph, x + pw, y0 - gap) for x in (x0, x1 - pw)]
+        panel, cost = _best(candidates, others + own, w, h)
+        if cost > 0 and len(faces) > 1:
+            panel = None
+        elif panel is not None:
+            placed.append(panel)
+        out.append(Placement(labels[i], panel))
+    return out
+
+
+def _draw_label(frame: np.ndarray, rect: Box, text: str, s: float, bg: tuple[int, int, int]) -> None:
+    x0, y0, x1, y1 = rect
+    cv2.rectangle(frame, (x0, y0), (x1 - 1, y1 - 1), bg, cv2.FILLED)
+    pad = max(2, round(3 * s))
+    (_, th), _ = cv2.getTextSize(text, FONT, s, max(1, round(s * 1.5)))
+    cv2.putText(frame, text, (x0 + pad, y0 + pad + th), FONT, s, (0, 0, 0), max(1, round(s * 1.5)), cv2.LINE_AA)
+
+
+def _draw_panel(frame: np.ndarray, rect: Box, face: FaceResult, classes: list[str], s: float) -> None:
+    fs = 0.8 * s
+    row = max(8, round(15 * s))
+    name_w = max(cv2.getTextSize(c[:3], FONT, fs, 1)[0][0] for c in classes)
+    pad = max(2, round(3 * s))
+    px, py, px1, py1 = rect
+    bar_w = px1 - px - name_w - 3 * pad
+    cv2.rectangle(frame, (px, py), (px1 - 1, py1 - 1), (30, 30, 30), cv2.FILLED)
     for i, c in enumerate(classes):
         top = py + pad + i * row
         cv2.putText(frame, c[:3], (px + pad, top + row - pad), FONT, fs, (235, 235, 235), 1, cv2.LINE_AA)
@@ -61,17 +153,24 @@ def _bars(frame: np.ndarray, face: FaceResult, classes: list[str], s: float) -> 
 
 def draw_faces(frame: np.ndarray, faces: list[FaceResult], classes: list[str]) -> None:
     """Draw every face's box, label, confidence, track and probability bars onto ``frame`` in place."""
-    s = _scale(frame)
-    for face in faces:  # bars first: in a crowd a neighbour's panel must not cover a box or its label
-        _bars(frame, face, classes, s)
+    s = _scale(frame.shape)
+    placements = layout(faces, classes, frame.shape)
+    for face, place in zip(faces, placements):
+        if place.panel is not None:
+            _draw_panel(frame, place.panel, face, classes, s)
     for face in faces:
-        color = emotion_color(face.label, classes)
         x0, y0, x1, y1 = face.box
-        cv2.rectangle(frame, (x0, y0), (x1 - 1, y1 - 1), color, max(2, round(2 * s)))
-        label = f"{face.label} {face.confidence:.0%} #{face.track}"
-        label_h = cv2.getTextSize(label, FONT, s, 1)[0][1] + round(10 * s)
-        _text_box(frame, label, x0, y0 - label_h if y0 >= label_h else y1, s, color)
+        cv2.rectangle(frame, (x0, y0), (x1 - 1, y1 - 1), emotion_color(face.label, classes), max(2, round(2 * s)))
+    for face, place in zip(faces, placements):
+        _draw_label(frame, place.label, label_text(face), s, emotion_color(face.label, classes))
 
 
 def draw_fps(frame: np.ndarray, fps: float) -> None:
-    _text_box(frame, f"FPS {fps:.1f}", 0, 0, _scale(frame), (0, 0, 0), (255, 255, 255))
+    s = _scale(frame.shape)
+    text = f"FPS {fps:.1f}"
+    (tw, th), base = cv2.getTextSize(text, FONT, s, max(1, round(s * 1.5)))
+    pad = max(2, round(3 * s))
+    rect = _clamp(0, 0, tw + 2 * pad, th + base + 2 * pad, frame.shape[1], frame.shape[0])
+    cv2.rectangle(frame, rect[:2], (rect[2] - 1, rect[3] - 1), (0, 0, 0), cv2.FILLED)
+    cv2.putText(frame, text, (rect[0] + pad, rect[1] + pad + th), FONT, s, (255, 255, 255),
+                max(1, round(s * 1.5)), cv2.LINE_AA)

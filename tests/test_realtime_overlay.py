@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from fercore.classes import EMOTIONS
-from realtime.overlay import EMOTION_COLORS, draw_faces, draw_fps, emotion_color
+from realtime.overlay import EMOTION_COLORS, draw_faces, draw_fps, emotion_color, layout
 from realtime.results import FaceResult
 
 CLASSES = list(EMOTIONS)
@@ -35,9 +35,42 @@ def test_box_label_and_probability_bars_are_drawn():
                                       ((40, 40), (0, 0, 40, 40)),          # face filling a tiny frame
                                       ((3000, 4000), (1000, 1000, 1600, 1600))])
 def test_drawing_stays_inside_any_frame(shape, box):
+    (place,) = layout([face(box, "surprise")], CLASSES, shape)
+    h, w = shape
+    for rect in (place.label, place.panel):  # a lone face always gets its panel
+        assert 0 <= rect[0] < rect[2] <= w and 0 <= rect[1] < rect[3] <= h, rect
     frame = np.zeros((*shape, 3), np.uint8)
     draw_faces(frame, [face(box, "surprise")], CLASSES)
-    assert frame.any()
+    assert colour_pixels(frame, EMOTION_COLORS["surprise"]) > 0
+
+
+def overlap(a, b) -> bool:
+    return min(a[2], b[2]) > max(a[0], b[0]) and min(a[3], b[3]) > max(a[1], b[1])
+
+
+@pytest.mark.parametrize("photo", ["photos/bbt4.jpg", "photos/bbt5.jpg", "group/vladmandic_sample6.jpg",
+                                   "group/vladmandic_sample1.jpg", "group/two_people.jpg"])
+def test_in_group_photos_no_label_or_panel_covers_another_face(media, photo):
+    from realtime.detector import FaceDetector
+    from realtime.photos import read_image
+    image = read_image(media / photo)
+    with FaceDetector("full", video=False) as detector:
+        boxes = [d.box for d in detector.detect(image)]
+    h, w = image.shape[:2]
+    faces = [face((max(0, x0), max(0, y0), min(w, x1), min(h, y1)), track=i)
+             for i, (x0, y0, x1, y1) in enumerate(boxes)]
+    assert len(faces) >= 2
+    places = layout(faces, CLASSES, image.shape)
+    drawn = []  # (face index, rectangle) of every label and panel
+    for i, p in enumerate(places):
+        drawn += [(i, p.label)] + ([(i, p.panel)] if p.panel is not None else [])
+    for i, rect in drawn:
+        assert 0 <= rect[0] < rect[2] <= w and 0 <= rect[1] < rect[3] <= h
+        for j, f in enumerate(faces):
+            assert j == i or not overlap(rect, f.box), f"{photo}: face {i}'s overlay covers face {j}"
+        for j, other in drawn:
+            assert other is rect or not overlap(rect, other), f"{photo}: overlays of faces {i} and {j} overlap"
+    assert sum(p.panel is not None for p in places) >= len(faces) // 2  # most faces keep their bars
 
 
 def test_classes_beyond_fer_get_a_colour():

@@ -44,11 +44,18 @@ def test_frames_without_faces(photo_pipeline):
 
 
 def test_faces_cut_by_the_frame_edge_and_tiny_faces(photo_pipeline, media):
-    image = read_image(media / "photos" / "surprised.jpg")  # one face, roughly x 170-330, y 60-230
-    for part in (image[:, 250:], image[140:, :], image[:, :240]):  # the face half outside the frame
-        check(photo_pipeline.process(np.ascontiguousarray(part), 0), part)
+    image = read_image(media / "photos" / "surprised.jpg")  # one face, roughly x 170-345, y 60-270
+    # The face cut by the left, top and bottom edge: found, its box clipped to the frame at that edge.
+    for part, edge in ((image[:, 200:], 0), (image[140:, :], 1), (image[:190], 3)):
+        part = np.ascontiguousarray(part)
+        result = photo_pipeline.process(part, 0)
+        assert len(result.faces) == 1
+        check(result, part)
+        assert result.faces[0].box[edge] == (0 if edge < 2 else part.shape[0])
     tiny = cv2.resize(image, (50, 33), interpolation=cv2.INTER_AREA)  # a face of ~15 px
-    check(photo_pipeline.process(tiny, 0), tiny)
+    result = photo_pipeline.process(tiny, 0)
+    assert len(result.faces) == 1
+    check(result, tiny)
 
 
 @pytest.mark.parametrize("kind", ["gray8", "gray16", "bgr16", "bgra", "huge"])
