@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 SOURCE ?= 0
+# The shipped default model's stages, in training order (training/configs/<stage>.yaml; output runs/<stage>).
+DEFAULT_CHAIN := default/stage1 default/stage2 default/stage3 default/stage4 default/stage5
 
 .PHONY: setup run demo train test benchmark
 
@@ -17,12 +19,11 @@ setup: $(VENV)/.installed
 run: setup
 	$(PY) -m realtime.webcam --source $(SOURCE)
 
-train: setup  # the shipped default model: five stages, each from the previous one's best.pt
-	$(PY) -m training.run --config training/configs/default.yaml
-	$(PY) -m training.run --config training/configs/default_continue.yaml
-	$(PY) -m training.run --config training/configs/default_stage3.yaml
-	$(PY) -m training.run --config training/configs/default_stage4.yaml
-	$(PY) -m training.run --config training/configs/default_stage5.yaml
+train: setup  # the shipped default model: the stages of DEFAULT_CHAIN in order, each from the previous one's best.pt
+	@for stage in $(DEFAULT_CHAIN); do \
+		echo "$(PY) -m training.run --config training/configs/$$stage.yaml"; \
+		$(PY) -m training.run --config training/configs/$$stage.yaml || exit $$?; \
+	done
 
 test: setup
 	$(PY) -m pytest -q tests

@@ -3,13 +3,18 @@ from pathlib import Path
 import pytest
 
 from models import build_model
-from training.config import ConfigError, load_config, parse_override
+from training.config import DEFAULTS, ConfigError, load_config, parse_override
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = sorted((ROOT / "training" / "configs").glob("*.yaml"))
+CONFIG_DIR = ROOT / "training" / "configs"
+CONFIGS = sorted(CONFIG_DIR.rglob("*.yaml"))
 
 
-@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def _name(path: Path) -> str:
+    return path.relative_to(CONFIG_DIR).with_suffix("").as_posix()
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=_name)
 def test_every_shipped_config_loads_and_builds_its_model(path):
     cfg = load_config(path)
     m = cfg["model"]
@@ -18,7 +23,8 @@ def test_every_shipped_config_loads_and_builds_its_model(path):
 
 
 def test_expected_configs_exist():
-    assert {"cnn.yaml", "resnet18.yaml", "default.yaml"} <= {p.name for p in CONFIGS}
+    assert {"cnn", "resnet18", "default/stage1", "default/stage5", "experiments/distill",
+            "campaign/w075_sgd_camera"} <= {_name(p) for p in CONFIGS}
 
 
 def test_overrides_are_typed_and_nested():
@@ -29,7 +35,7 @@ def test_overrides_are_typed_and_nested():
 
 
 def test_a_model_argument_override_keeps_the_other_arguments():
-    default = ROOT / "training/configs/default.yaml"
+    default = ROOT / "training/configs/default/stage1.yaml"
     cfg = load_config(default, ["model.args.fc_dropout=0.2", "model.args.conv_dropout=0.1"])
     assert cfg["model"]["args"] == {"width": 0.5, "fc_dropout": 0.2, "conv_dropout": 0.1}
     assert load_config(default, ["model.args={depth: 2}"])["model"]["args"] == {"depth": 2}  # a mapping replaces
@@ -69,3 +75,128 @@ def test_cli_rejects_bad_config_before_training(capsys):
 
     assert main(["--config", str(CONFIGS[0]), "--set", "train.epocs=3"]) == 2
     assert "unknown config key 'train.epocs'" in capsys.readouterr().err
+
+
+def _flat(cfg: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in cfg.items():
+        if isinstance(value, dict) and f"{prefix}{key}" != "model.args":
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+# What the shipped model's stage files (and the distillation experiment) gave before they were written as a
+# chain of bases (training/configs/default.yaml, default_continue.yaml, default_stage3..5.yaml,
+# default_distill.yaml at commit f2dada6): the values they set, with the run folders renamed to the derived
+# ones; every other value is the default. One difference: stage 5 inherits stage 4's sched.pct_start 0.2 (was the
+# default 0.3), which its constant schedule (sched.name none) does not read.
+_RECIPE = {"model.name": "cnn", "loss.name": "cross_entropy", "loss.label_smoothing": 0.1,
+           "optim.name": "adamw", "optim.weight_decay": 1.0e-2, "sched.name": "onecycle", "train.batch_size": 64}
+_DROPOUT = {"model.args": {"width": 0.5, "conv_dropout": 0.1, "fc_dropout": 0.3}, "augment.erasing_p": 0.25}
+EXPECTED = {
+    "default/stage1": _RECIPE | {"model.args": {"width": 0.5}, "optim.lr": 2.0e-3, "sched.pct_start": 0.25,
+                                 "train.epochs": 12, "output.dir": "runs/default/stage1"},
+    "default/stage2": _RECIPE | _DROPOUT | {"model.init_from": "runs/default/stage1/best.pt", "optim.lr": 1.5e-3,
+                                            "sched.pct_start": 0.2, "train.epochs": 15,
+                                            "output.dir": "runs/default/stage2"},
+    "default/stage3": _RECIPE | _DROPOUT | {"model.init_from": "runs/default/stage2/best.pt", "optim.lr": 1.0e-3,
+                                            "sched.pct_start": 0.15, "train.epochs": 16,
+                                            "output.dir": "runs/default/stage3"},
+    "default/stage4": _RECIPE | _DROPOUT | {"model.init_from": "runs/default/stage3/best.pt",
+                                            "augment.mixup_alpha": 0.2, "optim.lr": 5.0e-4, "sched.pct_start": 0.2,
+                                            "train.epochs": 16, "output.dir": "runs/default/stage4"},
+    "default/stage5": _RECIPE | _DROPOUT | {"model.init_from": "runs/default/stage4/best.pt",
+                                            "augment.mixup_alpha": 0.2, "optim.lr": 2.0e-4, "sched.name": "none",
+                                            "sched.pct_start": 0.2, "train.epochs": 17,
+                                            "output.dir": "runs/default/stage5", "output.keep_epochs": True},
+    "experiments/distill": _RECIPE | _DROPOUT | {
+        "model.init_from": "runs/default/stage4/best.pt", "loss.teacher": "runs/default/stage4/best.pt",
+        "augment.mixup_alpha": 0.2, "optim.lr": 5.0e-4, "sched.pct_start": 0.2, "train.epochs": 21,
+        "output.dir": "runs/experiments/distill"},
+}
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_the_default_chain_keeps_the_recipe_that_trained_the_shipped_model(name):
+    cfg = _flat(load_config(CONFIG_DIR / f"{name}.yaml"))
+    assert {k: cfg[k] for k in EXPECTED[name]} == EXPECTED[name]
+    defaults = _flat(DEFAULTS)
+    assert {k: v for k, v in cfg.items() if k not in EXPECTED[name]} == \
+        {k: v for k, v in defaults.items() if k not in EXPECTED[name]}
+
+
+def _makefile_chain() -> list[str]:
+    for line in (ROOT / "Makefile").read_text().splitlines():
+        if line.startswith("DEFAULT_CHAIN :="):
+            return line.split(":=", 1)[1].split()
+    raise AssertionError("no DEFAULT_CHAIN in the Makefile")
+
+
+def test_the_makefile_chain_is_the_stage_order_and_each_stage_starts_from_the_one_before():
+    chain = _makefile_chain()
+    assert chain == [f"default/stage{i}" for i in range(1, 6)]
+    previous = None
+    for stage in chain:
+        cfg = load_config(CONFIG_DIR / f"{stage}.yaml")
+        assert cfg["output"]["dir"] == f"runs/{stage}"
+        assert cfg["model"]["init_from"] == (None if previous is None else f"runs/{previous}/best.pt")
+        previous = stage
+
+
+def test_a_child_config_changes_one_model_argument_and_keeps_the_others(tmp_path):
+    (tmp_path / "recipes").mkdir()
+    (tmp_path / "recipes" / "parent.yaml").write_text(
+        "model: {name: cnn, args: {width: 0.5, conv_dropout: 0.1, fc_dropout: 0.3}}\noptim: {lr: 0.01}\n"
+        "train: {epochs: 7}\n")
+    (tmp_path / "child.yaml").write_text("base: recipes/parent.yaml\nmodel: {args: {fc_dropout: 0.2}}\n"
+                                         "optim: {lr: 0.02}\n")
+    cfg = load_config(tmp_path / "child.yaml")
+    assert cfg["model"]["args"] == {"width": 0.5, "conv_dropout": 0.1, "fc_dropout": 0.2}
+    assert cfg["optim"]["lr"] == 0.02 and cfg["optim"]["name"] == "adam" and cfg["train"]["epochs"] == 7
+    # the parent is unchanged, and overrides still go on top of the chain
+    assert load_config(tmp_path / "recipes" / "parent.yaml")["model"]["args"]["fc_dropout"] == 0.3
+    assert load_config(tmp_path / "child.yaml", ["model.args.width=0.25"])["model"]["args"] == {
+        "width": 0.25, "conv_dropout": 0.1, "fc_dropout": 0.2}
+
+
+def test_a_cycle_of_bases_is_an_error(tmp_path):
+    (tmp_path / "a.yaml").write_text("base: b.yaml\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "b.yaml").write_text("base: sub/../a.yaml\ntrain: {epochs: 3}\n")  # the same file, spelled otherwise
+    with pytest.raises(ConfigError, match=r"cycle: .*a\.yaml -> .*b\.yaml -> .*a\.yaml"):
+        load_config(tmp_path / "a.yaml")
+    (tmp_path / "self.yaml").write_text("base: self.yaml\n")
+    with pytest.raises(ConfigError, match="cycle"):
+        load_config(tmp_path / "self.yaml")
+
+
+def test_a_missing_or_bad_base_is_an_error_naming_the_file(tmp_path):
+    (tmp_path / "child.yaml").write_text("base: nowhere.yaml\n")
+    with pytest.raises(ConfigError, match=r"child\.yaml: base config file not found: .*nowhere\.yaml"):
+        load_config(tmp_path / "child.yaml")
+    (tmp_path / "child.yaml").write_text("base: [a.yaml]\n")
+    with pytest.raises(ConfigError, match=r"config key 'base' must be the path of another config file"):
+        load_config(tmp_path / "child.yaml")
+    (tmp_path / "parent.yaml").write_text("optim: {learning_rate: 0.1}\n")
+    (tmp_path / "child.yaml").write_text("base: parent.yaml\n")
+    with pytest.raises(ConfigError, match=r"parent\.yaml: unknown config key 'optim.learning_rate'"):
+        load_config(tmp_path / "child.yaml")
+
+
+def test_output_dir_is_derived_from_the_config_name_unless_set(tmp_path):
+    assert load_config(CONFIG_DIR / "default" / "stage3.yaml")["output"]["dir"] == "runs/default/stage3"
+    assert load_config(CONFIG_DIR / "cnn.yaml")["output"]["dir"] == "runs/cnn"
+    assert load_config(CONFIG_DIR / "campaign" / "w075_sgd_camera.yaml")["output"]["dir"] == \
+        "runs/campaign/w075_sgd_camera"
+    (tmp_path / "mine.yaml").write_text("train: {epochs: 3}\n")
+    assert load_config(tmp_path / "mine.yaml")["output"]["dir"] == "runs/mine"  # a file outside training/configs
+    (tmp_path / "fixed.yaml").write_text("output: {dir: elsewhere/fixed}\n")
+    assert load_config(tmp_path / "fixed.yaml")["output"]["dir"] == "elsewhere/fixed"
+    # a base's own folder is not inherited: two runs would share one output folder
+    (tmp_path / "child.yaml").write_text("base: fixed.yaml\n")
+    assert load_config(tmp_path / "child.yaml")["output"]["dir"] == "runs/child"
+    assert load_config(tmp_path / "child.yaml", ["output.dir=out"])["output"]["dir"] == "out"
+    assert load_config(None)["output"]["dir"] == "runs/unnamed"
+    assert DEFAULTS["output"]["dir"] is None

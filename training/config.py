@@ -2,6 +2,13 @@
 
 Every key a config may set appears in DEFAULTS; an unknown key or a value of the wrong type fails at
 load time, naming the key, before any data is read.
+
+A config file may name another with a top-level ``base:`` (a path relative to the file that names it): the
+base is loaded first (and its own base before it), then this file's keys go on top, so a file holds only
+what differs from its base. ``model.args`` is updated key by key, so a child can change one dropout and keep
+the width. ``output.dir`` is not inherited: unless the file itself sets it, it is derived from the file's
+name, ``runs/<path under training/configs without .yaml>`` (``training/configs/default/stage3.yaml`` ->
+``runs/default/stage3``), or ``runs/<file stem>`` for a file elsewhere.
 """
 from __future__ import annotations
 
@@ -62,8 +69,12 @@ DEFAULTS: dict[str, Any] = {
         "threads": 0,  # torch CPU threads; 0 = torch's default
     },
     # keep_epochs: also save every epoch's weights as epoch_NNN.pt, for weight averaging (training.average)
-    "output": {"dir": "runs/default", "tensorboard": True, "keep_epochs": False},
+    # dir: null = derived from the config file's name (see the module docstring)
+    "output": {"dir": None, "tensorboard": True, "keep_epochs": False},
 }
+
+CONFIG_ROOT = Path(__file__).resolve().parent / "configs"
+NO_FILE_OUTPUT_DIR = "runs/unnamed"  # output.dir when no config file is given and none is set
 
 CHOICES = {
     "loss.name": ("focal", "cross_entropy"),
@@ -139,22 +150,67 @@ def _deep_update(base: dict, new: dict) -> dict:
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> dict:
-    """Defaults <- YAML file <- overrides, validated. Raises ConfigError naming the offending key."""
+    """Defaults <- base config files <- YAML file <- overrides, validated. Raises ConfigError naming the
+    offending key (and the file, for a key read from a file)."""
     cfg = copy.deepcopy(DEFAULTS)
     if path is not None:
         path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
-        data = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: a config must be a YAML mapping")
-        cfg = _merge(cfg, data)
+        cfg = _load_file(path, ())
+        own = _read_yaml(path).get("output")
+        cfg["output"]["dir"] = own.get("dir") if isinstance(own, dict) else None  # not inherited from a base
     for text in overrides:
         key = text.split("=", 1)[0].strip()
         below_free_form = any(key.startswith(f"{name}.") for name in FREE_FORM)
         cfg = _merge(cfg, parse_override(text), update_free_form=below_free_form)
+    if cfg["output"]["dir"] is None:
+        cfg["output"]["dir"] = default_output_dir(path)
     _check_consistency(cfg)
     return cfg
+
+
+def default_output_dir(path: str | Path | None) -> str:
+    """``runs/<path under training/configs without the suffix>``, ``runs/<stem>`` for a file elsewhere."""
+    if path is None:
+        return NO_FILE_OUTPUT_DIR
+    path = Path(path).resolve()
+    try:
+        name = path.relative_to(CONFIG_ROOT).with_suffix("").as_posix()
+    except ValueError:
+        name = path.stem
+    return f"runs/{name}"
+
+
+def _read_yaml(path: Path) -> dict:
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config must be a YAML mapping")
+    return data
+
+
+def _load_file(path: Path, chain: tuple[Path, ...]) -> dict:
+    """DEFAULTS <- ``path``'s bases, innermost first <- ``path``, validated. ``chain``: the files that
+    named this one as their base, to report a cycle."""
+    key = path.resolve()
+    if key in chain:
+        names = " -> ".join(str(p) for p in (*chain, key))
+        raise ConfigError(f"config files base on each other in a cycle: {names}")
+    data = _read_yaml(path)
+    base = data.pop("base", None)
+    if base is None:
+        cfg = copy.deepcopy(DEFAULTS)
+    else:
+        if not isinstance(base, str) or not base.strip():
+            raise ConfigError(f"{path}: config key 'base' must be the path of another config file, got {base!r}")
+        base_path = path.parent / base
+        if not base_path.is_file():
+            raise ConfigError(f"{path}: base config file not found: {base_path}")
+        cfg = _load_file(base_path, (*chain, key))
+    try:
+        return _merge(cfg, data, update_free_form=True)  # model.args updates the base's key by key
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
 
 
 def _check_consistency(cfg: dict) -> None:
