@@ -17,15 +17,12 @@ import torch
 import torch.nn as nn
 
 from fercore.atomic import atomic_path
+from models.errors import CheckpointError
 from models.preprocessing import Preprocessing
-from models.registry import build_model
+from models import build_model
 
 FORMAT = "fer-emotion-checkpoint"
 VERSION = 1
-
-
-class CheckpointError(ValueError):
-    """The file is missing, unreadable, or not a checkpoint written by this project."""
 
 
 def atomic_save(obj: Any, path: str | Path) -> None:

@@ -8,9 +8,13 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields
 
+from typing import TYPE_CHECKING
+
 import cv2
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch is not imported here: the app's ONNX Runtime path runs without it
+    import torch
 
 
 @dataclass(frozen=True)
@@ -34,11 +38,13 @@ class Preprocessing:
         if self.std <= 0 or self.margin < 0:
             raise ValueError(f"preprocessing needs std > 0 and margin >= 0, got std {self.std}, margin {self.margin}")
 
-    def normalize(self, faces: torch.Tensor) -> torch.Tensor:
-        """uint8 faces (N, H, W) or (N, 1, H, W) -> float model input (N, 1, H, W)."""
-        if faces.dim() == 3:
-            faces = faces.unsqueeze(1)
-        return (faces.float() / 255.0 - self.mean) / self.std
+    def normalize(self, faces: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+        """uint8 faces (N, H, W) or (N, 1, H, W) -> float32 model input (N, 1, H, W), as a numpy array or a
+        torch tensor like the input (ONNX Runtime takes the one, PyTorch the other)."""
+        if faces.ndim == 3:
+            faces = faces[:, None]
+        x = faces.astype(np.float32) if isinstance(faces, np.ndarray) else faces.float()
+        return (x / 255.0 - self.mean) / self.std
 
     def normalize_unit(self, x: torch.Tensor) -> torch.Tensor:
         """Intensities already in [0, 1] (augmentation works there) -> model input."""
@@ -94,9 +100,8 @@ def resize_face(gray: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(gray, (size, size), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
 
 
-def faces_to_input(gray_faces: list[np.ndarray], prep: Preprocessing) -> torch.Tensor:
-    """Grayscale face crops of any size -> one normalised batch ready for the model."""
+def faces_to_input(gray_faces: list[np.ndarray], prep: Preprocessing) -> np.ndarray:
+    """Grayscale face crops of any size -> one normalised float32 batch (N, 1, size, size) for the model."""
     if not gray_faces:
-        return torch.empty(0, 1, prep.size, prep.size)
-    stack = np.stack([resize_face(f, prep.size) for f in gray_faces])
-    return prep.normalize(torch.from_numpy(stack))
+        return np.zeros((0, 1, prep.size, prep.size), np.float32)
+    return prep.normalize(np.stack([resize_face(f, prep.size) for f in gray_faces]))

@@ -1,16 +1,24 @@
-"""Per-stage latency and end-to-end frames per second of the realtime pipeline (a measurement, not a test).
+"""How fast the realtime pipeline runs (a measurement, not a test), three ways:
 
-    python -m realtime.benchmark [--checkpoint PATH] [--frames 150] [--threads 2]
+    python -m realtime.benchmark [--checkpoint PATH] [--frames 150] [--threads N] [--modes throughput live startup]
+
+- throughput: frames pushed through as fast as they go; per-stage milliseconds per frame (median after a
+  warm-up) and end-to-end frames per second. End to end = decode + detect + crop + classify + track + draw.
+- live: the clip played at a camera's rate (30 and 60 FPS) through the webcam app's own capture thread, which
+  keeps only the newest frame; reports the CPU cores the process used (its CPU time over wall time, MediaPipe's
+  and ONNX Runtime's threads included), frames dropped, and latency from a frame's arrival to its drawn result
+  (median and 95th percentile). This is what a webcam user feels: a laptop kept busy, or not.
+- startup: seconds from launching a fresh Python process to the first processed frame, as the webcam app does it.
 
 Frames show 1 or 4 real faces (photos from ../shared/media tiled into 640x480 and 1280x720 frames, drifting a
-few pixels per frame); they are written to an mp4 and decoded back, so decoding is measured as annotate does it.
-End to end = decode + detect + crop + classify + track + draw. Figures depend on the machine and on what else
-runs on it; the load average is printed with them.
+few pixels per frame), written to an mp4 and decoded back. Figures depend on the machine and on what else runs
+on it; the load average is printed with them.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -19,17 +27,20 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fercore.paths import DEFAULT_CHECKPOINT, SHARED_MEDIA
+from fercore.paths import DEFAULT_CHECKPOINT, ROOT, SHARED_MEDIA
 from realtime import cli
 from realtime.overlay import draw_faces, draw_fps
 from realtime.photos import read_image
-from realtime.video_io import VideoReader, video_writer
+from realtime.video_io import LatestFrameCapture, VideoReader, open_source, video_writer
 
 MEDIA = SHARED_MEDIA / "photos"
 PORTRAITS = ("neutral.jpg", "surprised.jpg", "sad.jpg", "angry.jpg")  # one face each
 SIZES = ((640, 480), (1280, 720))
-TARGET_FPS = {((640, 480), 1): 60.0, ((640, 480), 4): 30.0}  # the issue's goal on a 2-core CPU
+TARGET_FPS = {((640, 480), 1): 60.0, ((640, 480), 4): 30.0}  # the throughput goal on a 2-core CPU
 STAGES = ("decode", "detect", "crop", "classify", "track", "draw")
+LIVE_RATES = (30.0, 60.0)
+WARMUP = 10  # frames processed before timing starts (first-call allocations, caches)
+MODES = ("throughput", "live", "startup")
 
 
 def fit(image: np.ndarray, w: int, h: int) -> np.ndarray:
@@ -57,36 +68,94 @@ def make_clip(path: Path, base: np.ndarray, frames: int) -> None:
             writer.write(np.roll(base, (i % 20 - 10, i % 30 - 15), axis=(0, 1)))  # faces drift a little
 
 
-def run_case(args: argparse.Namespace, clip: Path) -> dict:
-    """Seconds per frame per stage, faces found per frame and end-to-end FPS over one clip."""
+def throughput(args: argparse.Namespace, clip: Path) -> dict:
+    """Median milliseconds per frame per stage after WARMUP frames, faces found per frame, and end-to-end FPS
+    (timed frames over their total time)."""
     with cli.pipeline_from_args(args, video=True) as pipe, VideoReader(clip) as reader:
-        fps_shown, faces, n = 0.0, 0, 0
-        decode = draw = 0.0
+        per_frame: list[dict[str, float]] = []
+        faces, n, fps_shown = 0, 0, 0.0
         frames = iter(reader)
-        start = time.perf_counter()
         while True:
+            before = dict(pipe.timer.seconds)
             t0 = time.perf_counter()
             frame = next(frames, None)
             t1 = time.perf_counter()
             if frame is None:
                 break
-            decode += t1 - t0
             result = pipe.process(frame, n, n / 30.0)
             t2 = time.perf_counter()
             draw_faces(frame, result.faces, pipe.classes)
             draw_fps(frame, fps_shown)
-            draw += time.perf_counter() - t2
-            faces += len(result.faces)
+            t3 = time.perf_counter()
+            if n >= WARMUP:
+                times = {s: pipe.timer.seconds[s] - before.get(s, 0.0) for s in pipe.timer.seconds}
+                per_frame.append({"decode": t1 - t0, "draw": t3 - t2, **times, "total": t3 - t0})
+                faces += len(result.faces)
             n += 1
-        total = time.perf_counter() - start
-        seconds = {"decode": decode, "draw": draw, **pipe.timer.seconds}
-    return {"ms": {s: 1000 * seconds.get(s, 0.0) / n for s in STAGES}, "faces": faces / n, "fps": n / total}
+    if not per_frame:
+        raise cli.InputError(f"--frames must exceed the {WARMUP} warm-up frames")
+    ms = {s: 1000 * float(np.median([f.get(s, 0.0) for f in per_frame])) for s in (*STAGES, "total")}
+    return {"ms": ms, "faces": faces / len(per_frame), "fps": len(per_frame) / sum(f["total"] for f in per_frame)}
+
+
+def live(args: argparse.Namespace, clip: Path, rate: float) -> dict:
+    """The clip played at ``rate`` FPS through the webcam app's capture thread: CPU cores used, frames
+    dropped, latency from arrival to drawn result."""
+    with cli.pipeline_from_args(args, video=True) as pipe:
+        cap, _ = open_source(str(clip))
+        cpu0, wall0 = time.process_time(), time.monotonic()
+        capture = LatestFrameCapture(cap, pace_fps=rate)
+        latencies, last_index, processed = [], -1, 0
+        try:
+            while (item := capture.read(timeout=5.0)) is not None:
+                index, t, frame = item
+                result = pipe.process(frame, index, t)
+                draw_faces(frame, result.faces, pipe.classes)
+                latencies.append(time.monotonic() - wall0 - t)
+                last_index, processed = index, processed + 1
+        finally:
+            capture.close()
+        cores = (time.process_time() - cpu0) / (time.monotonic() - wall0)
+    return {"cores": cores, "frames": last_index + 1, "dropped": last_index + 1 - processed,
+            "latency_ms": 1000 * float(np.median(latencies)), "p95_ms": 1000 * float(np.percentile(latencies, 95))}
+
+
+_STARTUP_CHILD = """
+import sys, time
+from realtime import cli
+from realtime.video_io import LatestFrameCapture, open_source
+from realtime.webcam import parse_args
+args = parse_args(sys.argv[1:])
+with cli.pipeline_from_args(args, video=True) as pipe:
+    capture = LatestFrameCapture(open_source(args.source)[0])
+    index, t, frame = capture.read(timeout=10.0)
+    pipe.process(frame, index, t)
+    print(time.time())
+    capture.close()
+"""
+
+
+def startup(args: argparse.Namespace, clip: Path, repeats: int = 3) -> float:
+    """Median seconds from launching Python to the first processed frame, with the webcam app's options."""
+    options = ["--source", str(clip), "--backend", args.backend, "--threads", str(args.threads),
+               "--detector", str(args.detector)] + (["--checkpoint", str(args.checkpoint)] if args.checkpoint else [])
+    seconds = []
+    for _ in range(repeats):
+        start = time.time()
+        out = subprocess.run([sys.executable, "-c", _STARTUP_CHILD, *options], cwd=ROOT, capture_output=True,
+                             text=True, check=False)
+        if out.returncode != 0:
+            raise RuntimeError(f"the start-up run failed:\n{out.stderr[-2000:]}")
+        seconds.append(float(out.stdout.strip().splitlines()[-1]) - start)
+    return float(np.median(seconds))
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m realtime.benchmark", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--frames", type=int, default=150, help="frames per case (default 150)")
+    p.add_argument("--frames", type=cli.number(WARMUP + 1, kind=int), default=150,
+                   help=f"frames per case, the first {WARMUP} not timed (default 150)")
+    p.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES), help="what to measure (default all)")
     p.add_argument("--media", type=Path, default=MEDIA, help=f"folder with the portraits {', '.join(PORTRAITS)}")
     cli.add_pipeline_args(p)
     return p.parse_args(argv)
@@ -100,24 +169,39 @@ def main(argv: list[str] | None = None) -> int:
                              "(the shared media folder sits beside the checkout; or pass --media)")
     portraits = [read_image(args.media / name) for name in PORTRAITS]
     cli.pipeline_from_args(args, video=False).close()  # fail early on a missing checkpoint or detector
-    load = os.getloadavg()
     print(f"checkpoint {args.checkpoint or DEFAULT_CHECKPOINT}, backend {args.backend} ({args.threads} thread(s)), "
-          f"detector {args.detector}, "
-          f"{args.frames} frames per case, {os.cpu_count()} CPUs, load average {load[0]:.2f} before the run")
-    print(f"{'frame':>9} {'faces':>5} {'found':>5} " + "".join(f"{s:>9}" for s in STAGES)
-          + f" {'total ms':>9} {'FPS':>6}  target")
+          f"detector {args.detector}, {args.frames} frames per case, {os.cpu_count()} CPUs, "
+          f"load average {os.getloadavg()[0]:.2f} before the run")
     with tempfile.TemporaryDirectory() as tmp:
+        clips = {}
         for size in SIZES:
             for n_faces in (1, 4):
-                clip = Path(tmp) / f"{size[0]}x{size[1]}_{n_faces}.mp4"
-                make_clip(clip, compose(portraits, size, n_faces), args.frames)
-                r = run_case(args, clip)
+                clips[size, n_faces] = Path(tmp) / f"{size[0]}x{size[1]}_{n_faces}.mp4"
+                make_clip(clips[size, n_faces], compose(portraits, size, n_faces), args.frames)
+        if "throughput" in args.modes:
+            print(f"\nthroughput: median ms per frame after {WARMUP} warm-up frames")
+            print(f"{'frame':>9} {'faces':>5} {'found':>5} " + "".join(f"{s:>9}" for s in STAGES)
+                  + f" {'total ms':>9} {'FPS':>6}  target")
+            for (size, n_faces), clip in clips.items():
+                r = throughput(args, clip)
                 target = TARGET_FPS.get((size, n_faces))
                 verdict = "" if target is None else f"{target:g} FPS: {'met' if r['fps'] >= target else 'MISSED'}"
                 print(f"{size[0]:>4}x{size[1]:<4} {n_faces:>5} {r['faces']:>5.2f} "
                       + "".join(f"{r['ms'][s]:>9.2f}" for s in STAGES)
-                      + f" {sum(r['ms'].values()):>9.2f} {r['fps']:>6.1f}  {verdict}")
-    print(f"load average {os.getloadavg()[0]:.2f} after the run; per-stage figures are milliseconds per frame")
+                      + f" {r['ms']['total']:>9.2f} {r['fps']:>6.1f}  {verdict}")
+        if "live" in args.modes:
+            print("\nlive: the clip played at a camera's rate through the webcam app's capture thread")
+            print(f"{'frame':>9} {'faces':>5} {'rate':>5} {'CPU cores':>9} {'dropped':>11} "
+                  f"{'latency ms':>10} {'p95 ms':>7}")
+            for (size, n_faces), clip in clips.items():
+                for rate in LIVE_RATES:
+                    r = live(args, clip, rate)
+                    print(f"{size[0]:>4}x{size[1]:<4} {n_faces:>5} {rate:>5g} {r['cores']:>9.2f} "
+                          f"{r['dropped']:>4} of {r['frames']:<4} {r['latency_ms']:>10.1f} {r['p95_ms']:>7.1f}")
+        if "startup" in args.modes:
+            seconds = startup(args, clips[SIZES[0], 1])
+            print(f"\nstartup: {seconds:.2f} s from launching Python to the first processed frame (median of 3)")
+    print(f"\nload average {os.getloadavg()[0]:.2f} after the run")
     return 0
 
 

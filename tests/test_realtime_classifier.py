@@ -81,3 +81,54 @@ def test_a_broken_onnx_file_fails_clearly(tmp_path):
         load_classifier(bad)
     with pytest.raises(ValueError, match="unknown backend"):
         load_classifier(bad, backend="tensorrt")
+
+
+def test_onnx_sessions_never_spin_and_take_the_thread_count(tiny_checkpoint):
+    from realtime import cli
+    from realtime.webcam import parse_args
+
+    clf = load_classifier(tiny_checkpoint, threads=3)
+    options = clf.session.get_session_options()
+    assert options.intra_op_num_threads == 3
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    args = parse_args(["--checkpoint", str(tiny_checkpoint), "--threads", "1", "--no-display"])
+    with cli.pipeline_from_args(args, video=True) as pipe:  # the command-line option reaches the session
+        assert pipe.classifier.session.get_session_options().intra_op_num_threads == 1
+
+
+def test_a_checkpoint_runs_on_onnx_runtime_from_a_matching_export_without_torch(tiny_checkpoint, tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    from fercore.paths import ROOT
+
+    ckpt = tmp_path / "model.pt"
+    shutil.copy(tiny_checkpoint, ckpt)
+    export_onnx(ckpt)  # model.onnx beside it, recording the checkpoint's digest
+    code = ("import sys; from realtime.classifier import load_classifier; "
+            f"c = load_classifier({str(ckpt)!r}); print(c.session is not None, 'torch' in sys.modules)")
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin"}
+    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, env=env)
+    assert run.stdout.split() == ["True", "False"], run.stderr
+
+
+def test_a_changed_checkpoint_is_never_served_from_its_stale_export(tiny_checkpoint, tmp_path, monkeypatch, faces):
+    import shutil
+
+    from fercore.classes import EMOTIONS as classes
+    from models.checkpoint import atomic_save, load_model, make_checkpoint
+
+    monkeypatch.setattr(classifier_module, "ONNX_CACHE", tmp_path / "cache")
+    ckpt = tmp_path / "model.pt"
+    shutil.copy(tiny_checkpoint, ckpt)
+    export_onnx(ckpt)
+    before = load_classifier(ckpt).predict(faces)
+    model, _ = load_model(ckpt)
+    with torch.no_grad():
+        model.classifier[-1].bias += torch.arange(7.0)  # a retrained model, saved over the old file
+    atomic_save(make_checkpoint(model, classes), ckpt)
+    after = load_classifier(ckpt)
+    assert not np.allclose(before, after.predict(faces), atol=1e-3)
+    assert np.allclose(after.predict(faces), load_classifier(ckpt, backend="torch").predict(faces), atol=1e-5)
+    assert list((tmp_path / "cache").glob("*.onnx"))  # the fresh export went to the cache, not over model.onnx

@@ -8,7 +8,7 @@ import pytest
 from fercore.classes import EMOTIONS
 from fercore.paths import WEIGHTS
 from models.checkpoint import load_model
-from models.onnx_export import read_metadata
+from models.onnx_runtime import read_metadata
 from models.preprocessing import Preprocessing
 from training.data import load_split
 from training.evaluate import predict

@@ -1,0 +1,61 @@
+"""Running an exported model with ONNX Runtime, without torch: the realtime app's default path starts fast.
+
+Sessions never spin: ONNX Runtime's worker threads by default busy-wait between calls, which at a camera's
+30 frames per second kept a whole core busy for work needing a twentieth of one (see the README's live
+figures). With spinning off the throughput measured the same.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from models.errors import CheckpointError
+
+METADATA_KEY = "fer_emotion"
+
+
+def checkpoint_digest(path: str | Path) -> str:
+    """SHA-256 of a checkpoint file: an export records it, so a stale export is recognised as such."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def session_options(threads: int):
+    """CPU session options: ``threads`` intra-op threads that sleep instead of spinning while idle."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    return options
+
+
+def open_session(path: str | Path, threads: int = 1):
+    """An ONNX Runtime CPU session for an exported model, and the checkpoint description it carries."""
+    import onnxruntime as ort
+
+    try:
+        session = ort.InferenceSession(str(path), session_options(threads), providers=["CPUExecutionProvider"])
+    except Exception as exc:  # ONNX Runtime raises its own types for missing or malformed files
+        raise CheckpointError(f"{path} is not a readable ONNX model ({str(exc).splitlines()[0]})") from exc
+    props = session.get_modelmeta().custom_metadata_map
+    if METADATA_KEY not in props:
+        raise CheckpointError(f"{path} is not an ONNX model exported by this project (no {METADATA_KEY} metadata)")
+    try:
+        meta = json.loads(props[METADATA_KEY])
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: its {METADATA_KEY} metadata is not JSON") from exc
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: its {METADATA_KEY} metadata is not a mapping")
+    return session, meta
+
+
+def read_metadata(path: str | Path) -> dict:
+    """The checkpoint description stored in an exported ONNX file."""
+    return open_session(path)[1]
