@@ -47,4 +47,4 @@ def test_realtime_preprocessing_equals_trainings_evaluation_path(shared_fer, tin
         classifier = load_classifier(tiny_checkpoint, backend=backend)
         realtime = classifier.prepare(gray_crops(frame, [crop_box((0, 0, w, h), 0.0, w, h)]))
         assert realtime.shape == training.shape == (1, 1, 48, 48)
-        assert torch.equal(realtime, training)
+        assert torch.equal(torch.from_numpy(realtime), training)
