@@ -1,6 +1,6 @@
 """Results as plain data, and the JSON / JSON Lines / CSV files and summaries every entry point writes.
 
-The JSON layout is documented in realtime/README_SECTION.md ("Results files"); SCHEMA and VERSION name it.
+The JSON layout is documented in the README ("Results files"); SCHEMA and VERSION name it.
 """
 from __future__ import annotations
 

@@ -3,6 +3,9 @@ from pathlib import Path
 
 import pytest
 
+from fercore.classes import EMOTIONS
+from realtime import results
+
 from fercore.paths import ROOT, SHARED, SHARED_FER, SHARED_MEDIA
 
 
@@ -63,3 +66,53 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
     atomic_save(make_checkpoint(model.eval(), EMOTIONS), path)
     return path
+
+
+# --- results files: the documented schema, checked by the results and annotate tests ---------------------
+def _check_face(f: dict) -> None:
+    """The documented schema of one face (README, "Results files")."""
+    assert set(f) == {"track", "box", "score", "label", "confidence", "probabilities"}
+    assert isinstance(f["track"], int) and f["track"] >= 1
+    assert len(f["box"]) == 4 and all(isinstance(v, int) for v in f["box"])
+    assert f["box"][0] < f["box"][2] and f["box"][1] < f["box"][3]
+    assert 0 <= f["score"] <= 1 and 0 <= f["confidence"] <= 1
+    assert list(f["probabilities"]) == list(EMOTIONS)
+    assert f["label"] == max(f["probabilities"], key=f["probabilities"].get)
+    assert f["confidence"] == f["probabilities"][f["label"]]
+    assert sum(f["probabilities"].values()) == pytest.approx(1, abs=1e-3)
+
+
+def _check_document(doc: dict, kind: str) -> None:
+    """The documented schema of a results file; used by the annotate tests too."""
+    assert doc["schema"] == results.SCHEMA and doc["version"] == results.VERSION and doc["kind"] == kind
+    assert doc["classes"] == list(EMOTIONS)
+    assert {"input", "settings", "frames", "summary"} <= set(doc)
+    assert {"checkpoint", "backend", "detector", "min_confidence", "margin", "smoothing"} <= set(doc["settings"])
+    for i, fr in enumerate(doc["frames"]):
+        assert set(fr) == {"frame", "time", "source", "faces"}
+        assert isinstance(fr["frame"], int)
+        if kind == "video":
+            assert fr["frame"] == i and fr["time"] >= 0 and fr["source"] is None
+        else:
+            assert fr["time"] is None and isinstance(fr["source"], str)
+        for f in fr["faces"]:
+            _check_face(f)
+    s = doc["summary"]
+    assert s["frames"] == len(doc["frames"])
+    assert s["faces"] == sum(len(fr["faces"]) for fr in doc["frames"])
+    assert list(s["emotions"]) == list(EMOTIONS)
+    if kind == "video":
+        assert doc["video"]["frame_count"] == len(doc["frames"])
+        for t in s["tracks"].values():
+            assert sum(t["emotions"].values()) == pytest.approx(1, abs=1e-3)
+            assert t["dominant"] in list(EMOTIONS)
+
+
+@pytest.fixture(scope="session")
+def check_face():
+    return _check_face
+
+
+@pytest.fixture(scope="session")
+def check_document():
+    return _check_document

@@ -6,7 +6,6 @@ import sys
 import cv2
 import numpy as np
 import pytest
-from test_realtime_results import check_document
 
 from realtime import cli
 from realtime.annotate import main
@@ -20,7 +19,7 @@ def annotate(*args: str) -> int:
     return cli.run(main, [*map(str, args), "--no-progress"])
 
 
-def test_a_video_keeps_its_frame_count_size_and_rate(tiny_checkpoint, media, tmp_path):
+def test_a_video_keeps_its_frame_count_size_and_rate(tiny_checkpoint, media, tmp_path, check_document):
     src = media / "group_pan.mp4"
     out, js, cs = tmp_path / "out.mp4", tmp_path / "r.json", tmp_path / "r.csv"
     assert annotate(src, "-o", out, "--json", js, "--csv", cs, "--checkpoint", tiny_checkpoint) == 0
@@ -103,7 +102,7 @@ def test_refuses_to_overwrite_its_input(tiny_checkpoint, media, tmp_path, capsys
     assert "inside the input" in capsys.readouterr().err
 
 
-def test_a_photo_and_a_folder_of_photos(tiny_checkpoint, media, tmp_path, capsys):
+def test_a_photo_and_a_folder_of_photos(tiny_checkpoint, media, tmp_path, capsys, check_document):
     photo = media / "photos" / "bbt4.jpg"
     out = tmp_path / "one.jpg"
     assert annotate(photo, "-o", out, "--json", tmp_path / "one.json", "--checkpoint", tiny_checkpoint) == 0

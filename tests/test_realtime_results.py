@@ -4,7 +4,7 @@ import json
 import pytest
 
 from fercore.classes import EMOTIONS
-from realtime.results import (SCHEMA, VERSION, FaceResult, FrameResult, JsonlLog, csv_columns, format_summary,
+from realtime.results import (SCHEMA, FaceResult, FrameResult, JsonlLog, csv_columns, format_summary,
                               header, summarize, write_csv, write_json)
 
 CLASSES = list(EMOTIONS)
@@ -22,45 +22,6 @@ def frames() -> list[FrameResult]:
             FrameResult(3, 0.12, [face(1, "neutral")])]
 
 
-def check_face(f: dict) -> None:
-    """The documented schema of one face (realtime/README_SECTION.md)."""
-    assert set(f) == {"track", "box", "score", "label", "confidence", "probabilities"}
-    assert isinstance(f["track"], int) and f["track"] >= 1
-    assert len(f["box"]) == 4 and all(isinstance(v, int) for v in f["box"])
-    assert f["box"][0] < f["box"][2] and f["box"][1] < f["box"][3]
-    assert 0 <= f["score"] <= 1 and 0 <= f["confidence"] <= 1
-    assert list(f["probabilities"]) == CLASSES
-    assert f["label"] == max(f["probabilities"], key=f["probabilities"].get)
-    assert f["confidence"] == f["probabilities"][f["label"]]
-    assert sum(f["probabilities"].values()) == pytest.approx(1, abs=1e-3)
-
-
-def check_document(doc: dict, kind: str) -> None:
-    """The documented schema of a results file; used by the annotate tests too."""
-    assert doc["schema"] == SCHEMA and doc["version"] == VERSION and doc["kind"] == kind
-    assert doc["classes"] == CLASSES
-    assert {"input", "settings", "frames", "summary"} <= set(doc)
-    assert {"checkpoint", "backend", "detector", "min_confidence", "margin", "smoothing"} <= set(doc["settings"])
-    for i, fr in enumerate(doc["frames"]):
-        assert set(fr) == {"frame", "time", "source", "faces"}
-        assert isinstance(fr["frame"], int)
-        if kind == "video":
-            assert fr["frame"] == i and fr["time"] >= 0 and fr["source"] is None
-        else:
-            assert fr["time"] is None and isinstance(fr["source"], str)
-        for f in fr["faces"]:
-            check_face(f)
-    s = doc["summary"]
-    assert s["frames"] == len(doc["frames"])
-    assert s["faces"] == sum(len(fr["faces"]) for fr in doc["frames"])
-    assert list(s["emotions"]) == CLASSES
-    if kind == "video":
-        assert doc["video"]["frame_count"] == len(doc["frames"])
-        for t in s["tracks"].values():
-            assert sum(t["emotions"].values()) == pytest.approx(1, abs=1e-3)
-            assert t["dominant"] in CLASSES
-
-
 def test_summary_gives_the_share_of_each_emotion_per_track():
     s = summarize(frames(), CLASSES)
     assert s["frames"] == 4 and s["frames_with_faces"] == 3 and s["faces"] == 4
@@ -74,7 +35,7 @@ def test_summary_gives_the_share_of_each_emotion_per_track():
     assert "happy 50%" in text and "track 2" in text
 
 
-def test_json_follows_the_schema(tmp_path):
+def test_json_follows_the_schema(tmp_path, check_document):
     path = tmp_path / "r.json"
     head = header(CLASSES, input="x.mp4", kind="video", settings={
         "checkpoint": "c.pt", "backend": "onnx", "detector": "short", "min_confidence": 0.5, "margin": 0.15,
@@ -94,7 +55,7 @@ def test_csv_has_one_row_per_face(tmp_path):
     assert rows[1]["x0"] == "100" and float(rows[0]["p_happy"]) == 0.7
 
 
-def test_jsonl_log_has_a_header_then_a_line_per_frame(tmp_path):
+def test_jsonl_log_has_a_header_then_a_line_per_frame(tmp_path, check_face):
     path = tmp_path / "log.jsonl"
     log = JsonlLog(path, header(CLASSES, input="0", kind="stream"))
     for fr in frames():
