@@ -25,10 +25,15 @@ class DetectorError(RuntimeError):
     """The face-detector model is missing or is not a MediaPipe face-detection model."""
 
 
+# BlazeFace's six keypoints, in its order.
+KEYPOINTS = ("right_eye", "left_eye", "nose", "mouth", "right_ear", "left_ear")
+
+
 @dataclass(frozen=True)
 class Detection:
     box: Box  # may reach outside the frame for faces cut by its edge
     score: float
+    keypoints: tuple[tuple[float, float], ...] = ()  # (x, y) pixels in KEYPOINTS order; the subject's right eye first
 
 
 # What MediaPipe's native code writes on start-up and at some frames: its INFO lines, glog's INFO/WARNING lines
@@ -114,11 +119,13 @@ class FaceDetector:
         image = mp.Image(image_format=mp.ImageFormat.SRGB, data=cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
         with _native_logs_held_back():
             result = self._run(image, timestamp_ms)
+        h, w = frame.shape[:2]
         detections = []
         for d in result.detections:
             b = d.bounding_box
+            points = tuple((k.x * w, k.y * h) for k in d.keypoints or ())
             detections.append(Detection((b.origin_x, b.origin_y, b.origin_x + b.width, b.origin_y + b.height),
-                                        float(d.categories[0].score)))
+                                        float(d.categories[0].score), points))
         return detections
 
     def _run(self, image: mp.Image, timestamp_ms: int | None):
