@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from training.losses import FocalLoss, balanced_class_weights, build_loss, soft_cross_entropy
+from training.losses import FocalLoss, Objective, balanced_class_weights, build_loss, soft_cross_entropy
 
 
 @pytest.fixture
@@ -67,3 +67,30 @@ def test_soft_cross_entropy_matches_torch_on_distributions_and_one_hot():
     labels = torch.arange(8) % 7
     torch.testing.assert_close(soft_cross_entropy(logits, F.one_hot(labels, 7).float()),
                                F.cross_entropy(logits, labels))
+
+
+@pytest.fixture
+def teacher_probs():
+    return torch.softmax(torch.randn(64, 7, generator=torch.Generator().manual_seed(1)), dim=1)
+
+
+def test_distillation_objective_blends_label_loss_and_teacher_soft_targets(batch, teacher_probs):
+    logits, y = batch
+    label_loss, w = FocalLoss(2.0, label_smoothing=0.1), 0.3
+    expected = (1 - w) * label_loss(logits, y) + w * soft_cross_entropy(logits, teacher_probs)
+    torch.testing.assert_close(Objective(label_loss, w)(logits, y, teacher_probs), expected)
+    torch.testing.assert_close(Objective(label_loss, w)(logits, y), label_loss(logits, y))  # no teacher
+
+
+def test_mixup_objective_scores_each_image_against_its_partners_targets_too(batch, teacher_probs):
+    logits, y = batch
+    label_loss, w, lam = FocalLoss(0.0), 0.3, 0.7
+    partner = torch.randperm(64, generator=torch.Generator().manual_seed(2))
+
+    def blend(y, probs):
+        return (1 - w) * label_loss(logits, y) + w * soft_cross_entropy(logits, probs)
+
+    expected = lam * blend(y, teacher_probs) + (1 - lam) * blend(y[partner], teacher_probs[partner])
+    torch.testing.assert_close(Objective(label_loss, w)(logits, y, teacher_probs, partner, lam), expected)
+    torch.testing.assert_close(Objective(label_loss)(logits, y, None, partner, lam),
+                               lam * label_loss(logits, y) + (1 - lam) * label_loss(logits, y[partner]))

@@ -1,18 +1,23 @@
-"""Tiny trainings: loss falls on real FER-2013 images, resume is exact, Ctrl-C is resumable, DDP runs."""
+"""Tiny trainings: loss falls on real FER-2013 images, resume is exact, Ctrl-C is resumable, DDP runs; the
+training step with ready-made parts."""
 import os
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from models.checkpoint import CheckpointError, read_checkpoint
+from models.checkpoint import CheckpointError, load_model, read_checkpoint
+from models.inference import predict
 from training.config import load_config
+from training.losses import Objective
 from training.run import main as run_main
-from training.trainer import Trainer
+from training.trainer import Trainer, build_parts
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["model.args.width=0.125", "train.threads=1", "train.batch_size=32", "output.tensorboard=false",
@@ -39,7 +44,7 @@ def test_tiny_training_on_real_fer2013_loss_falls(shared_fer, tmp_path):
     cfg = tiny_cfg(shared_fer, tmp_path, "data.limit=320", "train.epochs=4", "model.args.width=0.25",
                    "sched.name=none", "optim.lr=0.003", "output.tensorboard=true",
                    "augment.erasing_p=0.0", "augment.rotation=0.0", f"data.cache_dir={tmp_path / 'cache'}")
-    best = Trainer(cfg).fit()
+    best = Trainer.from_config(cfg).fit()
     history = read_checkpoint(tmp_path / "last.pt")["training"]["history"]
     assert len(history) == 4
     assert history[-1]["train_loss"] < 0.9 * history[0]["train_loss"]
@@ -55,8 +60,9 @@ def test_tiny_training_on_real_fer2013_loss_falls(shared_fer, tmp_path):
 def test_resume_after_a_finished_epoch_gives_the_same_weights(tiny_fer_csv, tmp_path, sched, mixup_alpha):
     extra = ("data.train_split=train", f"sched.name={sched}", "sched.step_size=1", "sched.patience=0",
              f"augment.mixup_alpha={mixup_alpha}")
-    Trainer(tiny_cfg(tiny_fer_csv, tmp_path / "straight", "train.epochs=3", *extra)).fit()
-    Trainer(tiny_cfg(tiny_fer_csv, tmp_path / "split", "train.epochs=1", *extra)).fit()
+    Trainer.from_config(tiny_cfg(tiny_fer_csv, tmp_path / "straight", "train.epochs=3", *extra)).fit()
+    Trainer.from_config(tiny_cfg(tiny_fer_csv, tmp_path / "split", "train.epochs=1", *extra)).fit()
+    # spelled as training.run spells it
     Trainer(tiny_cfg(tiny_fer_csv, tmp_path / "split", "train.epochs=3", *extra), resume=True).fit()
     assert_same_weights(weights(tmp_path / "straight/last.pt"), weights(tmp_path / "split/last.pt"))
     a = read_checkpoint(tmp_path / "straight/last.pt")["training"]
@@ -90,24 +96,25 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes_exactly(tiny_fer_csv, tmp_path):
 
 
 def test_resume_refuses_a_different_model(tiny_fer_csv, tmp_path):
-    Trainer(tiny_cfg(tiny_fer_csv, tmp_path, "train.epochs=1")).fit()
+    Trainer.from_config(tiny_cfg(tiny_fer_csv, tmp_path, "train.epochs=1")).fit()
     with pytest.raises(ValueError, match="config asks for"):
-        Trainer(tiny_cfg(tiny_fer_csv, tmp_path, "train.epochs=2", "model.args.width=0.25"), resume=True)
+        Trainer.from_config(tiny_cfg(tiny_fer_csv, tmp_path, "train.epochs=2", "model.args.width=0.25"),
+                            resume=True)
 
 
 def test_init_from_starts_a_new_run_from_trained_weights(tiny_fer_csv, tmp_path):
-    Trainer(tiny_cfg(tiny_fer_csv, tmp_path / "first", "train.epochs=1")).fit()
+    Trainer.from_config(tiny_cfg(tiny_fer_csv, tmp_path / "first", "train.epochs=1")).fit()
     first = weights(tmp_path / "first/last.pt")
-    second = Trainer(tiny_cfg(tiny_fer_csv, tmp_path / "second", "train.epochs=1", "model.args.fc_dropout=0.1",
-                              f"model.init_from={tmp_path / 'first/last.pt'}"))
-    assert_same_weights(first, second.model.state_dict())
+    second = Trainer.from_config(tiny_cfg(tiny_fer_csv, tmp_path / "second", "train.epochs=1",
+                                          "model.args.fc_dropout=0.1", f"model.init_from={tmp_path / 'first/last.pt'}"))
+    assert_same_weights(first, second.model_without_ddp.state_dict())
     assert second.epoch == 0  # a new schedule, not a resume
     with pytest.raises(CheckpointError, match="does not fit"):
-        Trainer(tiny_cfg(tiny_fer_csv, tmp_path / "third", "model.args.width=0.25",
-                         f"model.init_from={tmp_path / 'first/last.pt'}"))
+        Trainer.from_config(tiny_cfg(tiny_fer_csv, tmp_path / "third", "model.args.width=0.25",
+                                     f"model.init_from={tmp_path / 'first/last.pt'}"))
     with pytest.raises(CheckpointError, match="resnet18"):
-        Trainer(tiny_cfg(tiny_fer_csv, tmp_path / "fourth", "model.name=resnet18", "model.args={}",
-                         "model.pretrained=false", f"model.init_from={tmp_path / 'first/last.pt'}"))
+        Trainer.from_config(tiny_cfg(tiny_fer_csv, tmp_path / "fourth", "model.name=resnet18", "model.args={}",
+                                     "model.pretrained=false", f"model.init_from={tmp_path / 'first/last.pt'}"))
 
 
 def test_ddp_with_two_cpu_processes(tiny_fer_csv, tmp_path):
@@ -125,35 +132,48 @@ def test_ddp_with_two_cpu_processes(tiny_fer_csv, tmp_path):
     assert ckpt["training"]["step"] == 0 and len(ckpt["training"]["history"]) == 2
 
 
-def test_teacher_targets_are_its_tta_predictions_blended_into_the_loss(tiny_fer_csv, tiny_checkpoint, tmp_path):
-    from models.checkpoint import load_model
-    from training.evaluate import predict
-    from training.losses import soft_cross_entropy
-
-    trainer = Trainer(tiny_cfg(tiny_fer_csv, tmp_path, "train.epochs=1", f"loss.teacher={tiny_checkpoint}",
-                               "loss.teacher_weight=0.25", "loss.teacher_tta=tencrop", "augment.mixup_alpha=0.2"))
+def test_teacher_targets_are_its_tta_predictions_fed_to_the_objective(tiny_fer_csv, tiny_checkpoint, tmp_path):
+    cfg = tiny_cfg(tiny_fer_csv, tmp_path, "train.epochs=1", f"loss.teacher={tiny_checkpoint}",
+                   "loss.teacher_weight=0.25", "loss.teacher_tta=tencrop", "augment.mixup_alpha=0.2")
+    parts = build_parts(cfg)
     teacher, _ = load_model(tiny_checkpoint)
-    expected = predict(teacher, trainer.train_images, teacher.preprocessing, tta="tencrop")
-    torch.testing.assert_close(trainer.teacher_probs, torch.from_numpy(expected))
+    expected = predict(teacher, parts.data.train_images, teacher.preprocessing, tta="tencrop")
+    torch.testing.assert_close(parts.teacher_probs, torch.from_numpy(expected))
+    assert parts.criterion.teacher_weight == 0.25
+    calls = []
+
+    class Recording(Objective):
+        def forward(self, logits, y, teacher_probs=None, partner=None, lam=1.0):
+            calls.append((y, teacher_probs, partner, lam))
+            return super().forward(logits, y, teacher_probs, partner, lam)
+
+    trainer = Trainer(cfg, replace(parts, criterion=Recording(parts.criterion.label_loss, 0.25)))
     idx = torch.tensor([3, 1, 4])
-    logits, y = torch.randn(3, 7), trainer.train_targets[idx]
-    blend = 0.75 * trainer.loss_fn(logits, y) + 0.25 * soft_cross_entropy(logits, trainer.teacher_probs[idx])
-    torch.testing.assert_close(trainer._objective(logits, idx, y), blend)
-    trainer.fit()  # with mixup, which scores each image's partner against the partner's teacher targets
+    trainer._train_step(idx)
+    y, probs, partner, lam = calls[0]  # each image's label and teacher row, and mixup's pairs
+    assert torch.equal(y, torch.from_numpy(parts.data.train_labels)[idx])
+    assert torch.equal(probs, parts.teacher_probs[idx])
+    assert sorted(partner.tolist()) == [0, 1, 2] and 0 < lam < 1
+    trainer.fit()
     assert "teacher agrees with the training labels" in (tmp_path / "train.log").read_text()
     with pytest.raises(CheckpointError, match="not found"):
-        Trainer(tiny_cfg(tiny_fer_csv, tmp_path / "b", f"loss.teacher={tmp_path / 'missing.pt'}"))
+        Trainer.from_config(tiny_cfg(tiny_fer_csv, tmp_path / "b", f"loss.teacher={tmp_path / 'missing.pt'}"))
 
 
-def test_a_mixed_image_counts_as_its_dominant_images_class(tiny_fer_csv, tmp_path, monkeypatch):
-    import training.trainer as trainer_module
-
-    trainer = Trainer(tiny_cfg(tiny_fer_csv, tmp_path, "train.epochs=1", "augment.mixup_alpha=0.2"))
+def test_a_mixed_image_counts_as_its_dominant_images_class(tiny_fer_csv, tmp_path):
+    cfg = tiny_cfg(tiny_fer_csv, tmp_path, "train.epochs=1")
+    parts = build_parts(cfg)
     idx = torch.arange(8)
-    y = trainer.train_targets[idx]  # 0, 1, ..., 6, 0
+    y = torch.from_numpy(parts.data.train_labels)[idx]  # 0, 1, ..., 6, 0
     partner = torch.roll(idx, 1)  # partners' labels 0, 0, 1, ..., 6: equal to y only for the first image
-    # a "model" that answers every image's own label
-    monkeypatch.setattr(trainer.net, "forward", lambda x: torch.nn.functional.one_hot(y, 7).float().requires_grad_())
+
+    class OwnLabel(torch.nn.Module):  # a "model" that answers every image's own label
+        def forward(self, x):
+            return F.one_hot(y, 7).float().requires_grad_()
+
     for lam, correct in ((0.7, 8), (0.3, 1)):
-        monkeypatch.setattr(trainer_module, "mixup", lambda x, alpha, gen, lam=lam: (x, partner, lam))
+        def mixed(faces, gen, lam=lam):  # each image mixed with its partner by lam
+            return faces.float().unsqueeze(1), partner, lam
+
+        trainer = Trainer(cfg, replace(parts, model=OwnLabel(), augment=mixed))
         assert trainer._train_step(idx)[1] == correct
