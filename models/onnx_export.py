@@ -7,7 +7,6 @@ metadata, so it is as self-describing as the checkpoint it came from.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import warnings
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from fercore import cli
 from fercore.atomic import atomic_path
 from models.checkpoint import CheckpointError, load_model
 
@@ -62,18 +62,19 @@ def read_metadata(path: str | Path) -> dict:
     return open_session(path)[1]
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("checkpoint")
-    ap.add_argument("-o", "--output", help="default: the checkpoint's path with .onnx")
+def command(argv: list[str] | None) -> int:
+    ap = cli.parser("models.onnx_export", __doc__)
+    g = ap.add_argument_group("export")
+    g.add_argument("checkpoint", help="a checkpoint written by training (e.g. weights/default.pt)")
+    g.add_argument("-o", "--output", help="the .onnx file to write (default: the checkpoint's path with .onnx)")
     args = ap.parse_args(argv)
-    try:
-        out = export_onnx(args.checkpoint, args.output)
-    except CheckpointError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"wrote {out}")
+    print(f"wrote {export_onnx(args.checkpoint, args.output)}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Export as the command line says; returns the exit status (fercore.cli: 1 user error, 2 usage)."""
+    return cli.run(command, argv, (CheckpointError,))
 
 
 if __name__ == "__main__":

@@ -1,11 +1,12 @@
-"""What the command-line entry points share: pipeline options and turning known failures into messages."""
+"""What the realtime entry points share: pipeline options and their user-error types. The convention itself
+(range-checked numbers, exit statuses) is fercore.cli, shared with training."""
 from __future__ import annotations
 
 import argparse
-import math
-import sys
 from typing import Callable
 
+from fercore import cli as shared
+from fercore.cli import number
 from models.checkpoint import CheckpointError
 from fercore.paths import DEFAULT_CHECKPOINT, DETECTOR_MODELS
 from realtime.classifier import BACKENDS, load_classifier
@@ -21,19 +22,6 @@ class InputError(ValueError):
 
 
 USER_ERRORS = (CheckpointError, DetectorError, VideoError, CaptureError, ImageError, InputError)
-
-
-def number(lo: float, hi: float = math.inf, hi_open: bool = False, kind: type = float) -> Callable[[str], float]:
-    """An argparse type: a number in [lo, hi] (or [lo, hi) with ``hi_open``), so a bad value is a usage error."""
-    def parse(text: str) -> float:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a{'n integer' if kind is int else ' number'}: {text!r}")
-        if not (lo <= value and (value < hi if hi_open else value <= hi)):
-            raise argparse.ArgumentTypeError(f"{text} is outside [{lo:g}, {hi:g}{')' if hi_open else ']'}")
-        return value
-    return parse
 
 
 def add_pipeline_args(parser: argparse.ArgumentParser, smoothing: bool = True) -> None:
@@ -75,12 +63,6 @@ def settings(args: argparse.Namespace, pipe: Pipeline) -> dict:
 
 
 def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
-    """Run an entry point; a known failure becomes one 'error:' line on stderr and exit status 1."""
-    try:
-        return main(argv)
-    except USER_ERRORS as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    """Run an entry point with the shared convention (fercore.cli.run): a known failure becomes one 'error:'
+    line on stderr and exit status 1, Ctrl-C 130."""
+    return shared.run(main, argv, USER_ERRORS)

@@ -71,5 +71,7 @@ def test_keep_epochs_then_average_command(tiny_fer_csv, tmp_path, capsys):
     assert ckpt["metrics"]["averaged_from"] == ["epoch_001.pt", "epoch_002.pt"]
     assert 0.0 <= ckpt["metrics"]["val_acc"] <= 1.0
     assert "average of 2: val acc" in capsys.readouterr().out
-    assert average_main([str(epochs[0]), str(tmp_path / "missing.pt"), "--out", str(out)]) == 2
-    assert "checkpoint not found" in capsys.readouterr().err
+    assert average_main([str(epochs[0]), str(tmp_path / "missing.pt"), "--out", str(out)]) == 1
+    assert capsys.readouterr().err == f"error: checkpoint not found: {tmp_path / 'missing.pt'}\n"
+    assert average_main([str(epochs[0]), "--out", str(out), "--data", str(tiny_fer_csv), "--cache-dir", "none"]) == 1
+    assert "at least two checkpoints" in capsys.readouterr().err

@@ -43,10 +43,13 @@ def test_flip_tta_averages_the_mirrored_view(tiny_checkpoint):
 
 
 def test_evaluate_command_errors_are_clear(tiny_fer_csv, tiny_checkpoint, tmp_path, capsys):
-    assert main([str(tmp_path / "missing.pt"), "--data", str(tiny_fer_csv)]) == 2
-    assert "checkpoint not found" in capsys.readouterr().err
-    assert main([str(tiny_checkpoint), "--data", str(tmp_path / "nowhere.csv")]) == 2
-    assert "data not found" in capsys.readouterr().err
+    """A missing file is a user error (exit status 1, one line); see also tests/test_cli_convention.py."""
+    assert main([str(tmp_path / "missing.pt"), "--data", str(tiny_fer_csv)]) == 1
+    assert capsys.readouterr().err == f"error: checkpoint not found: {tmp_path / 'missing.pt'}\n"
+    assert main([str(tiny_checkpoint), "--data", str(tmp_path / "nowhere.csv"), "--cache-dir", "none"]) == 1
+    assert capsys.readouterr().err.startswith(f"error: data not found: {tmp_path / 'nowhere.csv'}")
+    assert main([str(tiny_checkpoint), "--data", str(tiny_fer_csv), "--batch-size", "0"]) == 2
+    assert "argument --batch-size" in capsys.readouterr().err
 
 
 def test_classification_report_by_hand():

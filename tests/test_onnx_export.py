@@ -34,3 +34,16 @@ def test_export_of_a_foreign_file_fails_clearly(tmp_path):
     with pytest.raises(CheckpointError):
         export_onnx(bad)
     assert not (tmp_path / "bad.onnx").exists()
+
+
+def test_export_command_errors(tmp_path, capsys):
+    """A missing or foreign checkpoint is a user error (exit status 1, one line), a missing argument a usage
+    error (2); see also tests/test_cli_convention.py."""
+    assert main([str(tmp_path / "missing.pt")]) == 1
+    assert capsys.readouterr().err == f"error: checkpoint not found: {tmp_path / 'missing.pt'}\n"
+    bad = tmp_path / "bad.pt"
+    torch.save({"weights": 1}, bad)
+    assert main([str(bad)]) == 1
+    assert "not a checkpoint of this project" in capsys.readouterr().err
+    assert main([]) == 2
+    assert "the following arguments are required: checkpoint" in capsys.readouterr().err

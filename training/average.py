@@ -5,12 +5,11 @@ Averaging the epochs of a constant-learning-rate run lands nearer the middle of 
 weights wander in than any single epoch does. BatchNorm running statistics are not linear in the
 weights, so they are measured anew with one pass over the (unaugmented) training images.
 
-    python -m training.run --config training/configs/default_stage5.yaml   # keeps epoch_NNN.pt
-    python -m training.average runs/default_stage5/epoch_*.pt --out runs/default_stage5/swa.pt
+    python -m training.run --config training/configs/default/stage5.yaml   # keeps epoch_NNN.pt
+    python -m training.average runs/default/stage5/epoch_*.pt --out runs/default/stage5/swa.pt
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Iterator
@@ -21,12 +20,14 @@ import torch.nn as nn
 from torch.optim.swa_utils import update_bn
 from tqdm import tqdm
 
+from fercore import cli
+from fercore.metrics import classification_report
 from models.inference import predict
 from models.checkpoint import CheckpointError, atomic_save, make_checkpoint, model_from_checkpoint, read_checkpoint
 from models.preprocessing import Preprocessing
 from training.data import DataError, load_split
-from fercore.metrics import classification_report
 
+USER_ERRORS = (CheckpointError, DataError)
 SAME = ("arch", "arch_args", "classes", "preprocessing")  # what every averaged checkpoint must share
 
 
@@ -66,30 +67,24 @@ def recompute_batchnorm(model: nn.Module, images: np.ndarray, batch_size: int = 
     model.eval()
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("checkpoints", nargs="+", help="two or more checkpoints of one model (epoch_NNN.pt)")
-    ap.add_argument("--out", required=True, help="where to write the averaged checkpoint")
-    ap.add_argument("--data", default="../shared/data/fer2013",
-                    help="FER-2013 folder, fer2013.csv or icml_face_data.csv")
-    ap.add_argument("--train-split", default="train", help="images for the BatchNorm statistics")
-    ap.add_argument("--val-split", default="val", help="images the averaged model is scored on")
-    ap.add_argument("--cache-dir", default="~/.cache/fer-emotion", help="decoded-data cache; 'none' to disable")
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--batch-size", type=int, default=256)
+def command(argv: list[str] | None) -> int:
+    ap = cli.parser("training.average", __doc__)
+    g = ap.add_argument_group("averaging")
+    g.add_argument("checkpoints", nargs="+", help="two or more checkpoints of one model (epoch_NNN.pt)")
+    g.add_argument("--out", required=True, help="where to write the averaged checkpoint")
+    data = cli.add_data_args(ap)
+    data.add_argument("--train-split", default="train",
+                      help="images the BatchNorm statistics are measured on (default train)")
+    data.add_argument("--val-split", default="val", help="images the averaged model is scored on (default val)")
     args = ap.parse_args(argv)
-    cache = None if args.cache_dir == "none" else args.cache_dir
-    try:
-        inputs = [read_checkpoint(p) for p in args.checkpoints]
-        ckpt = average_checkpoints(inputs, args.checkpoints)
-        train_x, _ = load_split(args.data, args.train_split, cache)
-        val_x, val_y = load_split(args.data, args.val_split, cache)
-    except (CheckpointError, DataError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    model = model_from_checkpoint(ckpt).to(args.device)
-    recompute_batchnorm(model, train_x, args.batch_size, args.device)
-    probs = predict(model, val_x, model.preprocessing, args.batch_size, args.device)
+    device = cli.resolve_device(args.device, torch.cuda.device_count())
+    inputs = [read_checkpoint(p) for p in args.checkpoints]
+    ckpt = average_checkpoints(inputs, args.checkpoints)
+    train_x, _ = load_split(args.data, args.train_split, args.cache_dir)
+    val_x, val_y = load_split(args.data, args.val_split, args.cache_dir)
+    model = model_from_checkpoint(ckpt).to(device)
+    recompute_batchnorm(model, train_x, args.batch_size, device)
+    probs = predict(model, val_x, model.preprocessing, args.batch_size, device)
     report = classification_report(val_y, probs.argmax(1), ckpt["classes"])
     metrics = {"val_acc": report["accuracy"], "val_macro_f1": report["macro_f1"],
                "averaged_from": [Path(p).name for p in args.checkpoints]}
@@ -101,6 +96,11 @@ def main(argv: list[str] | None = None) -> int:
                                 epoch=ckpt["epoch"], metrics=metrics), args.out)
     print(f"wrote {args.out}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Average as the command line says; returns the exit status (fercore.cli: 1 user error, 2 usage)."""
+    return cli.run(command, argv, USER_ERRORS)
 
 
 if __name__ == "__main__":

@@ -1,29 +1,30 @@
 """Print training throughput (images/s) of each model and of the data pipeline on this machine.
 
     python -m training.benchmark                 # all models, CPU (or CUDA when present)
-    python -m training.benchmark --models cnn:0.5 --steps 10
+    python -m training.benchmark --models cnn-0.5 --steps 10
 
 A benchmark, not a test: figures depend on the machine and on what else runs on it.
 """
 from __future__ import annotations
 
-import argparse
+import sys
 import time
 
 import torch
 
+from fercore import cli
 from models import build_model
 from models.preprocessing import Preprocessing
 from training.augment import BatchAugment
 from training.config import DEFAULTS
 from training.losses import FocalLoss
 
-MODELS = {
-    "cnn:1.0": ("cnn", {"width": 1.0}),
-    "cnn:0.5": ("cnn", {"width": 0.5}),
-    "resnet18 (48, imagenet stem)": ("resnet18", {"stem": "imagenet", "input_size": 48}),
-    "resnet18 (48, 3x3 stem)": ("resnet18", {"stem": "small", "input_size": 48}),
-    "resnet18 (96, imagenet stem)": ("resnet18", {"stem": "imagenet", "input_size": 96}),
+MODELS = {  # name on the command line: (architecture, its arguments)
+    "cnn-1.0": ("cnn", {"width": 1.0}),  # the seed's full-width CNN
+    "cnn-0.5": ("cnn", {"width": 0.5}),  # the default model's width
+    "resnet18-48-imagenet": ("resnet18", {"stem": "imagenet", "input_size": 48}),
+    "resnet18-48-small": ("resnet18", {"stem": "small", "input_size": 48}),  # 3x3 stem, no max-pool
+    "resnet18-96-imagenet": ("resnet18", {"stem": "imagenet", "input_size": 96}),  # faces upsampled to 96
 }
 
 
@@ -60,14 +61,20 @@ def augment_images_per_second(batch: int, steps: int, device: torch.device, reci
     return steps * batch / (time.perf_counter() - start)
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
-    ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--steps", type=int, default=5)
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+def command(argv: list[str] | None) -> int:
+    ap = cli.parser("training.benchmark", __doc__)
+    g = ap.add_argument_group("benchmark")
+    g.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS), metavar="MODEL",
+                   help=f"models to time: {', '.join(MODELS)} (default: all; cnn-W is the CNN at width W, "
+                        "resnet18-SIZE-STEM the ResNet-18 on SIZE-pixel faces with the ImageNet or a 3x3 stem)")
+    g.add_argument("--batch", type=cli.number(1, kind=int), default=64, help="images per step (default 64)")
+    g.add_argument("--steps", type=cli.number(1, kind=int), default=5,
+                   help="timed training steps per model, after two warm-up steps (default 5; the data pipeline "
+                        "runs ten times as many)")
+    g.add_argument("--device", type=cli.device_name, default="auto",
+                   help="cpu, cuda, cuda:N, or auto: cuda when there is a GPU (default auto)")
     args = ap.parse_args(argv)
-    device = torch.device(args.device)
+    device = torch.device(cli.resolve_device(args.device, torch.cuda.device_count()))
     print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}")
     seed = DEFAULTS["augment"]
     strong = dict(seed, equalize_p=0.2, brightness=0.4, contrast=0.4)
@@ -78,7 +85,13 @@ def main(argv: list[str] | None = None) -> None:
         name, model_args = MODELS[key]
         ips = train_images_per_second(name, model_args, args.batch, args.steps, device)
         print(f"train {key:30} {ips:8.1f} images/s  ({28709 / ips / 60:5.1f} min per FER-2013 epoch)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark as the command line says; returns the exit status (fercore.cli)."""
+    return cli.run(command, argv)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

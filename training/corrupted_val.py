@@ -10,7 +10,6 @@ The same seed gives the same images on every machine.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,11 +18,13 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from fercore.classes import EMOTIONS
+from fercore import cli
 from fercore.atomic import atomic_path
+from fercore.classes import EMOTIONS
 from training.camera import KINDS, corrupt
 from training.data import DataError, load_split
 
+USER_ERRORS = (DataError,)
 LEVELS = {"mild": 0.0, "moderate": 0.5, "severe": 1.0}
 
 
@@ -51,24 +52,28 @@ def write_copy(images: np.ndarray, labels: np.ndarray, split: str, out: Path, se
     return written
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m training.corrupted_val", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default="../shared/data/fer2013", help="FER-2013 folder, fer2013.csv or icml_face_data.csv")
-    ap.add_argument("--split", default="val", help="the split to corrupt (default val)")
-    ap.add_argument("--out", required=True, help="folder to write the corrupted copies into")
-    ap.add_argument("--seed", type=int, default=0, help="the copy's seed (default 0, the one model cards report)")
-    ap.add_argument("--cache-dir", default="~/.cache/fer-emotion", help="decoded-data cache; 'none' to disable")
+def command(argv: list[str] | None) -> int:
+    ap = cli.parser("training.corrupted_val", __doc__)
+    data = cli.add_data_args(ap, device=False)
+    data.add_argument("--split", default="val", help="the split to corrupt (default val)")
+    g = ap.add_argument_group("output")
+    g.add_argument("--out", required=True, help="folder to write the corrupted copies into")
+    g.add_argument("--seed", type=cli.number(0, kind=int), default=0,
+                   help="the copy's seed (default 0, the one model cards report)")
     args = ap.parse_args(argv)
+    images, labels = load_split(args.data, args.split, args.cache_dir)
     try:
-        images, labels = load_split(args.data, args.split, None if args.cache_dir == "none" else args.cache_dir)
-    except DataError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    n = write_copy(images, labels, args.split, Path(args.out), args.seed)
+        n = write_copy(images, labels, args.split, Path(args.out), args.seed)
+    except OSError as exc:  # a folder that cannot be made or written to: the user picks another --out
+        raise cli.CommandError(f"cannot write the copy under {args.out}: {exc}") from exc
     print(f"wrote {n} images: {len(KINDS)} corruptions x {len(LEVELS)} levels of {len(images)} {args.split} "
           f"images under {args.out}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write the copy as the command line says; returns the exit status (fercore.cli: 1 user error, 2 usage)."""
+    return cli.run(command, argv, USER_ERRORS)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,6 @@ confusion matrix (PNG + JSON), optionally with test-time augmentation.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -16,6 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from fercore import cli
 from fercore.atomic import atomic_path
 from fercore.metrics import classification_report, save_confusion_png
 from fercore.tta import TTA_MODES
@@ -24,6 +24,9 @@ from models.inference import predict
 from models.preprocessing import Preprocessing
 from training.camera import KINDS
 from training.data import DataError, load_split
+
+USER_ERRORS = (CheckpointError, DataError)
+
 
 def evaluate(checkpoint: str | Path, data: str | Path, split: str, out_dir: str | Path | None,
              tta: list[str], cache_dir: str | None, device: str = "cpu", batch_size: int = 256,
@@ -84,33 +87,33 @@ def format_report(result: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("checkpoint", help="a checkpoint written by training.run (e.g. weights/default.pt)")
-    ap.add_argument("--data", default="../shared/data/fer2013",
-                    help="FER-2013 folder, fer2013.csv or icml_face_data.csv")
-    ap.add_argument("--split", default="val", help="train | val | test (csv: Training | PublicTest | PrivateTest)")
-    ap.add_argument("--tta", nargs="+", default=["none", "flip"], choices=TTA_MODES,
-                    help="test-time augmentation modes to report side by side")
-    ap.add_argument("--out", default=None, help="folder for metrics JSON and confusion PNGs "
-                                                "(default: eval/ beside the checkpoint)")
-    ap.add_argument("--corrupted", action="store_true",
-                    help="also report accuracy on the corrupted copies of the split (training.corrupted_val)")
-    ap.add_argument("--cache-dir", default="~/.cache/fer-emotion", help="decoded-data cache; 'none' to disable")
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--batch-size", type=int, default=256)
+def command(argv: list[str] | None) -> int:
+    ap = cli.parser("training.evaluate", __doc__)
+    g = ap.add_argument_group("evaluation")
+    g.add_argument("checkpoint", help="a checkpoint written by training.run (e.g. weights/default.pt)")
+    g.add_argument("--tta", nargs="+", default=["none", "flip"], choices=TTA_MODES,
+                   help="test-time augmentation modes to report side by side (default: none flip)")
+    g.add_argument("--corrupted", action="store_true",
+                   help="also report accuracy on the corrupted copies of the split (training.corrupted_val)")
+    g.add_argument("--out", default=None, help="folder for the metrics JSON and confusion PNGs "
+                                               "(default: eval/ beside the checkpoint)")
+    data = cli.add_data_args(ap)
+    data.add_argument("--split", default="val",
+                      help="the split to evaluate: train | val | test (csv: Training | PublicTest | PrivateTest; "
+                           "default val)")
     args = ap.parse_args(argv)
+    device = cli.resolve_device(args.device, torch.cuda.device_count())
     out = args.out or str(Path(args.checkpoint).parent / "eval")
-    cache = None if args.cache_dir == "none" else args.cache_dir
-    try:
-        result = evaluate(args.checkpoint, args.data, args.split, out, args.tta, cache, args.device, args.batch_size,
-                          args.corrupted)
-    except (CheckpointError, DataError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    result = evaluate(args.checkpoint, args.data, args.split, out, args.tta, args.cache_dir, device, args.batch_size,
+                      args.corrupted)
     print(format_report(result))
     print(f"\nwrote {out}/metrics_{args.split}.json and confusion_{args.split}_<tta>.png")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Evaluate as the command line says; returns the exit status (fercore.cli: 1 user error, 2 usage)."""
+    return cli.run(command, argv, USER_ERRORS)
 
 
 if __name__ == "__main__":

@@ -1,21 +1,26 @@
 """Write a grid of augmented training samples to a PNG: look at what the model is fed before training.
 
-    python -m training.preview --config training/configs/default.yaml -o augmented.png
+    python -m training.preview --config training/configs/default/stage1.yaml -o augmented.png
 """
 from __future__ import annotations
 
-import argparse
 import sys
 
 import numpy as np
 import torch
 
-from fercore.classes import EMOTIONS
-from models import build_model
+from fercore import cli
 from fercore.atomic import atomic_path
+from fercore.classes import EMOTIONS
+from fercore.paths import CONFIGS, ROOT
+from models import build_model
 from training.augment import BatchAugment
-from training.config import ConfigError, load_config
+from training.config import ConfigError
 from training.data import DataError, load_split
+from training.run import config_from_args
+
+USER_ERRORS = (ConfigError, DataError)
+DEFAULT_CONFIG = CONFIGS / "default" / "stage1.yaml"
 
 
 def augmented_grid(cfg: dict, rows: int = 6, cols: int = 8, seed: int = 0):
@@ -46,23 +51,30 @@ def augmented_grid(cfg: dict, rows: int = 6, cols: int = 8, seed: int = 0):
     return fig
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--config", default="training/configs/default.yaml")
-    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    ap.add_argument("-o", "--output", default="augmented.png")
-    ap.add_argument("--seed", type=int, default=0)
+def command(argv: list[str] | None) -> int:
+    ap = cli.parser("training.preview", __doc__)
+    g = ap.add_argument_group("augmentation")
+    g.add_argument("--config", default=str(DEFAULT_CONFIG),
+                   help=f"YAML config whose augment and data sections are used "
+                        f"(default {DEFAULT_CONFIG.relative_to(ROOT)})")
+    g.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set augment.camera_p=1 (repeatable)")
+    g.add_argument("--seed", type=cli.number(0, kind=int), default=0,
+                   help="picks the images and their augmentations (default 0)")
+    out = ap.add_argument_group("output")
+    out.add_argument("-o", "--output", default="augmented.png", help="the PNG to write (default augmented.png)")
     args = ap.parse_args(argv)
-    try:
-        cfg = load_config(args.config, args.overrides)
-        fig = augmented_grid(cfg, seed=args.seed)
-    except (ConfigError, DataError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    cfg = config_from_args(ap, args.config, args.overrides)
+    fig = augmented_grid(cfg, seed=args.seed)
     with atomic_path(args.output) as tmp:
         fig.savefig(tmp)
     print(f"wrote {args.output}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write the preview as the command line says; returns the exit status (fercore.cli: 1 user error, 2 usage)."""
+    return cli.run(command, argv, USER_ERRORS)
 
 
 if __name__ == "__main__":
