@@ -1,10 +1,14 @@
 """MediaPipe Tasks face detection with the model files shipped in weights/, so the app works offline."""
 from __future__ import annotations
 
+import atexit
+import concurrent.futures.thread  # noqa: F401  (its exit hook is registered before ours, see _OPEN)
 import os
 import re
 import sys
 import tempfile
+import threading
+import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
@@ -89,6 +93,21 @@ def resolve_detector_model(model: str | Path) -> Path:
     return path
 
 
+# Detectors not closed yet. At exit they are closed while MediaPipe still can: left to MediaPipe's own finaliser,
+# which runs during interpreter teardown after the modules it calls are gone, an unclosed detector ends the
+# program with "Exception ignored in: <function FaceDetector.__del__ ...> TypeError". MediaPipe closes through a
+# thread pool, so this runs among the thread-shutdown hooks (last registered, first run), before the pools stop.
+_OPEN: "weakref.WeakSet[FaceDetector]" = weakref.WeakSet()
+
+
+def _close_open_detectors() -> None:
+    for detector in list(_OPEN):
+        detector.close()
+
+
+getattr(threading, "_register_atexit", atexit.register)(_close_open_detectors)
+
+
 class FaceDetector:
     """BlazeFace via MediaPipe Tasks. VIDEO mode for streams (needs increasing timestamps), IMAGE mode for photos.
 
@@ -111,6 +130,7 @@ class FaceDetector:
             raise DetectorError(f"{self.model_path} is not a usable MediaPipe face-detection model "
                                 f"({str(exc).splitlines()[0]})") from exc
         self._last_ms = -1
+        _OPEN.add(self)
 
     def detect(self, frame: np.ndarray, timestamp_ms: int | None = None) -> list[Detection]:
         """Faces in a BGR uint8 frame; in VIDEO mode ``timestamp_ms`` is the frame's time (forced to increase)."""
