@@ -5,6 +5,7 @@ Layout (a plain dict of tensors and builtins, so ``torch.load(weights_only=True)
     format      "fer-emotion-checkpoint"      version  1
     arch        registry name                 arch_args  constructor keyword arguments
     classes     label names in output order   preprocessing  Preprocessing.to_dict()
+    temperature logits are divided by it before the softmax (1.0 until training.calibrate fits one)
     config      the training config           epoch, metrics
     model       state dict                    training   optional resume state (optimizer, RNG, ...)
 """
@@ -42,6 +43,7 @@ def make_checkpoint(model: nn.Module, classes: list[str] | tuple[str, ...], conf
         "arch_args": dict(model.arch_args),
         "classes": list(classes),
         "preprocessing": model.preprocessing.to_dict(),
+        "temperature": float(getattr(model, "temperature", 1.0)),
         "config": config or {},
         "epoch": epoch,
         "metrics": metrics or {},
@@ -76,9 +78,13 @@ def model_from_checkpoint(ckpt: dict) -> nn.Module:
         preprocessing = Preprocessing.from_dict(ckpt["preprocessing"])
     except ValueError as exc:
         raise CheckpointError(f"the checkpoint's preprocessing is invalid: {exc}") from exc
+    temperature = ckpt.get("temperature", 1.0)
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0.01 <= temperature <= 100:
+        raise CheckpointError(f"the checkpoint's temperature must be a number in [0.01, 100], got {temperature!r}")
     model = build_model(ckpt["arch"], **ckpt["arch_args"])
     model.load_state_dict(ckpt["model"])
     model.preprocessing = preprocessing
+    model.temperature = float(temperature)
     return model.eval()
 
 

@@ -30,7 +30,8 @@ def _views(x: torch.Tensor, tta: str, black: float, pad: int = 4) -> list[torch.
 @torch.inference_mode()
 def predict(model: nn.Module, faces: np.ndarray | torch.Tensor, prep: Preprocessing, batch_size: int = 256,
             device: torch.device | str = "cpu", tta: str = "none", progress: bool = False) -> np.ndarray:
-    """Class probabilities (N, K) for uint8 faces (N, H, W), averaged over the TTA views."""
+    """Class probabilities (N, K) for uint8 faces (N, H, W), averaged over the TTA views; the logits are divided
+    by the model's calibrated ``temperature`` (a loaded checkpoint's; 1 for a model in training)."""
     if tta not in TTA_MODES:
         raise ValueError(f"tta must be one of {TTA_MODES}, got {tta!r}")
     model.eval()
@@ -38,6 +39,7 @@ def predict(model: nn.Module, faces: np.ndarray | torch.Tensor, prep: Preprocess
     out = []
     for start in tqdm(range(0, len(faces), batch_size), desc="evaluate", disable=not progress, unit="batch"):
         x = prep.normalize(faces[start:start + batch_size]).to(device)
-        probs = [F.softmax(model(v).float(), dim=1) for v in _views(x, tta, black=prep.black)]
+        t = getattr(model, "temperature", 1.0)
+        probs = [F.softmax(model(v).float() / t, dim=1) for v in _views(x, tta, black=prep.black)]
         out.append(torch.stack(probs).mean(0).cpu())
     return torch.cat(out).numpy() if out else np.zeros((0, 0), dtype=np.float32)

@@ -17,8 +17,7 @@ import torch
 from fercore import cli
 from fercore.atomic import atomic_path
 from models.checkpoint import CheckpointError, load_model
-
-METADATA_KEY = "fer_emotion"
+from models.onnx_runtime import METADATA_KEY, checkpoint_digest
 
 
 def export_onnx(checkpoint: str | Path, output: str | Path | None = None, opset: int = 17) -> Path:
@@ -26,6 +25,8 @@ def export_onnx(checkpoint: str | Path, output: str | Path | None = None, opset:
     output = Path(output) if output else Path(checkpoint).with_suffix(".onnx")
     size = model.preprocessing.size
     meta = {key: ckpt[key] for key in ("arch", "arch_args", "classes", "preprocessing", "epoch", "metrics")}
+    meta["temperature"] = model.temperature
+    meta["checkpoint_sha256"] = checkpoint_digest(checkpoint)  # lets the app tell a stale export from a fresh one
     import onnx
 
     with atomic_path(output) as tmp, warnings.catch_warnings():
@@ -38,28 +39,6 @@ def export_onnx(checkpoint: str | Path, output: str | Path | None = None, opset:
         entry.key, entry.value = METADATA_KEY, json.dumps(meta)
         onnx.save(proto, str(tmp))
     return output
-
-
-def open_session(path: str | Path, threads: int = 1):
-    """An ONNX Runtime CPU session for an exported model, and the checkpoint description it carries."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    try:
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # ONNX Runtime raises its own types for missing or malformed files
-        raise CheckpointError(f"{path} is not a readable ONNX model ({str(exc).splitlines()[0]})") from exc
-    props = session.get_modelmeta().custom_metadata_map
-    if METADATA_KEY not in props:
-        raise CheckpointError(f"{path} is not an ONNX model exported by this project (no {METADATA_KEY} metadata)")
-    return session, json.loads(props[METADATA_KEY])
-
-
-def read_metadata(path: str | Path) -> dict:
-    """The checkpoint description stored in an exported ONNX file."""
-    return open_session(path)[1]
 
 
 def command(argv: list[str] | None) -> int:

@@ -25,9 +25,10 @@ ONNX_CACHE = Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")).expanduser() / "
 class EmotionClassifier:
     """The interface of a backend: the checkpoint's classes and preprocessing; all faces of a frame in one batch."""
 
-    def __init__(self, classes: list[str], preprocessing: Preprocessing) -> None:
+    def __init__(self, classes: list[str], preprocessing: Preprocessing, temperature: float = 1.0) -> None:
         self.classes = list(classes)
         self.preprocessing = preprocessing
+        self.temperature = temperature  # calibration: logits / temperature before the softmax
 
     def prepare(self, gray_faces: list[np.ndarray]) -> np.ndarray:
         """The model input for face crops: models.preprocessing with the checkpoint's parameters."""
@@ -47,14 +48,14 @@ class TorchClassifier(EmotionClassifier):
     """A checkpoint's model run by PyTorch on the CPU."""
 
     def __init__(self, model, classes: list[str]) -> None:
-        super().__init__(classes, model.preprocessing)
+        super().__init__(classes, model.preprocessing, getattr(model, "temperature", 1.0))
         self.model = model.eval()
 
     def _probabilities(self, batch: np.ndarray) -> np.ndarray:
         import torch
 
         with torch.inference_mode():
-            return torch.softmax(self.model(torch.from_numpy(batch)), dim=1).numpy()
+            return torch.softmax(self.model(torch.from_numpy(batch)) / self.temperature, dim=1).numpy()
 
 
 class OnnxClassifier(EmotionClassifier):
@@ -65,12 +66,15 @@ class OnnxClassifier(EmotionClassifier):
         try:
             preprocessing = Preprocessing.from_dict(meta["preprocessing"])
             classes = meta["classes"]
+            temperature = float(meta.get("temperature", 1.0))
         except (KeyError, TypeError, ValueError) as exc:
             raise CheckpointError(f"{path}: its model description is incomplete or invalid ({exc})") from exc
-        super().__init__(classes, preprocessing)
+        if not 0.01 <= temperature <= 100:
+            raise CheckpointError(f"{path}: temperature {temperature} is outside [0.01, 100]")
+        super().__init__(classes, preprocessing, temperature)
 
     def _probabilities(self, batch: np.ndarray) -> np.ndarray:
-        logits = self.session.run(None, {"faces": batch})[0]
+        logits = self.session.run(None, {"faces": batch})[0] / self.temperature
         e = np.exp(logits - logits.max(axis=1, keepdims=True))
         return e / e.sum(axis=1, keepdims=True)
 

@@ -7,8 +7,8 @@ from typing import Callable
 
 from fercore import cli as shared
 from fercore.cli import number
-from models.checkpoint import CheckpointError
 from fercore.paths import DEFAULT_CHECKPOINT, DETECTOR_MODELS
+from models.errors import CheckpointError
 from realtime.classifier import BACKENDS, load_classifier
 from realtime.detector import DetectorError, FaceDetector
 from realtime.photos import ImageError
@@ -39,8 +39,8 @@ def add_pipeline_args(parser: argparse.ArgumentParser, smoothing: bool = True) -
     g.add_argument("--backend", choices=BACKENDS, default="onnx",
                    help="inference backend for the emotion model (default onnx: ONNX Runtime, faster on CPUs)")
     g.add_argument("--threads", type=number(1, kind=int), default=2,
-                   help="CPU threads for the emotion model (default 2: 3.7 instead of 6.4 ms per face on an "
-                        "idle 2-core CPU; use 1 when other work keeps the cores busy)")
+                   help="CPU threads for the emotion model (default 2; they sleep between frames, so an idle "
+                        "thread costs no CPU; use 1 when other work keeps the cores busy)")
     if smoothing:
         g.add_argument("--smoothing", type=number(0, 1, hi_open=True), default=0.6,
                        help="per-track probability smoothing in [0, 1): weight kept from past frames; 0 = off "

@@ -6,7 +6,8 @@ import torch
 from fercore.classes import EMOTIONS
 from models import build_model
 from models.checkpoint import CheckpointError, atomic_save, make_checkpoint
-from models.onnx_export import export_onnx, main, read_metadata
+from models.onnx_export import export_onnx, main
+from models.onnx_runtime import read_metadata
 
 
 def test_onnx_gives_the_same_predictions_as_pytorch(tmp_path):
