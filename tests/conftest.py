@@ -6,7 +6,7 @@ import pytest
 from fercore.classes import EMOTIONS
 from realtime import results
 
-from fercore.paths import ROOT, SHARED, SHARED_FER, SHARED_MEDIA
+from fercore.paths import SHARED_FER, SHARED_MEDIA
 
 
 @pytest.fixture(scope="session")
@@ -43,6 +43,14 @@ def media() -> Path:
     if not (MEDIA / "photos").is_dir() or not (MEDIA / "group_pan.mp4").is_file():
         pytest.skip(f"test media not found at {MEDIA} (expected ../shared beside the checkout)")
     return MEDIA
+
+
+@pytest.fixture(scope="session")
+def sample_media() -> Path:
+    """The small public-domain photos and clip that ship in samples/ (see its SOURCE.md): always there, so the
+    core realtime tests (pipeline, API, annotate) also run in a clone without ../shared. ``photos/astronaut.jpg``
+    and ``photos/grace_hopper.jpg`` hold one face each; ``portraits.mp4`` (50 frames, 480x270, 25 fps) both."""
+    return Path(__file__).resolve().parents[1] / "samples"
 
 
 @pytest.fixture(scope="session")

@@ -3,10 +3,11 @@ import pytest
 import torch
 
 from models.preprocessing import Preprocessing
-from training import camera
+from models import camera
 from training.augment import BatchAugment
 from training.config import DEFAULTS, ConfigError, load_config
-from training.corrupted_val import LEVELS, corrupted_copies, main as corrupted_main
+from models.camera import LEVELS, corrupted_copies
+from training.corrupted_val import main as corrupted_main
 
 
 def faces(n=8, seed=0):

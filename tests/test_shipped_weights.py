@@ -1,5 +1,4 @@
 """The shipped default model: loads on its own, scores on val what its card says, ONNX agrees with PyTorch."""
-from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort

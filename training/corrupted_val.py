@@ -1,5 +1,5 @@
 """A deterministic corrupted copy of a FER-2013 split: every image under each camera corruption
-(training.camera) at three strengths, so robustness is reported beside clean accuracy.
+(models.camera) at three strengths, so robustness is reported beside clean accuracy.
 
     python -m training.corrupted_val --data ../shared/data/fer2013 --split val --out corrupted_val/
     python -m training.evaluate weights/default.pt --corrupted        # the same copy, built in memory
@@ -11,7 +11,6 @@ The same seed gives the same images on every machine.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -21,22 +20,10 @@ from tqdm import tqdm
 from fercore import cli
 from fercore.atomic import atomic_path
 from fercore.classes import EMOTIONS
-from training.camera import KINDS, corrupt
+from models.camera import KINDS, LEVELS, corrupted_copies
 from training.data import DataError, load_split
 
 USER_ERRORS = (DataError,)
-LEVELS = {"mild": 0.0, "moderate": 0.5, "severe": 1.0}
-
-
-def corrupted_copies(images: np.ndarray, seed: int = 0) -> Iterator[tuple[str, str, np.ndarray]]:
-    """(kind, level, corrupted images) for every corruption kind and level; ``images`` is uint8 (N, H, W).
-    Each (kind, level) has its own generator, so one copy never depends on which others were made."""
-    for k, kind in enumerate(KINDS):
-        for lv, (level, severity) in enumerate(LEVELS.items()):
-            rng = np.random.default_rng([seed, k, lv])
-            yield kind, level, np.stack([corrupt(face, kind, severity, rng) for face in images])
-
-
 def write_copy(images: np.ndarray, labels: np.ndarray, split: str, out: Path, seed: int = 0) -> int:
     """Write every corrupted copy as a folder layout under ``out``; returns the number of images written."""
     written = 0

@@ -12,17 +12,16 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from fercore import cli
 from fercore.atomic import atomic_path
 from fercore.metrics import classification_report, save_confusion_png
 from fercore.tta import TTA_MODES
+from models.camera import KINDS, LEVELS, corrupted_copies
 from models.checkpoint import CheckpointError, load_model
 from models.inference import predict
 from models.preprocessing import Preprocessing
-from training.camera import KINDS
 from training.data import DataError, load_split
 
 USER_ERRORS = (CheckpointError, DataError)
@@ -56,7 +55,6 @@ def evaluate(checkpoint: str | Path, data: str | Path, split: str, out_dir: str 
 def corrupted_accuracy(model: nn.Module, images: np.ndarray, labels: np.ndarray, prep: Preprocessing,
                        batch_size: int = 256, device: torch.device | str = "cpu", seed: int = 0) -> dict:
     """Single-crop accuracy on each corrupted copy of ``images`` (training.corrupted_val) and their mean."""
-    from training.corrupted_val import LEVELS, corrupted_copies
     acc = {}
     for kind, level, faces in tqdm(corrupted_copies(images, seed), total=len(KINDS) * len(LEVELS),
                                    desc="corrupted", unit="copy"):

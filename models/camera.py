@@ -1,11 +1,14 @@
 """What a real camera and face detector do to a face that FER-2013's studio-like crops rarely show.
 
 One definition of each corruption, used two ways: training draws random strengths per image
-(``augment.camera_p``, so the model learns to read degraded faces), and ``training.corrupted_val`` applies
-fixed strengths to a deterministic copy of val (so robustness is measured, not guessed). Every function
-takes and returns a uint8 grayscale face (H, W).
+(``augment.camera_p``, so the model learns to read degraded faces), and ``corrupted_copies`` applies fixed
+strengths to a deterministic copy of val (so robustness is measured, not guessed: ``training.evaluate
+--corrupted``, ``training.corrupted_val``, the app's readability curves). Every function takes and returns a
+uint8 grayscale face (H, W).
 """
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import cv2
 import numpy as np
@@ -90,6 +93,19 @@ def corrupt(face: np.ndarray, kind: str, severity: float, rng: np.random.Generat
         zoom = 1.0 + s * rng.choice([-1.0, 1.0])
         return affine(face, scale=zoom, dx=s * h * np.cos(direction), dy=s * h * np.sin(direction))
     return affine(face, angle=s * rng.choice([-1.0, 1.0]))  # rotation
+
+
+LEVELS = {"mild": 0.0, "moderate": 0.5, "severe": 1.0}
+
+
+def corrupted_copies(images: np.ndarray, seed: int = 0) -> Iterator[tuple[str, str, np.ndarray]]:
+    """(kind, level, corrupted images) for every corruption kind and level; ``images`` is uint8 (N, H, W).
+    Each (kind, level) has its own generator, so one copy never depends on which others were made, and the
+    same seed gives the same images on every machine."""
+    for k, kind in enumerate(KINDS):
+        for lv, (level, severity) in enumerate(LEVELS.items()):
+            rng = np.random.default_rng([seed, k, lv])
+            yield kind, level, np.stack([corrupt(face, kind, severity, rng) for face in images])
 
 
 def camera_augment(faces: np.ndarray, p: float, rng: np.random.Generator) -> np.ndarray:
