@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 SOURCE ?= 0
+DEMO_OUT ?= outputs/demo
 # The shipped default model's stages, in training order (training/configs/<stage>.yaml; output runs/<stage>).
 DEFAULT_CHAIN := default/stage1 default/stage2 default/stage3 default/stage4 default/stage5
 
@@ -16,8 +17,19 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 
 setup: $(VENV)/.installed
 
-run: setup
-	$(PY) -m realtime.webcam --source $(SOURCE)
+run: setup  # exit status 1 is a failure the user can fix (no camera, no display): point to the demo
+	@echo "$(PY) -m realtime.webcam --source $(SOURCE)"
+	@$(PY) -m realtime.webcam --source $(SOURCE) || { status=$$?; if [ $$status -eq 1 ]; then \
+		echo "No camera or display here? 'make demo' annotates the sample photos and clip in samples/ instead." >&2; \
+	fi; exit $$status; }
+
+demo: setup  # no camera or display needed: annotates the sample media in samples/ (samples/SOURCE.md)
+	$(PY) -m realtime.annotate samples/photos -o $(DEMO_OUT)/photos --json $(DEMO_OUT)/photos.json --no-progress
+	$(PY) -m realtime.annotate samples/portraits.mp4 -o $(DEMO_OUT)/portraits.mp4 --json $(DEMO_OUT)/portraits.json --no-progress
+	@echo "Demo results:"
+	@echo "  $(DEMO_OUT)/photos/         the sample photos, annotated"
+	@echo "  $(DEMO_OUT)/portraits.mp4   the sample clip, annotated"
+	@echo "  $(DEMO_OUT)/*.json          each face's box, emotion and probabilities"
 
 train: setup  # the shipped default model: the stages of DEFAULT_CHAIN in order, each from the previous one's best.pt
 	@for stage in $(DEFAULT_CHAIN); do \

@@ -5,7 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-WEIGHTS = ROOT / "weights"
+# The shipped models: weights/ in a checkout (and an editable install); an installed copy (`pip install .`)
+# carries them inside this package, as pyproject.toml maps weights/ to fercore/weights.
+_PACKAGED_WEIGHTS = Path(__file__).resolve().parent / "weights"
+WEIGHTS = _PACKAGED_WEIGHTS if _PACKAGED_WEIGHTS.is_dir() else ROOT / "weights"
 DEFAULT_CHECKPOINT = WEIGHTS / "default.pt"
 DETECTOR_MODELS = {  # "short": faces within ~2 m of a camera; "full": small or distant faces, group photos
     "short": WEIGHTS / "face_detection_short_range.tflite",

@@ -137,3 +137,18 @@ def test_the_command_line_reports_a_missing_model_without_a_traceback(media, tmp
     assert proc.returncode == 1
     assert "error: checkpoint not found" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "x.jpg").exists()
+
+
+def test_a_sample_photo_is_annotated(tiny_checkpoint, sample_media, tmp_path, check_document):
+    """On the photo that ships in samples/, so it runs without ../shared."""
+    src = sample_media / "photos" / "grace_hopper.jpg"
+    out, js = tmp_path / "annotated.jpg", tmp_path / "r.json"
+    assert annotate(src, "-o", out, "--json", js, "--checkpoint", tiny_checkpoint) == 0
+    doc = json.loads(js.read_text())
+    check_document(doc, "images")
+    assert len(doc["frames"]) == 1 and len(doc["frames"][0]["faces"]) == 1
+    raw, drawn = cv2.imread(str(src)), cv2.imread(str(out))
+    assert drawn.shape == raw.shape
+    x0, y0, x1, y1 = doc["frames"][0]["faces"][0]["box"]
+    diff = np.abs(drawn.astype(int) - raw).sum(axis=2)
+    assert diff[y0:y0 + 2, x0:x1].mean() > 60  # the box outline

@@ -98,3 +98,22 @@ def test_tracks_follow_faces_through_a_video(tiny_checkpoint, media):
         assert {f.track for f in r.faces} & first  # the same faces keep their ids from frame to frame
     all_ids = {f.track for r in results for f in r.faces}
     assert len(all_ids) <= len(first) + 3  # no new id per frame
+
+
+# --- on the sample media that ships in samples/, so these run without ../shared too ----------------------------
+def test_a_sample_photo_gives_one_face(photo_pipeline, sample_media):
+    image = read_image(sample_media / "photos" / "astronaut.jpg")
+    result = photo_pipeline.process(image, 0, None, source="astronaut.jpg")
+    assert [f.track for f in result.faces] == [1]
+    check(result, image)
+    x0, y0, x1, y1 = result.faces[0].box
+    assert 150 < (x0 + x1) / 2 < 300 and 60 < (y0 + y1) / 2 < 200  # the face, not the shuttle or the helmet
+
+
+def test_tracks_follow_the_faces_of_the_sample_clip(tiny_checkpoint, sample_media):
+    with VideoReader(sample_media / "portraits.mp4") as reader, \
+            Pipeline(FaceDetector(video=True), load_classifier(tiny_checkpoint), Tracker()) as pipe:
+        results = [pipe.process(frame, i, i / 25) for i, frame in enumerate(reader)]
+    assert len(results) == 50
+    for r in results:
+        assert sorted(f.track for f in r.faces) == [1, 2]  # both faces, one id each, in every frame

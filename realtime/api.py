@@ -1,0 +1,279 @@
+"""Emotions from Python in one call: ``EmotionRecognizer``, the pipeline every command uses, with its defaults.
+
+    from realtime import EmotionRecognizer
+
+    with EmotionRecognizer() as fer:
+        faces = fer.recognize("photo.jpg")          # a path, a numpy array or a PIL image
+        label, confidence = fer.top_emotion(frame)  # the largest face
+        for result in fer.stream("clip.mp4"):       # or a camera number: fer.stream(0)
+            ...
+
+Faces come back as ``realtime.results.FaceResult``, the type the JSON and CSV files are written from, so
+whatever the pipeline adds to it reaches API users too.
+"""
+from __future__ import annotations
+
+import argparse
+import atexit
+import os
+import sys
+import threading
+import weakref
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator, Literal, Union
+
+import cv2
+import numpy as np
+
+from realtime import cli
+from realtime.classifier import load_classifier
+from realtime.detector import FaceDetector
+from realtime.photos import ImageError, read_image
+from realtime.pipeline import Pipeline
+from realtime.results import FaceResult, FrameResult
+from realtime.tracking import Tracker
+from realtime.video_io import CaptureError, LatestFrameCapture, VideoError, VideoReader, open_source
+
+if TYPE_CHECKING:
+    from PIL.Image import Image as PILImage
+
+ImageInput = Union[str, "os.PathLike[str]", np.ndarray, "PILImage"]
+Color = Literal["bgr", "rgb"]
+DEFAULT_FPS = 25.0  # for a video file whose container does not state its frame rate
+
+__all__ = ["EmotionRecognizer", "to_bgr", "ImageError", "VideoError", "CaptureError"]
+
+# Streams not finished yet, of every recognizer. At exit they are closed (their source released, their detector
+# closed) while Python still runs normally; a generator left to interpreter teardown would run its cleanup after
+# the modules it needs are gone. Registered like realtime.detector's hook, after it, so it runs before it.
+_LIVE_STREAMS: weakref.WeakSet = weakref.WeakSet()
+
+
+def _close_live_streams() -> None:
+    for generator in list(_LIVE_STREAMS):
+        generator.close()
+
+
+getattr(threading, "_register_atexit", atexit.register)(_close_live_streams)
+
+
+def _is_pil_image(image: Any) -> bool:
+    """Whether ``image`` is a PIL image; PIL is never imported here (whoever made one has imported it)."""
+    pil = sys.modules.get("PIL.Image")
+    return pil is not None and isinstance(image, pil.Image)
+
+
+def to_bgr(image: ImageInput, color: Color = "bgr") -> np.ndarray:
+    """The BGR uint8 (H, W, 3) frame the pipeline takes, from any input ``EmotionRecognizer`` accepts.
+
+    - a path (str or path-like) to a photo of any format OpenCV reads (EXIF rotation applied);
+    - a uint8 numpy array: (H, W) or (H, W, 1) grayscale, (H, W, 3) colour, (H, W, 4) colour with alpha (dropped);
+      ``color`` says the channel order of colour arrays: "bgr" (OpenCV's, the default) or "rgb" (PIL, imageio,
+      matplotlib, most deep-learning code);
+    - a PIL image (any mode; PIL knows its own channel order, so ``color`` is ignored).
+
+    Raises ImageError (a ValueError) for a missing or unreadable file and for an array of the wrong dtype or
+    shape, TypeError for anything else.
+    """
+    if color not in ("bgr", "rgb"):
+        raise ValueError(f"color must be 'bgr' or 'rgb', got {color!r}")
+    if isinstance(image, (str, os.PathLike)):
+        return read_image(Path(image))
+    if _is_pil_image(image):
+        return cv2.cvtColor(np.asarray(image.convert("RGB")), cv2.COLOR_RGB2BGR)
+    if isinstance(image, np.ndarray):
+        return _array_to_bgr(image, color)
+    raise TypeError(f"expected an image path (str or Path), a numpy array or a PIL image, got "
+                    f"{type(image).__module__}.{type(image).__qualname__}")
+
+
+def _array_to_bgr(a: np.ndarray, color: Color) -> np.ndarray:
+    if a.dtype != np.uint8:
+        hint = ""
+        if np.issubdtype(a.dtype, np.floating):
+            hint = "; for floats in [0, 1] use (image * 255).round().astype(np.uint8)"
+        elif a.dtype == np.uint16:
+            hint = "; for 16-bit images use (image >> 8).astype(np.uint8)"
+        raise ImageError(f"expected a uint8 image array, got dtype {a.dtype}{hint}")
+    channels = 1 if a.ndim == 2 else a.shape[2] if a.ndim == 3 else None
+    if channels not in (1, 3, 4):
+        hint = ""
+        if a.ndim == 3 and a.shape[0] in (1, 3, 4):
+            hint = "; this looks channels-first: pass image.transpose(1, 2, 0)"
+        raise ImageError(f"expected an image array of shape (H, W), (H, W, 3) or (H, W, 4), got {a.shape}{hint}")
+    if a.shape[0] == 0 or a.shape[1] == 0:
+        raise ImageError(f"the image array is empty: shape {a.shape}")
+    a = np.ascontiguousarray(a)
+    if channels == 1:
+        return cv2.cvtColor(a.reshape(a.shape[:2]), cv2.COLOR_GRAY2BGR)
+    if channels == 4:
+        return cv2.cvtColor(a, cv2.COLOR_RGBA2BGR if color == "rgb" else cv2.COLOR_BGRA2BGR)
+    return cv2.cvtColor(a, cv2.COLOR_RGB2BGR) if color == "rgb" else a
+
+
+def _command_defaults() -> dict[str, Any]:
+    """The defaults of the commands' pipeline options (realtime.cli.add_pipeline_args), by option name."""
+    parser = argparse.ArgumentParser(add_help=False)
+    cli.add_pipeline_args(parser)
+    return vars(parser.parse_args([]))
+
+
+def _is_file_source(source: int | str | os.PathLike) -> bool:
+    """A video file rather than a camera number or a stream URL."""
+    if isinstance(source, int):
+        return False
+    text = os.fspath(source)
+    return not (text.isdigit() or "://" in text)
+
+
+class EmotionRecognizer:
+    """Faces and their emotions in photos, frames, video files and cameras, with the shipped models by default.
+
+    ``checkpoint``: an emotion model (.pt checkpoint or .onnx export); None is ``weights/default.pt``.
+    The other options are the commands' pipeline options (README, "Pipeline options"), and each left as None
+    takes the commands' default, read from realtime.cli, so the API treats a face as the commands do:
+    ``detector`` (a name such as "short" or "full", or a .tflite path), ``min_confidence``, ``margin``,
+    ``smoothing`` (``stream`` only: a photo has no past frames), ``backend``, ``threads``. Photos are detected
+    in MediaPipe's IMAGE mode, streams in VIDEO mode, each stream with a detector and tracks of its own.
+
+    The models load when it is made, so a missing or foreign model or detector fails here. Use it as a context
+    manager or call ``close()``; an instance left open is cleaned up at exit without a message.
+    """
+
+    def __init__(self, checkpoint: str | os.PathLike | None = None, *, detector: str | os.PathLike | None = None,
+                 min_confidence: float | None = None, margin: float | None = None, smoothing: float | None = None,
+                 backend: str | None = None, threads: int | None = None) -> None:
+        defaults = _command_defaults()
+        self.detector = defaults["detector"] if detector is None else detector
+        self.min_confidence = defaults["min_confidence"] if min_confidence is None else min_confidence
+        self.smoothing = defaults["smoothing"] if smoothing is None else smoothing
+        if not 0.0 <= self.smoothing < 1.0:
+            raise ValueError(f"smoothing must be in [0, 1), got {self.smoothing}")
+        if margin is not None and margin < 0:
+            raise ValueError(f"margin must be >= 0, got {margin}")
+        self.classifier = load_classifier(checkpoint, threads=defaults["threads"] if threads is None else threads,
+                                          backend=defaults["backend"] if backend is None else backend)
+        margin = defaults["margin"] if margin is None else margin
+        self.margin = self.classifier.preprocessing.margin if margin is None else margin
+        self._streams: weakref.WeakSet = weakref.WeakSet()  # generators of stream() not finished yet
+        self._closed = False
+        # IMAGE mode for photos, made now so that a wrong detector or threshold fails here
+        self._photos: Pipeline | None = self._pipeline(video=False)
+
+    @property
+    def classes(self) -> list[str]:
+        """The emotion names, in the model's order (the keys of every face's ``probabilities``)."""
+        return list(self.classifier.classes)
+
+    def _pipeline(self, video: bool) -> Pipeline:
+        # min_confidence None: the detector's own default
+        threshold = {} if self.min_confidence is None else {"min_confidence": self.min_confidence}
+        detector = FaceDetector(self.detector, video=video, **threshold)
+        return Pipeline(detector, self.classifier, Tracker(smoothing=self.smoothing if video else 0.0),
+                        margin=self.margin)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("this EmotionRecognizer is closed; make a new one")
+
+    def recognize(self, image: ImageInput, color: Color = "bgr") -> list[FaceResult]:
+        """Every face in one photo: its ``box`` (x0, y0, x1, y1 in pixels), ``label``, ``confidence``,
+        ``probabilities`` (every class), the detector's ``score`` and ``track`` (1, 2, ... within the photo).
+
+        ``image``: a path, a uint8 numpy array or a PIL image; ``color`` ("bgr" or "rgb") is the channel order of
+        a colour array (see ``to_bgr``). Faces are in the detector's order; an empty list when there is none.
+        """
+        self._check_open()
+        frame = to_bgr(image, color)
+        source = os.fspath(image) if isinstance(image, (str, os.PathLike)) else None
+        return self._photos.process(frame, 0, None, source=source).faces
+
+    def top_emotion(self, image: ImageInput, color: Color = "bgr") -> tuple[str | None, float | None]:
+        """``(label, confidence)`` of the largest face in a photo; ``(None, None)`` when there is no face.
+
+        The label is None too when the model cannot read the face, where the results say so.
+        """
+        faces = self.recognize(image, color)
+        if not faces:
+            return None, None
+        face = max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
+        return face.label, face.confidence
+
+    def stream(self, source: int | str | os.PathLike, *, max_frames: int | None = None,
+               with_frames: bool = False, stall_timeout: float = 5.0) -> Iterator[Any]:
+        """Results frame by frame (``FrameResult``: ``frame``, ``time`` in seconds, ``faces``) from a video file,
+        a camera number or a stream URL; a face keeps its ``track`` id from frame to frame and its probabilities
+        are smoothed over its track.
+
+        A file yields every frame in order, timed by its frame rate. A camera or URL is live: each step yields the
+        newest frame (older ones are dropped when the loop is slower than the camera) and ``frame`` is the
+        capture index. ``max_frames`` stops after that many frames; ``with_frames`` yields ``(result, frame)``
+        pairs with the BGR frame, to draw on or save. Leaving the loop early (break) releases the source.
+
+        A missing file raises VideoError at once; a camera that cannot be opened raises CaptureError at the first
+        step, as does a live source that delivers nothing for ``stall_timeout`` seconds.
+        """
+        self._check_open()
+        if max_frames is not None and max_frames < 0:
+            raise ValueError(f"max_frames must be >= 0, got {max_frames}")
+        if not isinstance(source, (int, str, os.PathLike)) or isinstance(source, bool):
+            raise TypeError(f"expected a video path, a camera number or a URL, got {type(source).__name__}")
+        if _is_file_source(source) and not Path(source).is_file():
+            raise VideoError(f"video not found: {source}")
+        generator = self._stream(source, max_frames, with_frames, stall_timeout)
+        self._streams.add(generator)
+        _LIVE_STREAMS.add(generator)
+        return generator
+
+    def _stream(self, source: int | str | os.PathLike, max_frames: int | None, with_frames: bool,
+                stall_timeout: float) -> Iterator[Any]:
+        frames = self._file_frames(source) if _is_file_source(source) else self._live_frames(source, stall_timeout)
+        pipe = self._pipeline(video=True)
+        try:
+            for n, (index, time_s, frame) in enumerate(frames):
+                if max_frames is not None and n >= max_frames:
+                    break
+                result = pipe.process(frame, index, time_s)
+                yield (result, frame) if with_frames else result
+        finally:
+            frames.close()
+            pipe.close()
+
+    @staticmethod
+    def _file_frames(path: str | os.PathLike) -> Iterator[tuple[int, float, np.ndarray]]:
+        with VideoReader(path) as reader:
+            fps = reader.info.fps or DEFAULT_FPS
+            for i, frame in enumerate(reader):
+                yield i, i / fps, frame
+
+    @staticmethod
+    def _live_frames(source: int | str, stall_timeout: float) -> Iterator[tuple[int, float, np.ndarray]]:
+        cap, _ = open_source(source if isinstance(source, int) else os.fspath(source))
+        capture = LatestFrameCapture(cap)
+        try:
+            while (item := capture.read(stall_timeout)) is not None:
+                yield item
+            if capture.error is not None:
+                raise CaptureError(f"the source stopped delivering frames ({capture.error})")
+        finally:
+            capture.close()
+
+    def close(self) -> None:
+        """Release the face detectors and any stream still open. Idempotent."""
+        self._closed = True
+        for generator in list(self._streams):
+            generator.close()
+        if self._photos is not None:
+            self._photos.close()
+            self._photos = None
+
+    def __enter__(self) -> "EmotionRecognizer":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return (f"EmotionRecognizer(detector={str(self.detector)!r}, classes={len(self.classes)}, "
+                f"margin={self.margin:g}, {state})")
