@@ -1,0 +1,229 @@
+"""How well each face detector finds the faces a person can read, on hand-labelled photos and video frames:
+
+    python -m realtime.detector_eval [--media DIR] [--detectors short full ...] [--thresholds 0.3 0.5 ...]
+                                     [--json report.json] [--details]
+
+The labels are realtime/face_boxes.json: every readable face in the photos of ../shared/media and in 14 frames of
+its videos, boxed by hand (brows to chin, ear to ear, like MediaPipe's boxes); faces too blurred or dark to read
+are marked "hard". Each detector runs on every image in IMAGE mode at each confidence threshold, and reports:
+
+- recall: the share of readable faces matched by a detection. A detection (clipped to the frame) matches a face
+  when their boxes overlap by IoU >= --iou (default 0.4); detections are matched best score first, one face each.
+- false positives: detections that match no face, per image and in all; a detection on a hard face is neither
+  found nor false.
+- ms per frame: the median over the images of one detect call (colour conversion, every model pass, tile and
+  second look, merging), each image timed --repeats times and its fastest kept, so that other work on the
+  machine disturbs it less.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from fercore import cli as shared
+from fercore.atomic import atomic_path
+from fercore.boxes import Box, clip_box, iou
+from fercore.paths import SHARED_MEDIA
+from realtime.detector import DETECTORS, DetectorError, FaceDetector
+from realtime.photos import ImageError, read_image
+from realtime.video_io import VideoError, VideoReader
+
+LABELS = Path(__file__).with_name("face_boxes.json")
+THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
+MATCH_IOU = 0.4  # MediaPipe's two models box the same face up to ~1.3x apart; 0.4 accepts both, not a neighbour
+
+
+class LabelsError(ValueError):
+    """The labels file is missing or malformed, or the media it names cannot be read."""
+
+
+@dataclass
+class LabelledImage:
+    media: str  # path relative to the media folder
+    frame: int | None  # frame index in a video, None for a photo
+    size: tuple[int, int]  # width, height
+    faces: list[Box]  # readable faces
+    hard: list[Box] = field(default_factory=list)  # faces too blurred, dark or turned away to read
+
+    @property
+    def name(self) -> str:
+        return self.media if self.frame is None else f"{self.media}#{self.frame}"
+
+
+def load_labels(path: Path = LABELS) -> list[LabelledImage]:
+    """The labelled images of a face_boxes.json file; LabelsError names what is wrong."""
+    try:
+        doc = json.loads(Path(path).read_text())
+        images = []
+        for rec in doc["images"]:
+            faces = [(tuple(f["box"]), bool(f.get("hard", False))) for f in rec["faces"]]
+            w, h = rec["size"]
+            for box, _ in faces:
+                if (len(box) != 4 or not all(isinstance(v, int) for v in box)
+                        or not (0 <= box[0] < box[2] <= w and 0 <= box[1] < box[3] <= h)):
+                    raise LabelsError(f"{path}: {rec['media']}: a box must be 4 integers inside the {w}x{h} image, "
+                                      f"x0 < x1, y0 < y1: {list(box)}")
+            images.append(LabelledImage(rec["media"], rec.get("frame"), tuple(rec["size"]),
+                                        [b for b, hard in faces if not hard], [b for b, hard in faces if hard]))
+    except FileNotFoundError:
+        raise LabelsError(f"labels not found: {path}") from None
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise LabelsError(f"{path} is not a face-boxes file ({type(exc).__name__}: {exc})") from None
+    return images
+
+
+def load_media(images: list[LabelledImage], media: Path) -> list[np.ndarray]:
+    """The BGR frames of the labelled images: photos read as the app reads them, video frames decoded in order."""
+    if not media.is_dir():
+        raise LabelsError(f"media folder not found: {media} (the shared media sits beside the checkout; or --media)")
+    wanted: dict[str, set[int]] = {}
+    for im in images:
+        if im.frame is not None:
+            wanted.setdefault(im.media, set()).add(im.frame)
+    frames: dict[tuple[str, int], np.ndarray] = {}
+    for video, indices in wanted.items():
+        with VideoReader(media / video) as reader:
+            for i, frame in enumerate(reader):
+                if i in indices:
+                    frames[video, i] = frame
+                if i >= max(indices):
+                    break
+        if missing := sorted(indices - {i for v, i in frames if v == video}):
+            raise LabelsError(f"{media / video} ends before frame {missing[0]}")
+    out = []
+    for im in images:
+        image = read_image(media / im.media) if im.frame is None else frames[im.media, im.frame]
+        if (image.shape[1], image.shape[0]) != im.size:
+            raise LabelsError(f"{media / im.name} is {image.shape[1]}x{image.shape[0]}, the labels say "
+                              f"{im.size[0]}x{im.size[1]}: not the labelled file")
+        out.append(image)
+    return out
+
+
+@dataclass
+class Match:
+    found: list[Box]  # readable faces matched
+    missed: list[Box]  # readable faces not matched
+    false: list[tuple[Box, float]]  # detections matching nothing (box clipped to the frame, score)
+    ignored: int  # detections on hard faces
+
+
+def match(detections: list[tuple[Box, float]], image: LabelledImage, iou_threshold: float = MATCH_IOU) -> Match:
+    """Detections (box, score) against an image's labels: best score first, each to the unmatched readable face it
+    overlaps most (IoU >= iou_threshold); else ignored when it overlaps a hard face that much; else false."""
+    w, h = image.size
+    free = list(image.faces)
+    found, false, ignored = [], [], 0
+    for box, score in sorted(detections, key=lambda d: d[1], reverse=True):
+        box = clip_box(box, w, h)
+        best = max(free, key=lambda f: iou(box, f), default=None)
+        if best is not None and iou(box, best) >= iou_threshold:
+            free.remove(best)
+            found.append(best)
+        elif any(iou(box, f) >= iou_threshold for f in image.hard):
+            ignored += 1
+        else:
+            false.append((box, score))
+    return Match(found, free, false, ignored)
+
+
+def evaluate(detector: FaceDetector, images: list[LabelledImage], frames: list[np.ndarray],
+             iou_threshold: float = MATCH_IOU, repeats: int = 1, progress: tqdm | None = None) -> dict:
+    """Recall, false positives and median milliseconds of one detector over the labelled images."""
+    detector.detect(frames[0])  # warm-up: first-call allocations
+    faces = found = false = 0
+    times, misses, false_list = [], [], []
+    for im, frame in zip(images, frames):
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            detections = detector.detect(frame)
+            best = min(best, time.perf_counter() - start)
+        times.append(best)
+        m = match([(d.box, d.score) for d in detections], im, iou_threshold)
+        faces += len(im.faces)
+        found += len(m.found)
+        false += len(m.false)
+        misses += [{"image": im.name, "box": list(b)} for b in m.missed]
+        false_list += [{"image": im.name, "box": list(b), "score": round(s, 3)} for b, s in m.false]
+        if progress is not None:
+            progress.update()
+    return {"detector": detector.name, "min_confidence": detector.min_confidence, "images": len(images),
+            "faces": faces, "found": found, "recall": found / faces if faces else 1.0,
+            "false_positives": false, "false_positives_per_image": false / len(images),
+            "ms_median": 1000 * float(np.median(times)), "missed": misses, "false": false_list}
+
+
+def format_table(rows: list[dict], iou_threshold: float) -> str:
+    lines = [f"{'detector':<12} {'threshold':>9} {'recall':>7} {'found':>7} {'false pos.':>10} {'FP/image':>8} "
+             f"{'ms/frame':>8}"]
+    for r in rows:
+        lines.append(f"{r['detector']:<12} {r['min_confidence']:>9.2f} {100 * r['recall']:>6.1f}% "
+                     f"{r['found']:>3}/{r['faces']:<3} {r['false_positives']:>10} "
+                     f"{r['false_positives_per_image']:>8.2f} {r['ms_median']:>8.1f}")
+    lines.append(f"recall: readable faces matched at IoU >= {iou_threshold:g}; hard faces count neither way; "
+                 "ms/frame: median over the images of one detect call")
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = shared.parser("realtime.detector_eval", __doc__)
+    g = p.add_argument_group("data")
+    g.add_argument("--media", type=Path, default=SHARED_MEDIA,
+                   help="the media folder the labels refer to (default ../shared/media beside the checkout)")
+    g.add_argument("--labels", type=Path, default=LABELS, help="face boxes file (default realtime/face_boxes.json)")
+    g = p.add_argument_group("what to measure")
+    g.add_argument("--detectors", nargs="+", default=list(DETECTORS), metavar="NAME",
+                   help=f"detectors to compare: {', '.join(DETECTORS)} or .tflite paths (default all)")
+    g.add_argument("--thresholds", nargs="+", type=shared.number(0, 1), default=list(THRESHOLDS), metavar="X",
+                   help=f"minimum detection scores (default {' '.join(map(str, THRESHOLDS))})")
+    g.add_argument("--iou", type=shared.number(0, 1, hi_open=True), default=MATCH_IOU,
+                   help=f"overlap a detection needs to match a labelled face (default {MATCH_IOU})")
+    g.add_argument("--repeats", type=shared.number(1, kind=int), default=2,
+                   help="times each image is detected; the fastest counts for ms/frame (default 2)")
+    g = p.add_argument_group("output")
+    g.add_argument("--json", type=Path, help="write every figure, with the missed faces and false positives, as JSON")
+    g.add_argument("--details", action="store_true", help="list each missed face and false positive")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    images = load_labels(args.labels)
+    frames = load_media(images, args.media)
+    rows = []
+    total = len(args.detectors) * len(args.thresholds) * len(images)
+    with tqdm(total=total, unit="image", disable=args.no_progress, desc="detecting") as progress:
+        for name in args.detectors:
+            for threshold in args.thresholds:
+                with FaceDetector(name, video=False, min_confidence=threshold) as detector:
+                    rows.append(evaluate(detector, images, frames, args.iou, args.repeats, progress))
+    n_faces = sum(len(im.faces) for im in images)
+    print(f"{len(images)} images ({sum(im.frame is None for im in images)} photos, "
+          f"{sum(im.frame is not None for im in images)} video frames), {n_faces} readable faces, "
+          f"{sum(len(im.hard) for im in images)} hard; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
+    print(format_table(rows, args.iou))
+    if args.details:
+        for r in rows:
+            for m in r["missed"]:
+                print(f"{r['detector']} @{r['min_confidence']:g}: missed {m['image']} {m['box']}")
+            for f in r["false"]:
+                print(f"{r['detector']} @{r['min_confidence']:g}: false {f['image']} {f['box']} score {f['score']}")
+    if args.json:
+        with atomic_path(args.json) as tmp:
+            Path(tmp).write_text(json.dumps({"labels": str(args.labels), "media": str(args.media), "iou": args.iou,
+                                             "images": len(images), "faces": n_faces, "results": rows}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(shared.run(main, None, (LabelsError, DetectorError, ImageError, VideoError)))
