@@ -1,31 +1,42 @@
 """From detector boxes to grayscale face crops; the model-specific steps stay in models.preprocessing."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from fercore.boxes import Box, clip_box
 from models.preprocessing import to_gray
 
-# A crop narrower or shorter than this (a face almost entirely outside the frame) carries no expression.
+# A face with less than this many pixels of width or height inside the frame carries no expression.
 MIN_FACE_PIXELS = 8
 
 
-def crop_box(box: Box, margin: float, width: int, height: int) -> Box | None:
-    """Widen a face box by ``margin`` x its size on every side and clip it to the frame.
-
-    MediaPipe's boxes stop at the mouth and brows; FER-2013 faces include chin and forehead, hence the margin.
-    None when less than MIN_FACE_PIXELS of the face is inside the frame.
-    """
+def crop_box(box: Box, margin: float) -> Box:
+    """The square the model reads: the box widened by ``margin`` x its size on every side, made square about
+    its centre (FER-2013's faces are square; MediaPipe's boxes stop at the mouth and brows, FER-2013's faces
+    include chin and forehead, hence the margin). May reach outside the frame."""
     if margin < 0:
         raise ValueError(f"margin must be >= 0, got {margin}")
     x0, y0, x1, y1 = box
-    dx, dy = round((x1 - x0) * margin), round((y1 - y0) * margin)
-    x0, y0, x1, y1 = clip_box((x0 - dx, y0 - dy, x1 + dx, y1 + dy), width, height)
-    if x1 - x0 < MIN_FACE_PIXELS or y1 - y0 < MIN_FACE_PIXELS:
-        return None
-    return x0, y0, x1, y1
+    side = round(max(x1 - x0, y1 - y0) * (1 + 2 * margin))
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    left, top = round(cx - side / 2), round(cy - side / 2)
+    return left, top, left + side, top + side
 
 
-def gray_crops(frame: np.ndarray, boxes: list[Box]) -> list[np.ndarray]:
-    """Grayscale crops of clipped boxes; converting only the crops is cheaper than the whole frame."""
-    return [to_gray(frame[y0:y1, x0:x1]) for x0, y0, x1, y1 in boxes]
+def readable_part(box: Box, width: int, height: int) -> bool:
+    """Whether enough of the face is inside the frame to read (MIN_FACE_PIXELS each way)."""
+    x0, y0, x1, y1 = clip_box(box, width, height)
+    return x1 - x0 >= MIN_FACE_PIXELS and y1 - y0 >= MIN_FACE_PIXELS
+
+
+def gray_crop(frame: np.ndarray, square: Box) -> np.ndarray:
+    """The grayscale square ``square`` of the frame; a part outside the frame is black, as training pads its
+    shifted faces, so a face cut by the edge keeps its shape instead of being stretched."""
+    h, w = frame.shape[:2]
+    x0, y0, x1, y1 = clip_box(square, w, h)
+    gray = to_gray(frame[y0:y1, x0:x1])  # converting only the crop is cheaper than the whole frame
+    pad = (y0 - square[1], square[3] - y1, x0 - square[0], square[2] - x1)
+    if any(pad):
+        gray = cv2.copyMakeBorder(gray, *pad, cv2.BORDER_CONSTANT, value=0)
+    return gray

@@ -37,6 +37,9 @@ def _scale(frame_shape: tuple[int, ...]) -> float:
 
 
 def label_text(face: FaceResult) -> str:
+    """"happy 83% #2", or for a face the model cannot read "? turned away #2" (no emotion word)."""
+    if face.label is None:
+        return f"? {face.reason} #{face.track}"
     return f"{face.label} {face.confidence:.0%} #{face.track}"
 
 
@@ -91,7 +94,8 @@ def _panel_size(classes: list[str], s: float) -> tuple[int, int]:
 def layout(faces: list[FaceResult], classes: list[str], frame_shape: tuple[int, ...]) -> list[Placement]:
     """Label and panel rectangles for every face, inside the frame. Labels sit above or below their box,
     panels beside, below or above it; each goes where it covers the least of other faces' boxes and of what
-    was placed before. A panel that would still cover something is left out (the compact form for crowds)."""
+    was placed before. A panel that would still cover something is left out (the compact form for crowds), and
+    an uncertain face has none: its bars would suggest a reading."""
     h, w = frame_shape[:2]
     s = _scale(frame_shape)
     gap = max(2, round(3 * s))
@@ -110,6 +114,9 @@ def layout(faces: list[FaceResult], classes: list[str], frame_shape: tuple[int, 
         placed.append(rect)
     out = []
     for i, face in enumerate(faces):
+        if face.label is None:
+            out.append(Placement(labels[i], None))
+            continue
         x0, y0, x1, y1 = face.box
         own = [face.box, labels[i]]
         others = boxes[:i] + boxes[i + 1:] + [r for r in placed if r != labels[i]]

@@ -1,4 +1,5 @@
-"""One frame in, plain results out: detect, crop, classify (one batch), track and smooth."""
+"""One frame in, plain results out: detect, crop, classify (one batch), track and smooth, and say which faces
+cannot be read (label None and the reason, fercore.readability) instead of guessing."""
 from __future__ import annotations
 
 import time
@@ -9,9 +10,11 @@ from typing import Iterator
 import numpy as np
 
 from fercore.boxes import clip_box
+from fercore.readability import ReadabilityLimits, head_pose, sharpness, unreadable_reason
+from models.preprocessing import resize_face
 from realtime.classifier import EmotionClassifier
 from realtime.detector import FaceDetector
-from realtime.faces import crop_box, gray_crops
+from realtime.faces import crop_box, gray_crop, readable_part
 from realtime.results import FaceResult, FrameResult
 from realtime.tracking import Tracker
 
@@ -33,14 +36,16 @@ class StageTimer:
 
 class Pipeline:
     """The path every entry point shares. ``margin`` widens face boxes before cropping (see faces.crop_box);
-    None takes the margin the model was trained for, from its checkpoint."""
+    None takes the margin the model was trained for, from its checkpoint. ``limits`` say which faces are too
+    turned away, tilted, small, blurred or unsure to label; None labels every face."""
 
     def __init__(self, detector: FaceDetector, classifier: EmotionClassifier, tracker: Tracker,
-                 margin: float | None = None) -> None:
+                 margin: float | None = None, limits: ReadabilityLimits | None = ReadabilityLimits()) -> None:
         self.detector = detector
         self.classifier = classifier
         self.tracker = tracker
         self.margin = classifier.preprocessing.margin if margin is None else margin
+        self.limits = limits
         self.classes = list(classifier.classes)
         self.timer = StageTimer()
 
@@ -51,13 +56,8 @@ class Pipeline:
         with self.timer("detect"):
             detections = self.detector.detect(frame, None if time_s is None else round(time_s * 1000))
         with self.timer("crop"):
-            kept, crops = [], []
-            for d in detections:
-                box = crop_box(d.box, self.margin, w, h)
-                if box is not None:
-                    kept.append(d)
-                    crops.append(box)
-            faces = gray_crops(frame, crops)
+            kept = [d for d in detections if readable_part(d.box, w, h)]
+            faces = [gray_crop(frame, crop_box(d.box, self.margin)) for d in kept]
         with self.timer("classify"):
             probs = self.classifier.predict(faces)
         with self.timer("track"):
@@ -65,11 +65,20 @@ class Pipeline:
                 self.tracker.reset()
             boxes = [clip_box(d.box, w, h) for d in kept]
             results = []
-            for d, box, track in zip(kept, boxes, self.tracker.update(boxes, probs)):
+            for d, box, face, track in zip(kept, boxes, faces, self.tracker.update(boxes, probs)):
                 p = {c: float(v) for c, v in zip(self.classes, track.probs)}
                 label = max(p, key=p.get)
-                results.append(FaceResult(track.id, box, d.score, label, p[label], p))
+                reason = self._unreadable(d, face, p[label])
+                results.append(FaceResult(track.id, box, d.score, None if reason else label, p[label], p, reason))
         return FrameResult(index, time_s, results, source)
+
+    def _unreadable(self, detection, face: np.ndarray, confidence: float) -> str | None:
+        if self.limits is None:
+            return None
+        x0, y0, x1, y1 = detection.box
+        pose = head_pose(detection.keypoints) if len(detection.keypoints) >= 6 else None
+        return unreadable_reason(self.limits, size=min(x1 - x0, y1 - y0), confidence=confidence, pose=pose,
+                                 sharp=sharpness(resize_face(face, self.classifier.preprocessing.size)))
 
     def close(self) -> None:
         self.detector.close()

@@ -15,7 +15,7 @@ from fercore.atomic import atomic_path
 from fercore.boxes import Box
 
 SCHEMA = "fer-emotion-results"
-VERSION = 1
+VERSION = 2  # 2: a face the model cannot read has label null and a reason
 
 
 @dataclass
@@ -23,13 +23,18 @@ class FaceResult:
     track: int  # the same number for the same face across frames; restarts at 1 for each photo
     box: Box  # detector box clipped to the frame, pixels (x0, y0, x1, y1)
     score: float  # detector confidence
-    label: str  # the most probable class after smoothing
-    confidence: float  # its probability
+    label: str | None  # the most probable class after smoothing; None when the face cannot be read
+    confidence: float  # the most probable class's (calibrated) probability
     probabilities: dict[str, float]  # every class, smoothed over the track
+    reason: str | None = None  # why the face cannot be read (fercore.readability.REASONS); None when labelled
+
+    @property
+    def uncertain(self) -> bool:
+        return self.label is None
 
     def to_dict(self) -> dict:
         return {"track": self.track, "box": list(self.box), "score": round(self.score, 4), "label": self.label,
-                "confidence": round(self.confidence, 4),
+                "reason": self.reason, "confidence": round(self.confidence, 4),
                 "probabilities": {k: round(v, 4) for k, v in self.probabilities.items()}}
 
 
@@ -45,27 +50,36 @@ class FrameResult:
                 "source": self.source, "faces": [f.to_dict() for f in self.faces]}
 
 
-def _shares(labels: list[str], classes: list[str]) -> dict[str, float]:
-    counts = Counter(labels)
-    return {c: round(counts[c] / len(labels), 4) if labels else 0.0 for c in classes}
+def _shares(labels: list[str | None], classes: list[str]) -> dict[str, float]:
+    """Share of each class among the labelled faces (uncertain ones are counted apart)."""
+    counts = Counter(label for label in labels if label is not None)
+    total = sum(counts.values())
+    return {c: round(counts[c] / total, 4) if total else 0.0 for c in classes}
+
+
+def _uncertain(labels: list[str | None]) -> float:
+    return round(sum(label is None for label in labels) / len(labels), 4) if labels else 0.0
 
 
 def summarize(frames: list[FrameResult], classes: list[str], per_track: bool = True) -> dict:
-    """Share of each emotion over all faces and, for videos, per track (share of the track's frames)."""
+    """Share of each emotion over the labelled faces and, for videos, per track (share of the track's labelled
+    frames); the share of uncertain faces apart."""
     labels = [f.label for fr in frames for f in fr.faces]
     summary: dict = {"frames": len(frames), "frames_with_faces": sum(1 for fr in frames if fr.faces),
-                     "faces": len(labels), "emotions": _shares(labels, classes)}
+                     "faces": len(labels), "uncertain": _uncertain(labels), "emotions": _shares(labels, classes)}
     if per_track:
-        by_track: dict[int, list[tuple[int, str]]] = {}
+        by_track: dict[int, list[tuple[int, str | None]]] = {}
         for fr in frames:
             for f in fr.faces:
                 by_track.setdefault(f.track, []).append((fr.frame, f.label))
         summary["tracks"] = {}
         for track, seen in sorted(by_track.items()):
-            shares = _shares([label for _, label in seen], classes)
+            track_labels = [label for _, label in seen]
+            shares = _shares(track_labels, classes)
+            dominant = max(shares, key=shares.get) if any(shares.values()) else None
             summary["tracks"][str(track)] = {"frames": len(seen), "first_frame": seen[0][0],
-                                             "last_frame": seen[-1][0], "dominant": max(shares, key=shares.get),
-                                             "emotions": shares}
+                                             "last_frame": seen[-1][0], "dominant": dominant,
+                                             "uncertain": _uncertain(track_labels), "emotions": shares}
     return summary
 
 
@@ -73,11 +87,14 @@ def format_summary(summary: dict, unit: str = "frames") -> str:
     """The summary as a few lines for the terminal; ``unit`` names what was counted (frames or photos)."""
     def top(shares: dict[str, float]) -> str:
         return ", ".join(f"{c} {s:.0%}" for c, s in sorted(shares.items(), key=lambda kv: -kv[1]) if s > 0) or "-"
+
+    def uncertain(share: float) -> str:
+        return f" (uncertain {share:.0%})" if share else ""
     lines = [f"{summary['frames']} {unit}, {summary['frames_with_faces']} with faces, {summary['faces']} faces: "
-             f"{top(summary['emotions'])}"]
+             f"{top(summary['emotions'])}{uncertain(summary['uncertain'])}"]
     for track, t in summary.get("tracks", {}).items():
         lines.append(f"  track {track}: frames {t['first_frame']}-{t['last_frame']} ({t['frames']} seen): "
-                     f"{top(t['emotions'])}")
+                     f"{top(t['emotions'])}{uncertain(t['uncertain'])}")
     return "\n".join(lines)
 
 
@@ -94,7 +111,7 @@ def write_json(path: str | Path, head: dict, frames: list[FrameResult], summary:
 
 
 def csv_columns(classes: list[str]) -> list[str]:
-    return ["source", "frame", "time", "track", "x0", "y0", "x1", "y1", "score", "label", "confidence",
+    return ["source", "frame", "time", "track", "x0", "y0", "x1", "y1", "score", "label", "reason", "confidence",
             *(f"p_{c}" for c in classes)]
 
 
@@ -107,7 +124,8 @@ def write_csv(path: str | Path, frames: list[FrameResult], classes: list[str]) -
             for f in fr.faces:
                 d = f.to_dict()
                 writer.writerow([fr.source or "", fr.frame, "" if fr.time is None else round(fr.time, 4), f.track,
-                                 *f.box, d["score"], f.label, d["confidence"], *(d["probabilities"][c] for c in classes)])
+                                 *f.box, d["score"], f.label or "", f.reason or "", d["confidence"],
+                                 *(d["probabilities"][c] for c in classes)])
 
 
 class JsonlLog:

@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 
 from fercore.classes import EMOTIONS
+from fercore.readability import REASONS
 from realtime import results
 
 from fercore.paths import SHARED_FER, SHARED_MEDIA
@@ -79,14 +80,15 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
 # --- results files: the documented schema, checked by the results and annotate tests ---------------------
 def _check_face(f: dict) -> None:
     """The documented schema of one face (README, "Results files")."""
-    assert set(f) == {"track", "box", "score", "label", "confidence", "probabilities"}
+    assert set(f) == {"track", "box", "score", "label", "reason", "confidence", "probabilities"}
     assert isinstance(f["track"], int) and f["track"] >= 1
     assert len(f["box"]) == 4 and all(isinstance(v, int) for v in f["box"])
     assert f["box"][0] < f["box"][2] and f["box"][1] < f["box"][3]
     assert 0 <= f["score"] <= 1 and 0 <= f["confidence"] <= 1
     assert list(f["probabilities"]) == list(EMOTIONS)
-    assert f["label"] == max(f["probabilities"], key=f["probabilities"].get)
-    assert f["confidence"] == f["probabilities"][f["label"]]
+    top = max(f["probabilities"], key=f["probabilities"].get)
+    assert f["confidence"] == f["probabilities"][top]
+    assert (f["label"], f["reason"]) == (top, None) or (f["label"] is None and f["reason"] in REASONS)
     assert sum(f["probabilities"].values()) == pytest.approx(1, abs=1e-3)
 
 
@@ -112,8 +114,11 @@ def _check_document(doc: dict, kind: str) -> None:
     if kind == "video":
         assert doc["video"]["frame_count"] == len(doc["frames"])
         for t in s["tracks"].values():
-            assert sum(t["emotions"].values()) == pytest.approx(1, abs=1e-3)
-            assert t["dominant"] in list(EMOTIONS)
+            if t["uncertain"] == 1.0:  # never labelled
+                assert t["dominant"] is None and sum(t["emotions"].values()) == 0
+            else:
+                assert sum(t["emotions"].values()) == pytest.approx(1, abs=1e-3)
+                assert t["dominant"] in list(EMOTIONS)
 
 
 @pytest.fixture(scope="session")

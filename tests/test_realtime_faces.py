@@ -5,34 +5,39 @@ import torch
 
 from realtime.classifier import load_classifier
 from fercore.boxes import clip_box
-from realtime.faces import MIN_FACE_PIXELS, crop_box, gray_crops
+from realtime.faces import MIN_FACE_PIXELS, crop_box, gray_crop, readable_part
 
 
-def test_margin_widens_each_side_by_a_share_of_the_box():
-    assert crop_box((100, 100, 200, 160), 0.1, 640, 480) == (90, 94, 210, 166)
-    assert crop_box((100, 100, 200, 160), 0.0, 640, 480) == (100, 100, 200, 160)
+def test_the_crop_is_the_box_widened_by_the_margin_and_made_square():
+    assert crop_box((100, 100, 200, 200), 0.1) == (90, 90, 210, 210)
+    assert crop_box((100, 100, 200, 160), 0.0) == (100, 80, 200, 180)  # square about the centre
     with pytest.raises(ValueError):
-        crop_box((0, 0, 10, 10), -0.1, 640, 480)
+        crop_box((0, 0, 10, 10), -0.1)
 
 
-def test_boxes_are_clipped_to_the_frame_for_faces_cut_by_its_edge():
-    assert crop_box((-50, -20, 60, 90), 0.2, 640, 480) == (0, 0, 82, 112)
-    assert crop_box((600, 400, 700, 500), 0.0, 640, 480) == (600, 400, 640, 480)
+def test_a_face_cut_by_the_frame_edge_is_padded_black_not_stretched():
+    frame = np.full((100, 120, 3), 200, np.uint8)
+    crop = gray_crop(frame, (-20, 10, 40, 70))  # a 60x60 square, 20 columns left of the frame
+    assert crop.shape == (60, 60)
+    assert (crop[:, :20] == 0).all() and (crop[:, 20:] == 200).all()
+    corner = gray_crop(frame, (90, 80, 150, 140))  # past the right and bottom edges
+    assert corner.shape == (60, 60)
+    assert (corner[:20, :30] == 200).all() and (corner[20:, :] == 0).all() and (corner[:, 30:] == 0).all()
+
+
+def test_faces_almost_outside_the_frame_are_dropped():
+    assert not readable_part((-100, 10, 3, 110), 640, 480)  # 3 px inside
+    assert not readable_part((700, 10, 800, 110), 640, 480)  # entirely outside
+    assert not readable_part((10, 10, 10 + MIN_FACE_PIXELS - 1, 30), 640, 480)
+    assert readable_part((10, 10, 10 + MIN_FACE_PIXELS, 10 + MIN_FACE_PIXELS), 640, 480)
     assert clip_box((-5, -5, 700, 500), 640, 480) == (0, 0, 640, 480)
-
-
-def test_faces_almost_outside_the_frame_or_tiny_are_dropped():
-    assert crop_box((-100, 10, 3, 110), 0.0, 640, 480) is None  # 3 px inside
-    assert crop_box((700, 10, 800, 110), 0.0, 640, 480) is None  # entirely outside
-    assert crop_box((10, 10, 10 + MIN_FACE_PIXELS - 1, 30), 0.0, 640, 480) is None
-    assert crop_box((10, 10, 10 + MIN_FACE_PIXELS, 10 + MIN_FACE_PIXELS), 0.0, 640, 480) is not None
 
 
 def test_crops_are_grayscale_whatever_the_frame():
     bgr = np.random.default_rng(0).integers(0, 256, (50, 60, 3), dtype=np.uint8)
-    crops = gray_crops(bgr, [(0, 0, 20, 10), (10, 20, 60, 50)])
-    assert [c.shape for c in crops] == [(10, 20), (30, 50)]
-    assert all(c.dtype == np.uint8 for c in crops)
+    crop = gray_crop(bgr, (10, 20, 40, 50))
+    assert crop.shape == (30, 30) and crop.dtype == np.uint8
+    assert np.array_equal(crop, cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)[20:50, 10:40])
 
 
 def test_realtime_preprocessing_equals_trainings_evaluation_path(shared_fer, tiny_checkpoint):
@@ -45,6 +50,6 @@ def test_realtime_preprocessing_equals_trainings_evaluation_path(shared_fer, tin
     h, w = frame.shape[:2]
     for backend in ("torch", "onnx"):
         classifier = load_classifier(tiny_checkpoint, backend=backend)
-        realtime = classifier.prepare(gray_crops(frame, [crop_box((0, 0, w, h), 0.0, w, h)]))
+        realtime = classifier.prepare([gray_crop(frame, crop_box((0, 0, w, h), 0.0))])
         assert realtime.shape == training.shape == (1, 1, 48, 48)
         assert torch.equal(torch.from_numpy(realtime), training)

@@ -66,3 +66,27 @@ def test_jsonl_log_has_a_header_then_a_line_per_frame(tmp_path, check_face):
     assert [line["frame"] for line in lines[1:]] == [0, 1, 2, 3]
     for f in lines[1]["faces"]:
         check_face(f)
+
+
+def test_uncertain_faces_have_no_label_a_reason_and_are_counted_apart(tmp_path, check_document):
+    probs = {c: (0.3 if c == "sad" else 0.7 / 6) for c in CLASSES}
+    unsure = FaceResult(3, (200, 20, 250, 80), 0.8, None, 0.3, probs, "turned away")
+    fr = frames()
+    fr[1].faces.append(unsure)
+    fr[2].faces.append(unsure)
+    s = summarize(fr, CLASSES)
+    assert s["faces"] == 6 and s["uncertain"] == pytest.approx(2 / 6, abs=1e-4)
+    assert s["emotions"]["happy"] == 0.5 and sum(s["emotions"].values()) == pytest.approx(1)  # of the labelled
+    assert s["tracks"]["3"] == {"frames": 2, "first_frame": 1, "last_frame": 2, "dominant": None, "uncertain": 1.0,
+                                "emotions": {c: 0.0 for c in CLASSES}}
+    assert "uncertain 33%" in format_summary(s)
+    write_json(tmp_path / "r.json", header(CLASSES, input="x.mp4", kind="video", settings={
+        "checkpoint": "c", "backend": "onnx", "detector": "short", "min_confidence": 0.5, "margin": 0.15,
+        "smoothing": 0.6}, video={"frame_count": 4}), fr, s)
+    doc = json.loads((tmp_path / "r.json").read_text())
+    check_document(doc, "video")
+    face = doc["frames"][1]["faces"][0]
+    assert face["label"] is None and face["reason"] == "turned away" and face["confidence"] == 0.3
+    write_csv(tmp_path / "r.csv", fr, CLASSES)
+    rows = [r for r in csv.DictReader((tmp_path / "r.csv").open()) if r["track"] == "3"]
+    assert [(r["label"], r["reason"]) for r in rows] == [("", "turned away")] * 2

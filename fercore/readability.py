@@ -1,0 +1,77 @@
+"""Whether a face can be read: a label only where the model's answer is worth printing.
+
+A face turned away, tilted, tiny, blurred, or one the model is unsure of gets no emotion word but the reason
+("uncertain"), never a confident guess. The measures come from the face detector's six keypoints, the box and
+the model-size crop; the limits come from accuracy-versus-coverage curves measured on FER-2013's val split
+(``python -m training.readability``, figures in the README) and can be changed on the command line.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+# Reasons, in the order they are checked (the first that applies is reported).
+REASONS = ("turned away", "tilted", "too small", "blurred", "unsure")
+
+
+def head_pose(keypoints: tuple[tuple[float, float], ...]) -> tuple[float, float]:
+    """(yaw, roll) in degrees from BlazeFace's keypoints (right eye, left eye, nose, mouth, right ear, left ear;
+    the subject's right eye is on the image's left).
+
+    Roll is the slope of the line through the eyes. Yaw compares the nose's distance from each ear along that
+    line: 0 when it sits midway (frontal), about +-90 when one ear hides behind it (profile); sign: positive
+    when the face turns to the image's right.
+    """
+    (rex, rey), (lex, ley), (nx, ny), _, (rax, ray), (lax, lay) = keypoints[:6]
+    dx, dy = lex - rex, ley - rey
+    roll = math.degrees(math.atan2(dy, dx))
+    norm = math.hypot(dx, dy) or 1.0
+    ux, uy = dx / norm, dy / norm
+    to_right_ear = (nx - rax) * ux + (ny - ray) * uy
+    to_left_ear = (lax - nx) * ux + (lay - ny) * uy
+    span = abs(to_right_ear) + abs(to_left_ear)
+    if span == 0:
+        return 0.0, roll
+    yaw = math.degrees(math.asin(float(np.clip((to_right_ear - to_left_ear) / span, -1.0, 1.0))))
+    return yaw, roll
+
+
+def sharpness(face: np.ndarray) -> float:
+    """Variance of the Laplacian of a grayscale face at the model's input size (so it does not depend on how
+    large the face was in the frame); low for blurred or featureless faces."""
+    x = face.astype(np.float32)
+    lap = 4 * x[1:-1, 1:-1] - x[:-2, 1:-1] - x[2:, 1:-1] - x[1:-1, :-2] - x[1:-1, 2:]
+    return float(lap.var())
+
+
+@dataclass(frozen=True)
+class ReadabilityLimits:
+    """Where a face stops being readable; defaults from the curves in the README (training.readability)."""
+
+    max_yaw: float = 50.0        # degrees of head turn
+    max_roll: float = 30.0       # degrees of head tilt
+    min_size: float = 20.0       # pixels, the shorter side of the detector's box
+    min_sharpness: float = 40.0  # Laplacian variance of the model-size crop
+    min_confidence: float = 0.3  # calibrated probability of the top class
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def unreadable_reason(limits: ReadabilityLimits, *, size: float, sharp: float, confidence: float,
+                      pose: tuple[float, float] | None) -> str | None:
+    """The first reason (REASONS) a face cannot be read, or None when it can. ``pose`` is None when the
+    detector gave no keypoints."""
+    if pose is not None and abs(pose[0]) > limits.max_yaw:
+        return "turned away"
+    if pose is not None and abs(pose[1]) > limits.max_roll:
+        return "tilted"
+    if size < limits.min_size:
+        return "too small"
+    if sharp < limits.min_sharpness:
+        return "blurred"
+    if confidence < limits.min_confidence:
+        return "unsure"
+    return None

@@ -1,0 +1,226 @@
+"""Measure where faces stop being readable, to set the app's "uncertain" limits (fercore.readability):
+accuracy of a checkpoint on FER-2013 val as faces get smaller, blurrier, more tilted, more turned away, and
+accuracy against coverage as the confidence threshold rises, on clean and corrupted val.
+
+    python -m realtime.readability_curves --checkpoint weights/default.pt --out docs/readability
+
+Each limit is where the accuracy of faces *at* that value falls to ``--target`` (default 0.5: a label as likely
+wrong as right). Head turn (yaw) is measured with the face detector's keypoints on val faces scaled up to
+192 pixels; faces it does not find there are left out of that curve. Writes a JSON of every curve and one PNG.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from fercore import cli
+from fercore.atomic import atomic_path
+from fercore.classes import EMOTIONS
+from fercore.paths import DEFAULT_CHECKPOINT, SHARED_FER
+from fercore.readability import head_pose, sharpness
+from models.camera import affine, blur, corrupted_copies, low_resolution
+from models.checkpoint import load_model
+from models.inference import predict
+from models.preprocessing import resize_face
+from realtime import cli as realtime_cli
+from realtime.detector import FaceDetector
+from realtime.evaluate import labelled_photos
+RESOLUTIONS = (6, 8, 10, 12, 14, 16, 20, 24, 32, 48)  # pixels across the model's crop
+SIGMAS = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0)
+ROLLS = (0, 10, 20, 30, 40, 50, 60)
+CROP_MARGIN_FACTOR = 1.3  # the model's crop is the detector box widened by 0.15 per side
+
+
+def limit(xs: list[float], accs: list[float], target: float, decreasing: bool) -> float | None:
+    """The x where accuracy crosses ``target`` (linear between measured points). ``decreasing``: accuracy
+    falls as x grows (roll, yaw); else it rises (size, sharpness). None when it never crosses."""
+    pairs = list(zip(xs, accs))
+    for (x0, a0), (x1, a1) in zip(pairs, pairs[1:]):
+        if (a0 >= target > a1) if decreasing else (a0 < target <= a1):
+            return float(x0 + (x1 - x0) * (a0 - target) / (a0 - a1))
+    return None
+
+
+def binned(values: np.ndarray, correct: np.ndarray, edges: list[float]) -> tuple[list[float], list[float], list[int]]:
+    """Mean value, accuracy and count per bin of ``values`` (empty bins left out)."""
+    xs, accs, counts = [], [], []
+    which = np.digitize(values, edges[1:-1])
+    for b in range(len(edges) - 1):
+        sel = which == b
+        if sel.sum() >= 20:
+            xs.append(float(values[sel].mean()))
+            accs.append(float(correct[sel].mean()))
+            counts.append(int(sel.sum()))
+    return xs, accs, counts
+
+
+def detector_yaw(images: np.ndarray) -> np.ndarray:
+    """Yaw of each face from the face detector's keypoints on the face scaled up to 192 pixels (NaN where it
+    finds no face)."""
+    yaw = np.full(len(images), np.nan)
+    with FaceDetector("short", video=False, min_confidence=0.3) as detector:
+        for i, face in enumerate(tqdm(images, desc="head pose", unit="face")):
+            big = cv2.cvtColor(cv2.resize(face, (192, 192), interpolation=cv2.INTER_CUBIC), cv2.COLOR_GRAY2BGR)
+            found = detector.detect(cv2.copyMakeBorder(big, 32, 32, 32, 32, cv2.BORDER_CONSTANT))
+            if found and found[0].keypoints:
+                yaw[i] = head_pose(max(found, key=lambda d: d.score).keypoints)[0]
+    return yaw
+
+
+def measure(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, batch_size: int, device: str,
+            target: float) -> dict:
+    prep = model.preprocessing
+
+    def correct(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        probs = predict(model, faces, prep, batch_size, device)
+        return probs.argmax(1) == labels, probs.max(1)
+
+    out: dict = {"target": target, "n": len(labels)}
+    ok, conf = correct(images)
+    out["clean_accuracy"] = float(ok.mean())
+
+    def coverage_curve(ok: np.ndarray, conf: np.ndarray) -> dict:
+        thresholds = [round(t, 2) for t in np.arange(0.0, 0.96, 0.05)]
+        return {"threshold": thresholds,
+                "coverage": [float((conf >= t).mean()) for t in thresholds],
+                "accuracy": [float(ok[conf >= t].mean()) if (conf >= t).any() else None for t in thresholds]}
+
+    out["confidence"] = {"clean": coverage_curve(ok, conf)}
+    edges = [0.0, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7, 0.8, 0.9, 1.01]
+    xs, accs, counts = binned(conf, ok, edges)
+    out["confidence"]["bins"] = {"confidence": xs, "accuracy": accs, "count": counts}
+    out["limits"] = {"min_confidence": limit(xs, accs, target, decreasing=False)}
+    pooled_ok, pooled_conf = [], []
+    for kind, level, faces in tqdm(list(corrupted_copies(images)), desc="corrupted val", unit="copy"):
+        c_ok, c_conf = correct(faces)
+        pooled_ok.append(c_ok)
+        pooled_conf.append(c_conf)
+    out["confidence"]["corrupted"] = coverage_curve(np.concatenate(pooled_ok), np.concatenate(pooled_conf))
+
+    size_acc = [float(correct(np.stack([low_resolution(f, r) for f in images]))[0].mean()) for r in
+                tqdm(RESOLUTIONS, desc="size", unit="size")]
+    box = [r / CROP_MARGIN_FACTOR for r in RESOLUTIONS]
+    out["size"] = {"crop_pixels": list(RESOLUTIONS), "box_pixels": box, "accuracy": size_acc}
+    out["limits"]["min_size"] = limit(box, size_acc, target, decreasing=False)
+
+    sharp_all, ok_all = [], []
+    for sigma in tqdm(SIGMAS, desc="blur", unit="sigma"):
+        faces = images if sigma == 0 else np.stack([blur(f, sigma) for f in images])
+        sharp_all.append(np.array([sharpness(f) for f in faces]))
+        ok_all.append(correct(faces)[0])
+    sharp_all, ok_all = np.concatenate(sharp_all), np.concatenate(ok_all)
+    edges = [0, 5, 10, 20, 30, 40, 60, 80, 120, 160, 240, 320, 480, 1e9]
+    xs, accs, counts = binned(sharp_all, ok_all, edges)
+    out["sharpness"] = {"sharpness": xs, "accuracy": accs, "count": counts}
+    out["limits"]["min_sharpness"] = limit(xs, accs, target, decreasing=False)
+
+    roll_acc = [float(correct(np.stack([affine(f, angle=a) for f in images]))[0].mean()) for a in
+                tqdm(ROLLS, desc="roll", unit="angle")]
+    out["roll"] = {"degrees": list(ROLLS), "accuracy": roll_acc}
+    out["limits"]["max_roll"] = limit(list(ROLLS), roll_acc, target, decreasing=True)
+
+    yaw = detector_yaw(images)
+    found = ~np.isnan(yaw)
+    xs, accs, counts = binned(np.abs(yaw[found]), ok[found], [0, 10, 20, 30, 40, 50, 60, 75, 90.1])
+    out["yaw"] = {"degrees": xs, "accuracy": accs, "count": counts, "found": float(found.mean())}
+    out["limits"]["max_yaw"] = limit(xs, accs, target, decreasing=True)
+    return out
+
+
+def save_png(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = result["target"]
+    fig, axes = plt.subplots(2, 3, figsize=(13, 7.5), dpi=90)
+    panels = [
+        ("confidence threshold: accuracy vs coverage", None),
+        ("face size (detector box, pixels)", ("size", "box_pixels", "min_size")),
+        ("sharpness (Laplacian variance, 48 px crop)", ("sharpness", "sharpness", "min_sharpness")),
+        ("head tilt (roll, degrees)", ("roll", "degrees", "max_roll")),
+        ("head turn (yaw, degrees, from keypoints)", ("yaw", "degrees", "max_yaw")),
+        ("calibrated confidence (binned)", ("confidence", None, "min_confidence")),
+    ]
+    for ax, (title, spec) in zip(axes.flat, panels):
+        if spec is None:
+            for name, colour in (("clean", "tab:blue"), ("corrupted", "tab:red")):
+                c = result["confidence"][name]
+                ax.plot(c["coverage"], c["accuracy"], marker=".", color=colour, label=f"{name} val")
+            ax.set_xlabel("coverage (share of faces labelled)")
+            ax.set_ylabel("accuracy of the labelled")
+            ax.legend()
+        else:
+            key, xkey, lim = spec
+            data = result["confidence"]["bins"] if key == "confidence" else result[key]
+            xs = data["confidence"] if key == "confidence" else data[xkey]
+            ax.plot(xs, data["accuracy"], marker="o")
+            ax.axhline(t, color="grey", linestyle="--", linewidth=1)
+            if result["limits"].get(lim) is not None:
+                ax.axvline(result["limits"][lim], color="tab:red", linewidth=1,
+                           label=f"limit {result['limits'][lim]:.3g}")
+                ax.legend()
+            ax.set_ylabel("accuracy")
+            if key == "sharpness":
+                ax.set_xscale("log")
+        ax.set_title(title, fontsize=10)
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"Where faces stop being readable (FER-2013 val, {result['n']} faces; dashed: accuracy {t:.0%})")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp)
+    plt.close(fig)
+
+
+def read_faces(folder: Path, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 faces (N, size, size) and labels from a folder of <emotion>/<image> files (FER-2013's val)."""
+    faces, labels = [], []
+    for path, emotion in tqdm(labelled_photos(folder), desc="read", unit="face"):
+        gray = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        if gray is None:
+            raise realtime_cli.InputError(f"cannot read {path}")
+        faces.append(resize_face(gray, size))
+        labels.append(EMOTIONS.index(emotion))
+    return np.stack(faces), np.array(labels)
+
+
+def command(argv: list[str] | None) -> int:
+    ap = cli.parser("realtime.readability_curves", __doc__)
+    g = ap.add_argument_group("measurement")
+    g.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT,
+                   help="a calibrated checkpoint (default weights/default.pt)")
+    g.add_argument("--data", type=Path, default=SHARED_FER / "val",
+                   help="a folder of <emotion>/<face image> files (default ../shared/data/fer2013/val)")
+    g.add_argument("--out", type=Path, default=Path("docs/readability"),
+                   help="folder for readability.json and readability.png (default docs/readability)")
+    g.add_argument("--target", type=cli.number(0, 1), default=0.5,
+                   help="accuracy at which a face stops counting as readable (default 0.5)")
+    g.add_argument("--batch-size", type=cli.number(1, kind=int), default=256, help="faces per forward pass")
+    args = ap.parse_args(argv)
+    model, _ = load_model(args.checkpoint)
+    images, labels = read_faces(args.data, model.preprocessing.size)
+    result = measure(model, images, labels, args.batch_size, "cpu", args.target)
+    result["checkpoint"] = str(args.checkpoint)
+    with atomic_path(args.out / "readability.json") as tmp:
+        tmp.write_text(json.dumps(result, indent=1))
+    save_png(result, args.out / "readability.png")
+    print(json.dumps(result["limits"], indent=1))
+    print(f"wrote {args.out / 'readability.json'} and {args.out / 'readability.png'}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure as the command line says; returns the exit status (fercore.cli: 1 user error, 2 usage)."""
+    return cli.run(command, argv, realtime_cli.USER_ERRORS)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
