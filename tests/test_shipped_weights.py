@@ -7,7 +7,7 @@ import pytest
 from fercore.classes import EMOTIONS
 from fercore.paths import WEIGHTS
 from models.checkpoint import load_model
-from models.onnx_runtime import read_metadata
+from models.onnx_runtime import checkpoint_digest, read_metadata
 from models.preprocessing import Preprocessing
 from training.data import load_split
 from training.evaluate import predict
@@ -53,6 +53,9 @@ def test_shipped_onnx_export_gives_the_same_predictions(shipped, val):
     onnx_logits = session.run(None, {"faces": x.numpy()})[0]
     torch_probs = predict(model, images, model.preprocessing)
     assert (onnx_logits.argmax(1) == torch_probs.argmax(1)).mean() == 1.0
+    assert meta["temperature"] == ckpt["temperature"] == model.temperature
+    assert meta["checkpoint_sha256"] == checkpoint_digest(WEIGHTS / "default.pt")  # the app serves it without torch
+    onnx_logits = onnx_logits / meta["temperature"]
     onnx_probs = np.exp(onnx_logits - onnx_logits.max(1, keepdims=True))
     onnx_probs /= onnx_probs.sum(1, keepdims=True)
     assert np.allclose(onnx_probs, torch_probs, atol=1e-4)
