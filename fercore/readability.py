@@ -3,7 +3,7 @@
 A face turned away, tilted, tiny, blurred, or one the model is unsure of gets no emotion word but the reason
 ("uncertain"), never a confident guess. The measures come from the face detector's six keypoints, the box and
 the model-size crop; the limits come from accuracy-versus-coverage curves measured on FER-2013's val split
-(``python -m training.readability``, figures in the README) and can be changed on the command line.
+(``python -m realtime.readability_curves``, figures in the README) and can be changed on the command line.
 """
 from __future__ import annotations
 
@@ -48,13 +48,15 @@ def sharpness(face: np.ndarray) -> float:
 
 @dataclass(frozen=True)
 class ReadabilityLimits:
-    """Where a face stops being readable; defaults from the curves in the README (training.readability)."""
+    """Where a face stops being readable. The defaults are where the shipped model's accuracy on FER-2013 val
+    falls to 50% (a label as likely wrong as right), measured by ``python -m realtime.readability_curves``
+    (docs/readability/, README "Uncertain faces"); re-measure them when the model changes."""
 
-    max_yaw: float = 50.0        # degrees of head turn
-    max_roll: float = 30.0       # degrees of head tilt
-    min_size: float = 20.0       # pixels, the shorter side of the detector's box
-    min_sharpness: float = 40.0  # Laplacian variance of the model-size crop
-    min_confidence: float = 0.3  # calibrated probability of the top class
+    max_yaw: float = 82.0         # degrees of head turn
+    max_roll: float = 37.0        # degrees of head tilt
+    min_size: float = 16.0        # pixels, the shorter side of the detector's box
+    min_sharpness: float = 78.0   # Laplacian variance of the model-size crop
+    min_confidence: float = 0.53  # calibrated probability of the top class
 
     def to_dict(self) -> dict:
         return asdict(self)

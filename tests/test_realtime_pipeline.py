@@ -120,3 +120,23 @@ def test_tracks_follow_the_faces_of_the_sample_clip(tiny_checkpoint, sample_medi
     assert len(results) == 50
     for r in results:
         assert sorted(f.track for f in r.faces) == [1, 2]  # both faces, one id each, in every frame
+
+
+def test_faces_the_model_cannot_read_are_uncertain_with_the_reason(media):
+    """Hamilton clip frame 230: laughing people seen in profile in dim light, once labelled "sad 78-81%", are
+    "turned away"; the audience's blurred faces are "blurred"; a clear portrait keeps its label."""
+    cap = cv2.VideoCapture(str(media / "video" / "short_hamilton_clip.mp4"))
+    cap.set(cv2.CAP_PROP_POS_FRAMES, 230)
+    ok, frame = cap.read()
+    cap.release()
+    assert ok
+    with Pipeline(FaceDetector("full", video=False), load_classifier(), Tracker()) as pipe:
+        faces = pipe.process(frame, 0).faces
+        portrait = pipe.process(read_image(media / "photos" / "happy.jpg"), 1).faces
+        big = max(portrait, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
+        assert big.label == "happy" and big.reason is None
+        unlimited = Pipeline(pipe.detector, pipe.classifier, Tracker(), limits=None).process(frame, 2).faces
+    profiles = [f for f in faces if 300 <= f.box[0] <= 370]  # the two faces in profile, right of centre
+    assert len(profiles) == 2 and all(f.label is None and f.reason == "turned away" for f in profiles)
+    assert any(f.reason == "blurred" for f in faces)
+    assert all(f.label is not None for f in unlimited)  # limits=None labels every face
