@@ -19,6 +19,12 @@ def shared_fer() -> Path:
 
 
 @pytest.fixture(scope="session")
+def fer_cache(tmp_path_factory) -> Path:
+    """One decoded-data cache for the whole test session: FER-2013 is decoded once, not once per test file."""
+    return tmp_path_factory.mktemp("fer-cache")
+
+
+@pytest.fixture(scope="session")
 def tiny_fer_csv(tmp_path_factory) -> Path:
     """A small fer2013.csv of random faces: 192 Training rows and 64 PublicTest rows, all classes."""
     import numpy as np

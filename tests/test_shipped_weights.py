@@ -7,11 +7,10 @@ import pytest
 from fercore.classes import EMOTIONS
 from fercore.paths import WEIGHTS
 from models.checkpoint import load_model
+from models.inference import predict
 from models.onnx_runtime import checkpoint_digest, read_metadata
 from models.preprocessing import Preprocessing
 from training.data import load_split
-from training.evaluate import predict
-
 
 
 @pytest.fixture(scope="module")
@@ -20,8 +19,8 @@ def shipped():
 
 
 @pytest.fixture(scope="module")
-def val(shared_fer, tmp_path_factory):
-    return load_split(shared_fer, "val", tmp_path_factory.mktemp("cache"), progress=False)
+def val(shared_fer, fer_cache):
+    return load_split(shared_fer, "val", fer_cache, progress=False)
 
 
 def test_default_checkpoint_describes_itself(shipped):
