@@ -18,12 +18,15 @@ import torch
 import torch.nn as nn
 
 from fercore.atomic import atomic_path
+from fercore.classes import EMOTIONS
+from models.description import INITIAL_WEIGHTS, check_arch_args, check_classes, check_temperature
 from models.errors import CheckpointError
 from models.preprocessing import Preprocessing
 from models import build_model
 
 FORMAT = "fer-emotion-checkpoint"
 VERSION = 1
+REQUIRED = ("format", "version", "arch", "arch_args", "classes", "preprocessing", "model")
 
 
 def atomic_save(obj: Any, path: str | Path) -> None:
@@ -55,7 +58,7 @@ def make_checkpoint(model: nn.Module, classes: list[str] | tuple[str, ...], conf
 
 
 def read_checkpoint(path: str | Path) -> dict:
-    """Load and validate a checkpoint dict (tensors on the CPU)."""
+    """Load and validate a checkpoint dict (tensors on the CPU): see validate_checkpoint."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
@@ -67,28 +70,88 @@ def read_checkpoint(path: str | Path) -> dict:
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a checkpoint of this project (no '{FORMAT}' marker); "
                               "train one with `python -m training.run` or use weights/ from the repository")
-    if ckpt.get("version", 0) > VERSION:
-        raise CheckpointError(f"{path} has checkpoint version {ckpt['version']}; this code reads up to {VERSION}")
+    validate_checkpoint(ckpt, str(path))
     return ckpt
 
 
-def model_from_checkpoint(ckpt: dict) -> nn.Module:
-    """Rebuild the model a checkpoint describes, with its weights, in eval mode."""
+def validate_checkpoint(ckpt: dict, where: str = "the checkpoint") -> None:
+    """Everything a checkpoint says, checked before a model is built from it (CheckpointError naming ``where``
+    and the fault): the required keys, an integer version this code reads, a known architecture with arguments
+    its constructor takes in sensible ranges, distinct class names one per output, valid preprocessing and
+    temperature, and finite weights. That the weights fit the architecture is checked when it is built
+    (check_state_dict)."""
+    missing = [key for key in REQUIRED if key not in ckpt]
+    if missing:
+        raise CheckpointError(f"{where} lacks {', '.join(map(repr, missing))}")
+    version = ckpt["version"]
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise CheckpointError(f"{where}: version must be a whole number, got {version!r}")
+    if version > VERSION:
+        raise CheckpointError(f"{where} has checkpoint version {version}; this code reads up to {VERSION}")
     try:
-        preprocessing = Preprocessing.from_dict(ckpt["preprocessing"])
+        args = check_arch_args(ckpt["arch"], architecture_args(ckpt["arch_args"]))
+        check_classes(ckpt["classes"], args.get("num_classes", len(EMOTIONS)))
+        Preprocessing.from_dict(ckpt["preprocessing"])
+        check_temperature(ckpt.get("temperature", 1.0))
     except ValueError as exc:
-        raise CheckpointError(f"the checkpoint's preprocessing is invalid: {exc}") from exc
-    temperature = ckpt.get("temperature", 1.0)
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0.01 <= temperature <= 100:
-        raise CheckpointError(f"the checkpoint's temperature must be a number in [0.01, 100], got {temperature!r}")
-    model = build_model(ckpt["arch"], **ckpt["arch_args"])
+        raise CheckpointError(f"{where}: {exc}") from None
+    for key, kind in (("epoch", int), ("metrics", dict), ("config", dict), ("training", dict)):
+        if key in ckpt and (not isinstance(ckpt[key], kind) or isinstance(ckpt[key], bool)):
+            raise CheckpointError(f"{where}: {key} must be a {kind.__name__}, got {type(ckpt[key]).__name__}")
+    state = ckpt["model"]
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                              for k, v in state.items()):
+        raise CheckpointError(f"{where}: model must be a state dict (names to tensors)")
+    for name, tensor in state.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(f"{where}: weight {name} holds NaN or infinite values")
+
+
+def architecture_args(arch_args: Any) -> Any:
+    """A checkpoint's arguments without those that choose initial weights (INITIAL_WEIGHTS): rebuilding from a
+    checkpoint never downloads ImageNet weights nor reads a file it names."""
+    if not isinstance(arch_args, dict):
+        return arch_args
+    return {k: v for k, v in arch_args.items() if k not in INITIAL_WEIGHTS}
+
+
+def state_dict_mismatch(model: nn.Module, state: dict) -> str | None:
+    """How ``state`` differs from ``model``'s weight names and shapes (the first three differences), or None."""
+    want = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    have = {k: tuple(v.shape) for k, v in state.items()}
+    problems = [f"missing {k}" for k in want if k not in have]
+    problems += [f"unexpected {k}" for k in have if k not in want]
+    problems += [f"{k} has shape {list(have[k])}, the model {list(want[k])}" for k in want
+                 if k in have and have[k] != want[k]]
+    if not problems:
+        return None
+    return "; ".join(problems[:3]) + (f" (and {len(problems) - 3} more)" if len(problems) > 3 else "")
+
+
+def check_state_dict(model: nn.Module, state: dict, where: str) -> None:
+    """CheckpointError unless ``state`` has exactly ``model``'s weight names and shapes."""
+    mismatch = state_dict_mismatch(model, state)
+    if mismatch:
+        raise CheckpointError(f"{where}: the weights do not fit {model.arch} {model.arch_args}: {mismatch}")
+
+
+def model_from_checkpoint(ckpt: dict, where: str = "the checkpoint") -> nn.Module:
+    """Rebuild the model a checkpoint describes, with its weights, in eval mode. Never with pretrained weights
+    or a weights file, whatever its arguments say."""
+    validate_checkpoint(ckpt, where)
+    preprocessing = Preprocessing.from_dict(ckpt["preprocessing"])
+    model = build_model(ckpt["arch"], pretrained=False, weights_path=None, **architecture_args(ckpt["arch_args"]))
+    if preprocessing.size != model.preprocessing.size:
+        raise CheckpointError(f"{where}: preprocessing size {preprocessing.size} does not match the model's "
+                              f"input size {model.preprocessing.size}")
+    check_state_dict(model, ckpt["model"], where)
     model.load_state_dict(ckpt["model"])
     model.preprocessing = preprocessing
-    model.temperature = float(temperature)
+    model.temperature = float(ckpt.get("temperature", 1.0))
     return model.eval()
 
 
 def load_model(path: str | Path) -> tuple[nn.Module, dict]:
     """Model (eval mode, CPU) and its checkpoint metadata from a checkpoint file."""
     ckpt = read_checkpoint(path)
-    return model_from_checkpoint(ckpt), ckpt
+    return model_from_checkpoint(ckpt, str(path)), ckpt

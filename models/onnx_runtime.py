@@ -10,6 +10,7 @@ import hashlib
 import json
 from pathlib import Path
 
+from models.description import check_classes, check_temperature
 from models.errors import CheckpointError
 
 METADATA_KEY = "fer_emotion"
@@ -53,7 +54,35 @@ def open_session(path: str | Path, threads: int = 1):
         raise CheckpointError(f"{path}: its {METADATA_KEY} metadata is not JSON") from exc
     if not isinstance(meta, dict):
         raise CheckpointError(f"{path}: its {METADATA_KEY} metadata is not a mapping")
+    check_export(session, meta, str(path))
     return session, meta
+
+
+def check_export(session, meta: dict, where: str) -> None:
+    """CheckpointError unless the exported graph and its description agree: one input ``faces`` of shape
+    (n, 1, size, size) for the preprocessing's size, one output per class name, a valid temperature. The
+    metadata is only text beside the graph, so it is checked against the graph itself."""
+    from models.preprocessing import Preprocessing  # OpenCV: loaded with ONNX Runtime, not with models.onnx_export
+
+    try:
+        for key in ("classes", "preprocessing"):
+            if key not in meta:
+                raise ValueError(f"no {key!r} in its description")
+        prep = Preprocessing.from_dict(meta["preprocessing"])
+        check_temperature(meta.get("temperature", 1.0))
+        inputs, outputs = session.get_inputs(), session.get_outputs()
+        if len(inputs) != 1 or inputs[0].name != "faces" or len(outputs) < 1:
+            raise ValueError("the graph does not take one input named 'faces'")
+        shape = list(inputs[0].shape)
+        if len(shape) != 4 or shape[1:] != [1, prep.size, prep.size]:
+            raise ValueError(f"the graph takes input of shape {shape}, the description says "
+                             f"[n, 1, {prep.size}, {prep.size}]")
+        out_shape = list(outputs[0].shape)
+        if len(out_shape) != 2:
+            raise ValueError(f"the graph's output has shape {out_shape}, not (faces, classes)")
+        check_classes(meta["classes"], out_shape[1] if isinstance(out_shape[1], int) else None)
+    except ValueError as exc:
+        raise CheckpointError(f"{where}: {exc}") from None
 
 
 def read_metadata(path: str | Path) -> dict:

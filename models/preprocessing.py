@@ -29,14 +29,16 @@ class Preprocessing:
     margin: float = 0.15
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.size, int) and 8 <= self.size <= 1024):
+        if isinstance(self.size, bool) or not (isinstance(self.size, int) and 8 <= self.size <= 1024):
             raise ValueError(f"preprocessing size must be a whole number of pixels in [8, 1024], got {self.size!r}")
         for name in ("mean", "std", "margin"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise ValueError(f"preprocessing {name} must be a finite number, got {value!r}")
-        if self.std <= 0 or self.margin < 0:
-            raise ValueError(f"preprocessing needs std > 0 and margin >= 0, got std {self.std}, margin {self.margin}")
+        # Beyond these bounds normalised pixels overflow (a tiny std) or a crop covers the whole frame.
+        if not (-10 <= self.mean <= 10 and 1e-3 <= self.std <= 100 and 0 <= self.margin <= 2):
+            raise ValueError(f"preprocessing needs mean in [-10, 10], std in [0.001, 100] and margin in [0, 2], "
+                             f"got mean {self.mean}, std {self.std}, margin {self.margin}")
 
     def normalize(self, faces: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
         """uint8 faces (N, H, W) or (N, 1, H, W) -> float32 model input (N, 1, H, W), as a numpy array or a

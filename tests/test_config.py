@@ -38,7 +38,7 @@ def test_a_model_argument_override_keeps_the_other_arguments():
     default = ROOT / "training/configs/default/stage1.yaml"
     cfg = load_config(default, ["model.args.fc_dropout=0.2", "model.args.conv_dropout=0.1"])
     assert cfg["model"]["args"] == {"width": 0.5, "fc_dropout": 0.2, "conv_dropout": 0.1}
-    assert load_config(default, ["model.args={depth: 2}"])["model"]["args"] == {"depth": 2}  # a mapping replaces
+    assert load_config(default, ["model.args={fc_dropout: 0.2}"])["model"]["args"] == {"fc_dropout": 0.2}  # replaces
 
 
 @pytest.mark.parametrize("override, message", [
@@ -53,8 +53,33 @@ def test_a_model_argument_override_keeps_the_other_arguments():
     ("augment.erasing_scale=[0.1]", r"'augment.erasing_scale' expects 2 values"),
     ("train=5", r"'train' must be a mapping"),
     ("train.amp=yes please", r"'train.amp' expects bool"),
-    ("augment.mixup_alpha=-0.2", r"'augment.mixup_alpha' must be 0 \(off\) or positive"),
+    ("augment.mixup_alpha=-0.2", r"'augment.mixup_alpha' must be at least 0"),
     ("loss.teacher_weight=1.5", r"'loss.teacher_weight' must be in \[0, 1\]"),
+    # issue 15 item 10: non-finite numbers, a step size that failed after epoch 1, model arguments and paths
+    ("optim.lr=.inf", r"'optim.lr' must be a finite number, got inf"),
+    ("augment.rotation=.nan", r"'augment.rotation' must be a finite number, got nan"),
+    ("augment.erasing_ratio=[0.3, .inf]", r"'augment.erasing_ratio' must be a finite number"),
+    ("sched.step_size=0", r"'sched.step_size' must be at least 1, got 0"),
+    ("model.args.width=abc", r"model.args.width must be a number, got 'abc'"),
+    ("model.args.bogus=1", r"model.args: cnn has no argument 'bogus' \(its arguments: num_classes, width"),
+    ("model.args.width=1000", r"model.args.width must be in \(0, 4\], got 1000"),
+    ("model.args={width: 4, input_size: 256}", r"about 1,151 M parameters, more than the 150 M"),
+    ("model.args.num_classes=5", r"'model.args.num_classes' must be 7"),
+    ("model.name=vgg", r"'model.name' must be one of \('cnn', 'resnet18'\)"),
+    ("model.pretrained=true", r"model 'cnn' has no pretrained weights"),
+    ("model.init_from=123", r"'model.init_from' expects str, got 123"),
+    ("output.dir=''", r"'output.dir' must be a path or null"),
+    ("train.epochs=null", r"'train.epochs' must not be null"),
+    ("seed=-1", r"'seed' must be in \[0, 4294967295\]"),
+    # item 13: ranges
+    ("augment.hflip=5", r"'augment.hflip' must be in \[0, 1\], got 5"),
+    ("augment.erasing_scale=[0.3, 0.1]", r"'augment.erasing_scale' is a \[min, max\] range, got min 0.3 > max 0.1"),
+    ("loss.gamma=-5", r"'loss.gamma' must be at least 0, got -5"),
+    ("loss.label_smoothing=1", r"'loss.label_smoothing' must be in \[0, 1\)"),
+    ("augment.crop_padding=-1", r"'augment.crop_padding' must be in \[0, 16\]"),
+    ("sched.pct_start=0", r"'sched.pct_start' must be in \(0, 1\)"),
+    ("loss.class_weights=[1, 1, 1, 1, 1, 1, .nan]", r"'loss.class_weights' must be null, 'balanced' or a list of 7"),
+    ("optim.lr=[1", r"override 'optim.lr=\[1': not valid YAML"),
 ])
 def test_bad_config_fails_naming_the_key(override, message):
     with pytest.raises(ConfigError, match=message):
@@ -200,3 +225,37 @@ def test_output_dir_is_derived_from_the_config_name_unless_set(tmp_path):
     assert load_config(tmp_path / "child.yaml", ["output.dir=out"])["output"]["dir"] == "out"
     assert load_config(None)["output"]["dir"] == "runs/unnamed"
     assert DEFAULTS["output"]["dir"] is None
+
+
+def test_numbers_in_exponent_notation_are_floats_on_the_command_line_and_in_files(tmp_path, capsys):
+    """Issue 15 item 14: the README's and training.run's own example, --set optim.lr=3e-4, is a float (YAML 1.1
+    read it as a string and the config refused it)."""
+    cfg = load_config(CONFIG_DIR / "cnn.yaml", ["train.epochs=5", "optim.lr=3e-4", "optim.weight_decay=1E-2"])
+    assert cfg["optim"]["lr"] == 3e-4 and cfg["optim"]["weight_decay"] == 1e-2
+    (tmp_path / "e.yaml").write_text("optim: {lr: 3e-4, weight_decay: 5e-4}\nsched: {min_lr: 1e-6}\n")
+    cfg = load_config(tmp_path / "e.yaml")
+    assert (cfg["optim"]["lr"], cfg["optim"]["weight_decay"], cfg["sched"]["min_lr"]) == (3e-4, 5e-4, 1e-6)
+    assert parse_override("data.root=1e5x") == {"data": {"root": "1e5x"}}  # not a number: still a string
+    for doc in ((ROOT / "training" / "run.py").read_text(), (ROOT / "README.md").read_text()):
+        assert "--set optim.lr=3e-4" in doc
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"optim: {lr: 0.1\n", r"not valid YAML \(line 2, column 1\)"),
+    (b"optim: !!python/object/apply:os.system ['echo hacked']\n", r"not valid YAML .*could not determine a "),
+    (b"\x80\x02}q\x00(X\x06\x00\x00\x00formatq\x01\xff\xfe", r"not a YAML config \(not UTF-8 text\)"),
+    (b"train: {epochs: 3}\x00\n", r"not valid YAML: unacceptable character"),
+])
+def test_a_broken_yaml_file_is_one_config_error(tmp_path, capsys, content, message):
+    """Issue 15 item 10: bad syntax, a Python tag and binary data are a ConfigError naming the file, and
+    training.run says so in one line with exit status 1."""
+    from training.run import main
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_bytes(content)
+    with pytest.raises(ConfigError, match=message) as err:
+        load_config(bad)
+    assert str(bad) in str(err.value)
+    assert main(["--config", str(bad)]) == 1
+    out = capsys.readouterr().err
+    assert out.startswith("error: ") and out.count("\n") == 1 and "Traceback" not in out

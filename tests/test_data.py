@@ -96,6 +96,12 @@ def _csv_with_row(tmp_path, row):
     ([3, " ".join(["300"] * 2304), "Training"], r"line 3: pixel values must be within 0-255"),
     ([3, "a b c", "Training"], r"line 3: pixels must be integers"),
     ([3, "1 2"], r"line 3: expected 3 fields, got 2"),
+    # issue 15 item 9: an unknown Usage was a row dropped without a word
+    ([3, " ".join(["1"] * 2304), "Trainng"], r"line 3: unknown Usage 'Trainng' \(expected one of Training, "),
+    ([3, " ".join(["1"] * 2304), "Train\x00ing"], r"line 3: unknown Usage 'Train\\x00ing'"),
+    # item 10: numbers beyond 64 bits and fields beyond the csv module's limit were tracebacks
+    ([3, " ".join(["1"] * 2303 + ["99999999999999999999999"]), "Training"], r"line 3: pixel values must be within"),
+    ([3, "1 " * 70000, "Training"], r"line 3: not a readable csv row \(field larger than field limit"),
 ])
 def test_malformed_csv_rows_are_named(tmp_path, row, message):
     path = _csv_with_row(tmp_path, row)
@@ -132,3 +138,49 @@ def test_stratified_subset_keeps_every_class():
     idx = stratified_subset(labels, 20)
     assert set(labels[idx]) == {0, 1, 2}
     assert 17 <= len(idx) <= 21
+
+
+def test_a_csv_that_is_not_utf8_is_named(tmp_path):
+    """Issue 15 item 10: a Latin-1 (or binary) csv was a UnicodeDecodeError traceback."""
+    path = tmp_path / "fer2013.csv"
+    path.write_bytes("emotion,pixels,Usage\n3,1 2,Entraînement\n".encode("latin-1"))
+    with pytest.raises(DataError, match=r"fer2013.csv: not a FER-2013 csv file \(not UTF-8 text\)"):
+        read_split(path, "train", progress=False)
+
+
+def test_a_damaged_cache_is_rebuilt_with_a_warning(tmp_path, samples, caplog):
+    """Issue 15 item 10: a truncated .npz was read again on every run and failed every time."""
+    src = write_fer2013_csv(tmp_path / "fer2013.csv", samples)
+    cache = tmp_path / "cache"
+    want = load_split(src, "train", cache, progress=False)
+    npz = next(cache.glob("*.npz"))
+    whole = npz.read_bytes()
+    for damaged in (whole[:len(whole) // 2], b"", whole[:-100]):
+        npz.write_bytes(damaged)
+        with caplog.at_level("WARNING", logger="training"):
+            got = load_split(src, "train", cache, progress=False)
+        assert all(np.array_equal(a, b) for a, b in zip(got, want))
+        assert "data cache" in caplog.text and "damaged" in caplog.text
+        assert npz.read_bytes() == whole  # written afresh
+        caplog.clear()
+
+
+def test_a_cache_that_cannot_be_written_is_skipped_with_a_warning(tmp_path, samples, caplog, monkeypatch):
+    """Issue 15 item 8: data.cache_dir on a full disk or where a file stands is a warning, not a failed run."""
+    src = write_fer2013_csv(tmp_path / "fer2013.csv", samples)
+    a_file = tmp_path / "not_a_folder"
+    a_file.write_text("x")
+    with caplog.at_level("WARNING", logger="training"):
+        images, labels = load_split(src, "train", a_file, progress=False)
+    assert len(labels) == 14 and "cannot write" in caplog.text and "continuing without the data cache" in caplog.text
+    caplog.clear()
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", full_disk)
+    with caplog.at_level("WARNING", logger="training"):
+        images, labels = load_split(src, "train", tmp_path / "cache", progress=False)
+    assert len(labels) == 14 and "continuing without the data cache" in caplog.text
+    assert "No space left on device" in caplog.text or "disk is full" in caplog.text
+    assert not list((tmp_path / "cache").iterdir())  # no half-written cache

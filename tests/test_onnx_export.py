@@ -48,3 +48,87 @@ def test_export_command_errors(tmp_path, capsys):
     assert "not a checkpoint of this project" in capsys.readouterr().err
     assert main([]) == 2
     assert "the following arguments are required: checkpoint" in capsys.readouterr().err
+
+
+def _tiny(tmp_path, name="m.pt"):
+    torch.manual_seed(0)
+    path = tmp_path / name
+    atomic_save(make_checkpoint(build_model("cnn", width=0.125).eval(), EMOTIONS), path)
+    return path
+
+
+def test_export_never_replaces_its_input(tmp_path, capsys):
+    """Issue 15 item 6: -o equal to the checkpoint wrote ONNX bytes over it."""
+    ck = _tiny(tmp_path)
+    before = ck.read_bytes()
+    (tmp_path / "folder.onnx").mkdir()
+    (tmp_path / "link.onnx").symlink_to(ck)
+    refused = [(ck, "must be a .onnx file"), (tmp_path / "other.pt", "must be a .onnx file"),
+               (tmp_path / "noext", "must be a .onnx file"), (tmp_path / "folder.onnx", "is a folder"),
+               (tmp_path / "link.onnx", "the checkpoint itself")]
+    for output, message in refused:
+        assert main([str(ck), "-o", str(output)]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and message in err and err.count("\n") == 1
+    assert ck.read_bytes() == before
+    onnx_named = tmp_path / "weights.onnx"  # a checkpoint named .onnx: its default output is itself
+    onnx_named.write_bytes(before)
+    assert main([str(onnx_named)]) == 1
+    assert "the checkpoint itself" in capsys.readouterr().err and onnx_named.read_bytes() == before
+
+
+def test_a_failed_write_is_one_line(tmp_path, capsys):
+    ck = _tiny(tmp_path)
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    assert main([str(ck), "-o", str(a_file / "m.onnx")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
+    assert not list(tmp_path.glob("*.onnx"))
+
+
+def _forge(src, dst, **changes):
+    """A copy of the export ``src`` whose metadata has ``changes`` (None deletes a key)."""
+    import json
+
+    import onnx
+
+    from models.onnx_runtime import METADATA_KEY
+
+    proto = onnx.load(str(src))
+    entry = next(p for p in proto.metadata_props if p.key == METADATA_KEY)
+    meta = json.loads(entry.value)
+    for key, value in changes.items():
+        if value is None:
+            meta.pop(key)
+        else:
+            meta[key] = value
+    entry.value = json.dumps(meta)
+    onnx.save(proto, str(dst))
+    return dst
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"classes": ["a", "b", "c"]}, r"3 class names for a model with 7 outputs"),
+    ({"classes": ["happy"] * 7}, r"classes must be distinct"),
+    ({"classes": None}, r"no 'classes' in its description"),
+    ({"preprocessing": {"size": 48, "mean": 0.5, "std": 0, "margin": 0.15}}, r"std in \[0.001, 100\]"),
+    ({"preprocessing": {"size": 64, "mean": 0.5, "std": 0.5}}, r"input of shape \['n', 1, 48, 48\], the description "
+                                                               r"says \[n, 1, 64, 64\]"),
+    ({"preprocessing": "48"}, r"preprocessing must be a mapping"),
+    ({"temperature": 0}, r"temperature must be a number in \[0.01, 100\]"),
+])
+def test_an_onnx_file_with_forged_metadata_is_refused(tmp_path, changes, message):
+    """Issue 15 item 7: the metadata beside the graph is checked against the graph (open_session, which the
+    app's OnnxClassifier uses too)."""
+    from models.onnx_runtime import open_session
+
+    ck = _tiny(tmp_path)
+    assert main([str(ck)]) == 0
+    forged = _forge(tmp_path / "m.onnx", tmp_path / "forged.onnx", **changes)
+    with pytest.raises(CheckpointError, match=message):
+        open_session(forged)
+    from realtime.classifier import OnnxClassifier
+
+    with pytest.raises(CheckpointError, match=message):
+        OnnxClassifier(forged)

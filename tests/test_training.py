@@ -97,7 +97,7 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes_exactly(tiny_fer_csv, tmp_path):
 
 def test_resume_refuses_a_different_model(tiny_fer_csv, tmp_path):
     Trainer.from_config(tiny_cfg(tiny_fer_csv, tmp_path, "train.epochs=1")).fit()
-    with pytest.raises(ValueError, match="config asks for"):
+    with pytest.raises(CheckpointError, match="config asks for"):
         Trainer.from_config(tiny_cfg(tiny_fer_csv, tmp_path, "train.epochs=2", "model.args.width=0.25"),
                             resume=True)
 

@@ -14,18 +14,22 @@ import sys
 from pathlib import Path
 from typing import Iterator
 
-import numpy as np
-import torch
-import torch.nn as nn
-from torch.optim.swa_utils import update_bn
-from tqdm import tqdm
+from training.errors import interruptible_imports
 
-from fercore import cli
-from fercore.metrics import classification_report
-from models.inference import predict
-from models.checkpoint import CheckpointError, atomic_save, make_checkpoint, model_from_checkpoint, read_checkpoint
-from models.preprocessing import Preprocessing
-from training.data import DataError, load_split
+with interruptible_imports():
+    import numpy as np
+    import torch
+    import torch.nn as nn
+    from torch.optim.swa_utils import update_bn
+    from tqdm import tqdm
+
+    from fercore import cli
+    from fercore.metrics import classification_report
+    from models.inference import predict
+    from models.checkpoint import CheckpointError, atomic_save, make_checkpoint, model_from_checkpoint, read_checkpoint
+    from models.preprocessing import Preprocessing
+    from training.data import DataError, load_split
+    from training.outputs import check_writable, write_failure
 
 USER_ERRORS = (CheckpointError, DataError)
 SAME = ("arch", "arch_args", "classes", "preprocessing")  # what every averaged checkpoint must share
@@ -78,6 +82,7 @@ def command(argv: list[str] | None) -> int:
     data.add_argument("--val-split", default="val", help="images the averaged model is scored on (default val)")
     args = ap.parse_args(argv)
     device = cli.resolve_device(args.device, torch.cuda.device_count())
+    check_writable(args.out, what="--out")
     inputs = [read_checkpoint(p) for p in args.checkpoints]
     ckpt = average_checkpoints(inputs, args.checkpoints)
     train_x, _ = load_split(args.data, args.train_split, args.cache_dir)
@@ -92,8 +97,11 @@ def command(argv: list[str] | None) -> int:
         single = single_ckpt.get("metrics", {}).get("val_acc")
         print(f"  {Path(path).name}: val acc {single:.4f}" if single is not None else f"  {Path(path).name}")
     print(f"average of {len(args.checkpoints)}: val acc {report['accuracy']:.4f}, macro-F1 {report['macro_f1']:.4f}")
-    atomic_save(make_checkpoint(model, ckpt["classes"], config=ckpt["config"],
-                                epoch=ckpt["epoch"], metrics=metrics), args.out)
+    try:
+        atomic_save(make_checkpoint(model, ckpt["classes"], config=ckpt["config"],
+                                    epoch=ckpt["epoch"], metrics=metrics), args.out)
+    except OSError as exc:
+        raise cli.CommandError(write_failure(args.out, exc)) from None
     print(f"wrote {args.out}")
     return 0
 

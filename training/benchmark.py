@@ -10,14 +10,17 @@ from __future__ import annotations
 import sys
 import time
 
-import torch
+from training.errors import interruptible_imports
 
-from fercore import cli
-from models import build_model
-from models.preprocessing import Preprocessing
-from training.augment import BatchAugment
-from training.config import DEFAULTS
-from training.losses import FocalLoss
+with interruptible_imports():
+    import torch
+
+    from fercore import cli
+    from models import build_model
+    from models.preprocessing import Preprocessing
+    from training.augment import BatchAugment
+    from training.config import DEFAULTS
+    from training.losses import FocalLoss
 
 MODELS = {  # name on the command line: (architecture, its arguments)
     "cnn-1.0": ("cnn", {"width": 1.0}),  # the seed's full-width CNN

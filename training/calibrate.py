@@ -14,14 +14,18 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import numpy as np
-import torch
+from training.errors import interruptible_imports
 
-from fercore import cli
-from fercore.calibration import fit_temperature, nll, reliability, save_reliability_png, softmax
-from models.checkpoint import CheckpointError, atomic_save, load_model, read_checkpoint
-from models.inference import predict
-from training.data import DataError, load_split
+with interruptible_imports():
+    import numpy as np
+    import torch
+
+    from fercore import cli
+    from fercore.calibration import fit_temperature, nll, reliability, save_reliability_png, softmax
+    from models.checkpoint import CheckpointError, atomic_save, load_model, read_checkpoint
+    from models.inference import predict
+    from training.data import DataError, load_split
+    from training.outputs import check_writable, write_failure
 
 USER_ERRORS = (CheckpointError, DataError)
 
@@ -59,20 +63,27 @@ def command(argv: list[str] | None) -> int:
     data.add_argument("--split", default="val", help="the held-out split to fit on (default val; never test)")
     args = ap.parse_args(argv)
     device = cli.resolve_device(args.device, torch.cuda.device_count())
+    out = args.out or args.checkpoint
+    diagram = args.diagram or out.parent / "eval" / f"reliability_{args.split}.png"
+    check_writable(out, what="--out")
+    check_writable(diagram, what="--diagram")
     ckpt = read_checkpoint(args.checkpoint)
     model, _ = load_model(args.checkpoint)
     images, labels = load_split(args.data, args.split, args.cache_dir)
     report = calibration_report(split_logits(model, images, args.batch_size, device), labels)
-    out = args.out or args.checkpoint
-    diagram = args.diagram or out.parent / "eval" / f"reliability_{args.split}.png"
     ckpt["temperature"] = report["temperature"]
     ckpt.setdefault("metrics", {})["calibration"] = {
         "split": args.split, "temperature": report["temperature"], "ece_before": report["before"]["ece"],
         "ece_after": report["after"]["ece"], "ece_after_two_fold": report["ece_after_two_fold"],
         "nll_before": report["nll_before"], "nll_after": report["nll_after"]}
-    atomic_save(ckpt, out)
-    save_reliability_png(report["before"], report["after"], diagram,
-                         title=f"{out.name} on {args.split}: temperature {report['temperature']:.3f}")
+    path = out
+    try:
+        atomic_save(ckpt, out)
+        path = diagram
+        save_reliability_png(report["before"], report["after"], diagram,
+                             title=f"{out.name} on {args.split}: temperature {report['temperature']:.3f}")
+    except OSError as exc:
+        raise cli.CommandError(write_failure(path, exc)) from None
     print(f"temperature {report['temperature']:.4f} fitted on {args.split} ({len(labels)} images)")
     print(f"NLL {report['nll_before']:.4f} -> {report['nll_after']:.4f}; expected calibration error "
           f"{report['before']['ece']:.2%} -> {report['after']['ece']:.2%} "

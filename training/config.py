@@ -9,16 +9,25 @@ what differs from its base. ``model.args`` is updated key by key, so a child can
 the width. ``output.dir`` is not inherited: unless the file itself sets it, it is derived from the file's
 name, ``runs/<path under training/configs without .yaml>`` (``training/configs/default/stage3.yaml`` ->
 ``runs/default/stage3``), or ``runs/<file stem>`` for a file elsewhere.
+
+Numbers are read as YAML 1.2 reads them: ``3e-4`` is a float (YAML 1.1, PyYAML's default, would read a string).
+Non-finite numbers, values out of their range and model arguments its constructor does not take are refused
+when the config loads, before anything is built.
 """
 from __future__ import annotations
 
 import copy
+import math
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from fercore.classes import EMOTIONS
 from fercore.tta import TTA_MODES
+from models.description import ARCH_ARGS, PRETRAINED_ARCHS, check_arch_args
+from training.errors import ConfigError
 
 DEFAULTS: dict[str, Any] = {
     "seed": 0,
@@ -83,11 +92,55 @@ CHOICES = {
     "train.device": ("auto", "cpu", "cuda"),
     "loss.teacher_tta": TTA_MODES,
 }
-FREE_FORM = {"model.args"}  # checked when the model is built
+FREE_FORM = {"model.args"}  # checked against the model's constructor (models.description)
+# Keys whose default is null, with the type a value must have; and the one key with a default that may be null.
+NULLABLE = {"data.limit": int, "model.weights_path": str, "model.init_from": str, "loss.teacher": str,
+            "optim.backbone_lr": float, "output.dir": str}
+MAY_BE_NULL = {"data.cache_dir", "loss.class_weights", *NULLABLE}
+PATHS = {"data.root", "data.cache_dir", "model.weights_path", "model.init_from", "loss.teacher", "output.dir"}
+# Ranges of numbers: key -> (low, high, low end open, high end open); every number must also be finite.
+RANGES = {
+    "seed": (0, 2**32 - 1, False, False),
+    "augment.hflip": (0, 1, False, False), "augment.erasing_p": (0, 1, False, False),
+    "augment.equalize_p": (0, 1, False, False), "augment.camera_p": (0, 1, False, False),
+    "augment.brightness": (0, 1, False, False), "augment.contrast": (0, 1, False, False),
+    "augment.rotation": (0, 180, False, False), "augment.crop_padding": (0, 16, False, False),
+    "augment.erasing_scale": (0, 1, True, False), "augment.erasing_ratio": (0, math.inf, True, True),
+    "augment.zoom": (0, 1, False, True), "augment.mixup_alpha": (0, math.inf, False, True),
+    "loss.gamma": (0, math.inf, False, True), "loss.label_smoothing": (0, 1, False, True),
+    "loss.teacher_weight": (0, 1, False, False),
+    "optim.lr": (0, math.inf, True, True), "optim.backbone_lr": (0, math.inf, True, True),
+    "optim.weight_decay": (0, math.inf, False, True), "optim.momentum": (0, 1, False, True),
+    "sched.step_size": (1, math.inf, False, True), "sched.gamma": (0, math.inf, True, True),
+    "sched.factor": (0, 1, True, True), "sched.patience": (0, math.inf, False, True),
+    "sched.min_lr": (0, math.inf, False, True), "sched.pct_start": (0, 1, True, True),
+    "train.epochs": (1, math.inf, False, True), "train.batch_size": (1, math.inf, False, True),
+    "train.eval_batch_size": (1, math.inf, False, True), "train.early_stopping": (0, math.inf, False, True),
+    "train.threads": (0, 1024, False, False), "data.limit": (1, math.inf, False, True),
+}
+# [low, high] pairs whose first value may not exceed the second.
+PAIRS = ("augment.erasing_scale", "augment.erasing_ratio")
 
 
-class ConfigError(ValueError):
-    pass
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading numbers as YAML 1.2 does: 3e-4 and 1e5 are floats, not strings."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."))
+
+
+def read_yaml_text(text: str, where: str) -> Any:
+    """YAML ``text`` (safe: no Python tags), or ConfigError naming ``where`` and the fault in one line."""
+    try:
+        return yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{where}: not valid YAML{at}: {problem}") from None
 
 
 def _merge(base: dict, override: dict, prefix: str = "", update_free_form: bool = False) -> dict:
@@ -112,8 +165,18 @@ def _merge(base: dict, override: dict, prefix: str = "", update_free_form: bool 
 def _check_value(name: str, default: Any, value: Any) -> Any:
     if name in CHOICES and value not in CHOICES[name]:
         raise ConfigError(f"config key {name!r} must be one of {CHOICES[name]}, got {value!r}")
-    if default is None or value is None:
+    if value is None:
+        if name not in MAY_BE_NULL:
+            raise ConfigError(f"config key {name!r} must not be null")
         return value
+    if default is None:
+        if name not in NULLABLE:
+            return value  # loss.class_weights: checked with the others (_check_consistency)
+        default = NULLABLE[name](1)
+    if isinstance(default, list):
+        if not isinstance(value, list) or len(value) != len(default):
+            raise ConfigError(f"config key {name!r} expects {len(default)} values, got {value!r}")
+        return [_check_value(name, d, v) for d, v in zip(default, value)]
     if isinstance(default, bool):
         ok = isinstance(value, bool)
     elif isinstance(default, (int, float)):
@@ -125,8 +188,18 @@ def _check_value(name: str, default: Any, value: Any) -> Any:
         ok = isinstance(value, type(default))
     if not ok:
         raise ConfigError(f"config key {name!r} expects {type(default).__name__}, got {value!r}")
-    if isinstance(default, list) and len(value) != len(default):
-        raise ConfigError(f"config key {name!r} expects {len(default)} values, got {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"config key {name!r} must be a finite number, got {value!r}")
+    if name in RANGES:
+        lo, hi, lo_open, hi_open = RANGES[name]
+        if not ((value > lo if lo_open else value >= lo) and (value < hi if hi_open else value <= hi)):
+            if hi == math.inf:
+                bound = f"more than {lo}" if lo_open else f"at least {lo}"
+            else:
+                bound = f"in {'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
+            raise ConfigError(f"config key {name!r} must be {bound}, got {value!r}")
+    if name in PATHS and not value.strip():
+        raise ConfigError(f"config key {name!r} must be a path or null, got an empty string")
     return value
 
 
@@ -135,7 +208,7 @@ def parse_override(text: str) -> dict:
     if "=" not in text:
         raise ConfigError(f"override {text!r} must look like key.path=value")
     key, raw = text.split("=", 1)
-    value = yaml.safe_load(raw) if raw.strip() else None
+    value = read_yaml_text(raw, f"override {text!r}") if raw.strip() else None
     for part in reversed(key.strip().split(".")):
         value = {part: value}
     return value
@@ -183,7 +256,13 @@ def default_output_dir(path: str | Path | None) -> str:
 def _read_yaml(path: Path) -> dict:
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
-    data = yaml.safe_load(path.read_text()) or {}
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a YAML config (not UTF-8 text)") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    data = read_yaml_text(text, str(path)) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a config must be a YAML mapping")
     return data
@@ -214,24 +293,28 @@ def _load_file(path: Path, chain: tuple[Path, ...]) -> dict:
 
 
 def _check_consistency(cfg: dict) -> None:
-    for key in ("train.epochs", "train.batch_size", "train.eval_batch_size"):
+    """What one key alone cannot say: pairs in order, class weights, the model and its arguments."""
+    for key in PAIRS:
         section, name = key.split(".")
-        if cfg[section][name] < 1:
-            raise ConfigError(f"config key {key!r} must be at least 1, got {cfg[section][name]}")
-    if cfg["optim"]["lr"] <= 0:
-        raise ConfigError(f"config key 'optim.lr' must be positive, got {cfg['optim']['lr']}")
+        low, high = cfg[section][name]
+        if low > high:
+            raise ConfigError(f"config key {key!r} is a [min, max] range, got min {low} > max {high}")
     cw = cfg["loss"]["class_weights"]
-    if cw is not None and cw != "balanced" and not (isinstance(cw, list) and len(cw) == 7):
-        raise ConfigError("config key 'loss.class_weights' must be null, 'balanced' or a list of 7 numbers")
-    for key in ("hflip", "erasing_p", "equalize_p", "camera_p"):
-        if not 0.0 <= cfg["augment"][key] <= 1.0:
-            raise ConfigError(f"config key 'augment.{key}' is a probability in [0, 1], got {cfg['augment'][key]}")
-    if not 0.0 <= cfg["augment"]["zoom"] < 1.0:
-        raise ConfigError(f"config key 'augment.zoom' must be in [0, 1), got {cfg['augment']['zoom']}")
-    if cfg["augment"]["mixup_alpha"] < 0:
-        raise ConfigError(f"config key 'augment.mixup_alpha' must be 0 (off) or positive, "
-                          f"got {cfg['augment']['mixup_alpha']}")
-    if not 0.0 <= cfg["loss"]["teacher_weight"] <= 1.0:
-        raise ConfigError(f"config key 'loss.teacher_weight' must be in [0, 1], got {cfg['loss']['teacher_weight']}")
-    if cfg["data"]["limit"] is not None and cfg["data"]["limit"] < 1:
-        raise ConfigError("config key 'data.limit' must be null or at least 1")
+    if cw is not None and cw != "balanced" and not (
+            isinstance(cw, list) and len(cw) == len(EMOTIONS) and all(
+                not isinstance(w, bool) and isinstance(w, (int, float)) and math.isfinite(w) and w >= 0 for w in cw)
+            and sum(cw) > 0):
+        raise ConfigError(f"config key 'loss.class_weights' must be null, 'balanced' or a list of "
+                          f"{len(EMOTIONS)} numbers >= 0, got {cw!r}")
+    m = cfg["model"]
+    if m["name"] not in ARCH_ARGS:
+        raise ConfigError(f"config key 'model.name' must be one of {tuple(ARCH_ARGS)}, got {m['name']!r}")
+    try:
+        args = check_arch_args(m["name"], m["args"], "model.args")
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if args.get("num_classes", len(EMOTIONS)) != len(EMOTIONS):
+        raise ConfigError(f"config key 'model.args.num_classes' must be {len(EMOTIONS)}, FER-2013's classes")
+    if (m["pretrained"] or m["weights_path"]) and m["name"] not in PRETRAINED_ARCHS:
+        raise ConfigError(f"model {m['name']!r} has no pretrained weights; set model.pretrained: false and "
+                          "model.weights_path: null")

@@ -13,15 +13,18 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import cv2
-import numpy as np
-from tqdm import tqdm
+from training.errors import interruptible_imports
 
-from fercore import cli
-from fercore.atomic import atomic_path
-from fercore.classes import EMOTIONS
-from models.camera import KINDS, LEVELS, corrupted_copies
-from training.data import DataError, load_split
+with interruptible_imports():
+    import cv2
+    import numpy as np
+    from tqdm import tqdm
+
+    from fercore import cli
+    from fercore.atomic import atomic_path
+    from fercore.classes import EMOTIONS
+    from models.camera import KINDS, LEVELS, corrupted_copies
+    from training.data import DataError, load_split
 
 USER_ERRORS = (DataError,)
 def write_copy(images: np.ndarray, labels: np.ndarray, split: str, out: Path, seed: int = 0) -> int:

@@ -5,13 +5,17 @@
 - ``icml_face_data.csv``: columns emotion, Usage, pixels (header names with leading spaces)
 
 Splits are named ``train``, ``val`` and ``test``: the csv Usage values Training, PublicTest and PrivateTest.
-A bad row or image raises DataError naming the file and row; nothing is dropped silently.
+A bad row or image (an unknown Usage value too) raises DataError naming the file and row; nothing is dropped
+silently. The cache is only a cache: one that cannot be read is decoded again, one that cannot be written is
+skipped, each with a warning.
 """
 from __future__ import annotations
 
 import csv
 import hashlib
+import logging
 import os
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -22,14 +26,13 @@ from tqdm import tqdm
 from fercore.atomic import atomic_path
 from fercore.classes import EMOTIONS, IMAGE_SUFFIXES, UnknownEmotionError, class_index
 from models.preprocessing import resize_face
+from training.errors import DataError
+from training.outputs import write_failure
 
 SIZE = 48
 CSV_USAGE = {"train": "Training", "val": "PublicTest", "test": "PrivateTest"}
 CACHE_VERSION = 1
-
-
-class DataError(ValueError):
-    pass
+log = logging.getLogger("training")
 
 
 def folder_split_dir(root: Path, split: str) -> Path:
@@ -84,36 +87,60 @@ def read_csv_split(path: Path, split: str, progress: bool = True) -> tuple[np.nd
     if usage is None:
         raise DataError(f"unknown split {split!r}; csv files have {', '.join(CSV_USAGE)}")
     images, labels = [], []
-    with open(path, newline="") as f:
-        reader = csv.reader(f)
-        header = next(reader, None)
-        if header is None:
-            raise DataError(f"{path}: empty file")
-        cols = _csv_columns(header, path)
-        for line, row in enumerate(tqdm(reader, desc=f"read {split}", disable=not progress, unit="row"), start=2):
-            if len(row) != len(header):
-                raise DataError(f"{path}, line {line}: expected {len(header)} fields, got {len(row)}")
-            if row[cols["usage"]].strip() != usage:
-                continue
-            try:
-                label = int(row[cols["emotion"]])
-            except ValueError:
-                label = -1
-            if not 0 <= label < len(EMOTIONS):
-                raise DataError(f"{path}, line {line}: bad emotion label {row[cols['emotion']]!r} (must be 0-6)")
-            try:
-                pixels = np.array(row[cols["pixels"]].split(), dtype=np.int64)
-            except ValueError:
-                raise DataError(f"{path}, line {line}: pixels must be integers") from None
-            if pixels.size != SIZE * SIZE:
-                raise DataError(f"{path}, line {line}: {pixels.size} pixels, expected {SIZE * SIZE}")
-            if pixels.min() < 0 or pixels.max() > 255:
-                raise DataError(f"{path}, line {line}: pixel values must be within 0-255")
-            images.append(pixels.astype(np.uint8).reshape(SIZE, SIZE))
-            labels.append(label)
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.reader(f)
+            header = next(reader, None)
+            if header is None:
+                raise DataError(f"{path}: empty file")
+            cols = _csv_columns(header, path)
+            for row in tqdm(reader, desc=f"read {split}", disable=not progress, unit="row"):
+                if _csv_row_usage(row, header, cols, path, reader.line_num) != usage:
+                    continue
+                label, face = _csv_row_face(row, cols, path, reader.line_num)
+                images.append(face)
+                labels.append(label)
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not a FER-2013 csv file (not UTF-8 text)") from None
+    except csv.Error as exc:
+        raise DataError(f"{path}, line {reader.line_num}: not a readable csv row ({exc})") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read it ({exc.strerror or exc})") from None
     if not images:
         raise DataError(f"{path}: no rows with Usage {usage!r} (split {split!r})")
     return np.stack(images), np.asarray(labels, dtype=np.int64)
+
+
+def _csv_row_usage(row: list[str], header: list[str], cols: dict[str, int], path: Path, line: int) -> str:
+    """The row's Usage value, after checking the row has every field and a Usage the csv files use."""
+    if len(row) != len(header):
+        raise DataError(f"{path}, line {line}: expected {len(header)} fields, got {len(row)}")
+    value = row[cols["usage"]].strip()
+    if value not in CSV_USAGE.values():
+        raise DataError(f"{path}, line {line}: unknown Usage {row[cols['usage']]!r} (expected one of "
+                        f"{', '.join(CSV_USAGE.values())})")
+    return value
+
+
+def _csv_row_face(row: list[str], cols: dict[str, int], path: Path, line: int) -> tuple[int, np.ndarray]:
+    """The label and the 48x48 uint8 face of a row."""
+    try:
+        label = int(row[cols["emotion"]])
+    except ValueError:
+        label = -1
+    if not 0 <= label < len(EMOTIONS):
+        raise DataError(f"{path}, line {line}: bad emotion label {row[cols['emotion']]!r} (must be 0-6)")
+    try:
+        pixels = np.array(row[cols["pixels"]].split(), dtype=np.int64)
+    except ValueError:
+        raise DataError(f"{path}, line {line}: pixels must be integers") from None
+    except OverflowError:  # a number beyond 64 bits
+        raise DataError(f"{path}, line {line}: pixel values must be within 0-255") from None
+    if pixels.size != SIZE * SIZE:
+        raise DataError(f"{path}, line {line}: {pixels.size} pixels, expected {SIZE * SIZE}")
+    if pixels.min() < 0 or pixels.max() > 255:
+        raise DataError(f"{path}, line {line}: pixel values must be within 0-255")
+    return label, pixels.astype(np.uint8).reshape(SIZE, SIZE)
 
 
 def read_split(root: str | Path, split: str, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -150,11 +177,28 @@ def load_split(root: str | Path, split: str, cache_dir: str | Path | None = None
         raise DataError(f"data not found: {root} (give a FER-2013 folder, fer2013.csv or icml_face_data.csv)")
     cache = Path(cache_dir).expanduser() / f"{root.name}-{split}-{_fingerprint(root, split)}.npz"
     if cache.is_file():
-        with np.load(cache) as z:
-            return z["images"], z["labels"]
+        try:
+            return _read_cache(cache)
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+            log.warning(f"warning: the data cache {cache} is damaged ({exc}); decoding {root} [{split}] again")
     images, labels = read_split(root, split, progress)
-    with atomic_path(cache) as tmp:
-        np.savez(tmp, images=images, labels=labels)
+    try:
+        with atomic_path(cache) as tmp:
+            np.savez(tmp, images=images, labels=labels)
+    except OSError as exc:  # a read-only or full disk, a file where the folder should be
+        log.warning(f"warning: {write_failure(cache, exc)}; continuing without the data cache")
+    return images, labels
+
+
+def _read_cache(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """A cache file's faces and labels; ValueError (or the reader's error) unless they are whole and valid."""
+    with np.load(path) as z:
+        images, labels = z["images"], z["labels"]
+    if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (SIZE, SIZE):
+        raise ValueError(f"faces of {images.dtype} {images.shape}")
+    if labels.dtype != np.int64 or labels.shape != (len(images),) or not (
+            len(labels) and 0 <= labels.min() and labels.max() < len(EMOTIONS)):
+        raise ValueError(f"labels of {labels.dtype} {labels.shape}")
     return images, labels
 
 

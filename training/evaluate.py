@@ -9,27 +9,48 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-import torch
-import torch.nn as nn
-from tqdm import tqdm
+from training.errors import interruptible_imports
 
-from fercore import cli
-from fercore.atomic import atomic_path
-from fercore.metrics import classification_report, save_confusion_png
-from fercore.tta import TTA_MODES
-from models.camera import KINDS, LEVELS, corrupted_copies
-from models.checkpoint import CheckpointError, load_model
-from models.inference import predict
-from models.preprocessing import Preprocessing
-from training.data import DataError, load_split
+with interruptible_imports():
+    import numpy as np
+    import torch
+    import torch.nn as nn
+    from tqdm import tqdm
+
+    from fercore import cli
+    from fercore.atomic import atomic_path
+    from fercore.metrics import classification_report, save_confusion_png
+    from fercore.tta import TTA_MODES
+    from models.camera import KINDS, LEVELS, corrupted_copies
+    from models.checkpoint import CheckpointError, load_model
+    from models.inference import predict
+    from models.preprocessing import Preprocessing
+    from training.data import DataError, load_split
+    from training.outputs import check_writable, write_failure
 
 USER_ERRORS = (CheckpointError, DataError)
+
+
+def output_files(out_dir: str | Path, split: str, tta: list[str]) -> list[Path]:
+    """What an evaluation writes into ``out_dir``: the metrics JSON and a confusion PNG per TTA mode."""
+    out_dir = Path(out_dir)
+    return [out_dir / f"metrics_{split}.json"] + [out_dir / f"confusion_{split}_{mode}.png" for mode in tta]
+
+
+def check_outputs(out_dir: str | Path, split: str, tta: list[str]) -> None:
+    """CommandError now, before the evaluation, unless every output can be written."""
+    check_writable(out_dir, folder=True, what="--out")
+    for path in output_files(out_dir, split, tta):
+        check_writable(path, what="--out")
 
 
 def evaluate(checkpoint: str | Path, data: str | Path, split: str, out_dir: str | Path | None,
              tta: list[str], cache_dir: str | None, device: str = "cpu", batch_size: int = 256,
              corrupted: bool = False) -> dict:
+    """The metrics of ``checkpoint`` on ``split``; with ``out_dir``, written there (output_files). A write that
+    fails raises CommandError in one line."""
+    if out_dir is not None:
+        check_outputs(out_dir, split, tta)
     model, ckpt = load_model(checkpoint)
     model.to(device)
     prep = model.preprocessing
@@ -39,17 +60,27 @@ def evaluate(checkpoint: str | Path, data: str | Path, split: str, out_dir: str 
               "data": str(data), "split": split, "results": {}}
     for mode in tta:
         probs = predict(model, images, prep, batch_size, device, tta=mode, progress=True)
-        report = classification_report(labels, probs.argmax(1), classes)
-        result["results"][mode] = report
-        if out_dir is not None:
-            save_confusion_png(report["confusion_matrix"], classes, Path(out_dir) / f"confusion_{split}_{mode}.png",
-                               title=f"{Path(checkpoint).name} on {split} ({mode}): acc {report['accuracy']:.3f}")
+        result["results"][mode] = classification_report(labels, probs.argmax(1), classes)
     if corrupted:
         result["corrupted"] = corrupted_accuracy(model, images, labels, prep, batch_size, device)
     if out_dir is not None:
-        with atomic_path(Path(out_dir) / f"metrics_{split}.json") as tmp:
-            tmp.write_text(json.dumps(result, indent=2))
+        write_outputs(result, out_dir, Path(checkpoint).name)
     return result
+
+
+def write_outputs(result: dict, out_dir: str | Path, name: str) -> None:
+    """The confusion PNGs and the metrics JSON of ``result`` (of the checkpoint ``name``) in ``out_dir``."""
+    metrics, *pngs = output_files(out_dir, result["split"], list(result["results"]))
+    path = metrics
+    try:
+        for path, (mode, report) in zip(pngs, result["results"].items()):
+            save_confusion_png(report["confusion_matrix"], report["classes"], path,
+                               title=f"{name} on {result['split']} ({mode}): acc {report['accuracy']:.3f}")
+        path = metrics
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(result, indent=2))
+    except OSError as exc:  # the disk filled up or the folder went away since check_outputs
+        raise cli.CommandError(write_failure(path, exc)) from None
 
 
 def corrupted_accuracy(model: nn.Module, images: np.ndarray, labels: np.ndarray, prep: Preprocessing,

@@ -5,19 +5,24 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
-import numpy as np
-import torch
+from training.errors import interruptible_imports
 
-from fercore import cli
-from fercore.atomic import atomic_path
-from fercore.classes import EMOTIONS
-from fercore.paths import CONFIGS, ROOT
-from models import build_model
-from training.augment import BatchAugment
-from training.config import ConfigError
-from training.data import DataError, load_split
-from training.run import config_from_args
+with interruptible_imports():
+    import numpy as np
+    import torch
+
+    from fercore import cli
+    from fercore.atomic import atomic_path
+    from fercore.classes import EMOTIONS
+    from fercore.paths import CONFIGS, ROOT
+    from models import build_model
+    from training.augment import BatchAugment
+    from training.config import ConfigError
+    from training.data import DataError, load_split
+    from training.outputs import check_writable, write_failure
+    from training.run import config_from_args
 
 USER_ERRORS = (ConfigError, DataError)
 DEFAULT_CONFIG = CONFIGS / "default" / "stage1.yaml"
@@ -51,6 +56,18 @@ def augmented_grid(cfg: dict, rows: int = 6, cols: int = 8, seed: int = 0):
     return fig
 
 
+def image_format(path: str | Path) -> str:
+    """The picture format ``path``'s suffix names, one matplotlib writes (CommandError otherwise)."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    formats = FigureCanvasBase.get_supported_filetypes()
+    suffix = Path(path).suffix.lower().lstrip(".")
+    if suffix not in formats:
+        raise cli.CommandError(f"-o {path}: give a picture file name ending in one of "
+                               f"{', '.join('.' + f for f in sorted(formats))}")
+    return suffix
+
+
 def command(argv: list[str] | None) -> int:
     ap = cli.parser("training.preview", __doc__)
     g = ap.add_argument_group("augmentation")
@@ -65,9 +82,14 @@ def command(argv: list[str] | None) -> int:
     out.add_argument("-o", "--output", default="augmented.png", help="the PNG to write (default augmented.png)")
     args = ap.parse_args(argv)
     cfg = config_from_args(ap, args.config, args.overrides)
+    fmt = image_format(args.output)
+    check_writable(args.output, what="-o")
     fig = augmented_grid(cfg, seed=args.seed)
-    with atomic_path(args.output) as tmp:
-        fig.savefig(tmp)
+    try:
+        with atomic_path(args.output) as tmp:
+            fig.savefig(tmp, format=fmt)
+    except OSError as exc:
+        raise cli.CommandError(write_failure(args.output, exc)) from None
     print(f"wrote {args.output}")
     return 0
 

@@ -3,23 +3,27 @@
     python -m training.run --config training/configs/cnn.yaml
     python -m training.run --config training/configs/cnn.yaml --set train.epochs=5 --set optim.lr=3e-4
     python -m training.run --config training/configs/cnn.yaml --resume        # continue after Ctrl-C
+    python -m training.run --config training/configs/cnn.yaml --overwrite     # start over, replacing the run
     torchrun --nproc_per_node 2 -m training.run --config training/configs/cnn.yaml   # DDP
 
 Outputs go to ``output.dir``: best.pt (best val accuracy), last.pt (resumable), train.log, config.yaml,
-tensorboard/.
+tensorboard/. A folder holding an earlier run is refused unless --resume or --overwrite says what to do with
+it, and one run at a time writes to a folder.
 """
 from __future__ import annotations
 
 import argparse
 import sys
-
-import torch
+from pathlib import Path
 
 from fercore import cli
-from models.checkpoint import CheckpointError
-from training.config import ConfigError, load_config
-from training.data import DataError
+from models.errors import CheckpointError
+from training.config import load_config
+from training.errors import ConfigError, DataError
+from training.rundir import check_run_folder
 
+# torch and the trainer load inside command(), after the config is checked, so a Ctrl-C while they load ends
+# quietly (fercore.cli.run) and a bad config fails at once.
 USER_ERRORS = (ConfigError, DataError, CheckpointError)
 
 
@@ -29,7 +33,11 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.ArgumentParser, argpars
     g.add_argument("--config", required=True, help="YAML config file (see training/configs/)")
     g.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set train.epochs=5 (repeatable)")
-    g.add_argument("--resume", action="store_true", help="continue from output.dir/last.pt")
+    start = g.add_mutually_exclusive_group()
+    start.add_argument("--resume", action="store_true", help="continue from output.dir/last.pt")
+    start.add_argument("--overwrite", action="store_true",
+                       help="start over in an output.dir that holds an earlier run, deleting its checkpoints, log "
+                            "and TensorBoard events (without --resume or --overwrite such a folder is refused)")
     g.add_argument("--device", choices=("auto", "cpu", "cuda"),
                    help="shortcut for --set train.device=... (auto: CUDA when there is a GPU)")
     return ap, ap.parse_args(argv)
@@ -47,14 +55,32 @@ def config_from_args(ap: argparse.ArgumentParser, path: str, overrides: list[str
         ap.error(f"argument --set: {exc}")
 
 
+def already_finished(cfg: dict) -> str | None:
+    """For --resume: why there is nothing to train (training.rundir.finished), or None."""
+    from models.checkpoint import read_checkpoint
+    from training.rundir import finished, resume_message
+
+    path = Path(cfg["output"]["dir"]) / "last.pt"
+    ckpt = read_checkpoint(path)
+    if not isinstance(ckpt.get("training"), dict):
+        raise CheckpointError(f"{path} has no training state to resume from (a best.pt or epoch file?)")
+    return resume_message(path, ckpt["training"], cfg) if finished(ckpt["training"], cfg) else None
+
+
 def command(argv: list[str] | None) -> int:
     ap, args = parse_args(argv)
     overrides = args.overrides + ([f"train.device={args.device}"] if args.device else [])
     cfg = config_from_args(ap, args.config, overrides)
-    cli.resolve_device(cfg["train"]["device"], torch.cuda.device_count(), option="train.device")
-    from training.trainer import Trainer  # after validation: a bad config fails before the trainer loads
+    check_run_folder(cfg["output"]["dir"], args.resume, args.overwrite)  # before seconds of loading
+    import torch
 
-    Trainer(cfg, resume=args.resume).fit()
+    cli.resolve_device(cfg["train"]["device"], torch.cuda.device_count(), option="train.device")
+    if args.resume and (done := already_finished(cfg)):
+        print(done)
+        return 0
+    from training.trainer import Trainer
+
+    Trainer(cfg, resume=args.resume, overwrite=args.overwrite).fit()
     return 0
 
 

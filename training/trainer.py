@@ -10,99 +10,33 @@ from __future__ import annotations
 import math
 import sys
 import time
-from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.distributed as torch_dist
-import torch.nn as nn
 import yaml
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DistributedSampler
 from tqdm import tqdm
 
-from fercore.atomic import atomic_path
 from fercore.classes import EMOTIONS
-from fercore.metrics import classification_report
-from models import build_model
-from models.checkpoint import atomic_save, make_checkpoint, read_checkpoint
-from models.inference import predict
-from training.augment import BatchAugment, mixup
-from training.losses import Objective, build_loss, load_teacher, teacher_targets
-from training.optim import build_optimizer, build_scheduler, step_after_epoch, steps_per_batch
-from training.utils import (Data, Dist, StopFlag, any_rank, init_from, load_data, log, log_epoch, setup_process,
-                            sum_across_processes)
-
-
-@dataclass
-class Parts:
-    """What a Trainer trains with: built from the config by build_parts, or ready-made by a test."""
-
-    dist: Dist
-    device: torch.device
-    model: nn.Module
-    data: Data
-    sampler: DistributedSampler
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LRScheduler | None
-    criterion: Objective
-    # uint8 faces, generator -> normalised batch, each image's mixup partner (None without mixup), lambda
-    augment: Callable[[torch.Tensor, torch.Generator], tuple[torch.Tensor, torch.Tensor | None, float]]
-    teacher_probs: torch.Tensor | None = None  # the teacher's probabilities for every training image
-
-
-def augment_and_mix(faces: torch.Tensor, gen: torch.Generator, augment: BatchAugment,
-                    alpha: float) -> tuple[torch.Tensor, torch.Tensor | None, float]:
-    """The per-image augmentation, then mixup when ``alpha`` > 0."""
-    x = augment(faces, gen)
-    return mixup(x, alpha, gen) if alpha > 0 else (x, None, 1.0)
-
-
-def build_parts(cfg: dict) -> Parts:
-    """Set up this process, then build in the order that fixes every random draw: the weights first, from the
-    seeded generator, a teacher's (random until loaded) last."""
-    dist, device = setup_process(cfg)
-    t, m, loss = cfg["train"], cfg["model"], cfg["loss"]
-    model = build_model(m["name"], pretrained=m["pretrained"], weights_path=m["weights_path"], **m["args"])
-    if m["init_from"]:
-        init_from(model, m["init_from"], cfg)
-    data = load_data(cfg, model.preprocessing.size, dist.main)
-    model.to(device)
-    if device.type == "cuda" and t["channels_last"]:
-        model.to(memory_format=torch.channels_last)
-    sampler = DistributedSampler(range(len(data.train_labels)), num_replicas=dist.world, rank=dist.rank,
-                                 shuffle=True, seed=cfg["seed"], drop_last=True)
-    if len(sampler) < t["batch_size"]:
-        raise ValueError(f"batch size {t['batch_size']} is larger than the training set per process "
-                         f"({len(sampler)} images)")
-    optimizer = build_optimizer(cfg, model)
-    scheduler = build_scheduler(cfg, optimizer, len(sampler) // t["batch_size"])
-    label_loss = build_loss(loss, data.train_labels, len(EMOTIONS)).to(device)
-    teacher_probs = None
-    if loss["teacher"]:
-        teacher = load_teacher(loss["teacher"], model.preprocessing.size)
-        log.info(f"teacher {loss['teacher']}: targets ({loss['teacher_tta']} TTA) for {len(data.train_labels)} "
-                 "training images")
-        teacher_probs = teacher_targets(teacher, data.train_images, loss["teacher_tta"], t["eval_batch_size"], device,
-                                        dist.main)
-        log.info(f"teacher agrees with the training labels on "
-                 f"{(teacher_probs.numpy().argmax(1) == data.train_labels).mean():.1%}")
-    augment = partial(augment_and_mix, augment=BatchAugment(cfg["augment"], model.preprocessing),
-                      alpha=cfg["augment"]["mixup_alpha"])
-    return Parts(dist, device, model, data, sampler, optimizer, scheduler,
-                 Objective(label_loss, loss["teacher_weight"]), augment, teacher_probs)
+from fercore.cli import CommandError
+from models.checkpoint import CheckpointError, make_checkpoint, read_checkpoint, state_dict_mismatch
+from training.build import Parts, build_parts
+from training.optim import step_after_epoch, steps_per_batch
+from training.rundir import finished, resume_message
+from training.utils import StopFlag, any_rank, log, log_epoch, save_output, sum_across_processes, validate
 
 
 class Trainer:
-    def __init__(self, cfg: dict, parts: Parts | None = None, *, resume: bool = False) -> None:
+    def __init__(self, cfg: dict, parts: Parts | None = None, *, resume: bool = False, overwrite: bool = False) -> None:
         """Train ``parts``; without them (``Trainer(cfg, resume=...)``, as training.run calls it), those
-        build_parts builds. ``resume`` continues from ``output.dir/last.pt``."""
-        p = parts if parts is not None else build_parts(cfg)
+        build_parts builds. ``resume`` continues from ``output.dir/last.pt``; ``overwrite`` replaces an earlier
+        run there (without either, one is refused: training.rundir)."""
+        p = parts if parts is not None else build_parts(cfg, resume, overwrite)
         self.cfg, self.dist, self.device, self.data, self.sampler = cfg, p.dist, p.device, p.data, p.sampler
         self.optimizer, self.scheduler, self.criterion, self.augment = p.optimizer, p.scheduler, p.criterion, p.augment
-        self.teacher_probs, self.train_targets = p.teacher_probs, torch.from_numpy(p.data.train_labels)
+        self.teacher_probs, self.lock = p.teacher_probs, p.lock
+        self.train_targets = torch.from_numpy(p.data.train_labels)
         self.out, self.cuda = Path(cfg["output"]["dir"]), p.device.type == "cuda"
         self.model = self.model_without_ddp = p.model  # the first is what the loop calls, the second is saved
         if self.dist.world > 1:
@@ -115,16 +49,26 @@ class Trainer:
         # Progress; all of it goes into the resumable checkpoint.
         self.epoch, self.step, self.best_acc, self.bad_epochs = 0, 0, -1.0, 0
         self.history, self.running, self.writer = [], {"loss": 0.0, "correct": 0, "seen": 0}, None
-        if resume:
-            self._resume()
+        self.finished = False  # resumed a run with nothing left to train
+        try:
+            if resume:
+                self._resume()
+        except BaseException:
+            self.release()
+            raise
         m = cfg["model"]
         log.info(f"model {m['name']} {m['args']}: {sum(q.numel() for q in p.model.parameters()):,} parameters; "
                  f"device {self.device}, {self.dist.world} process(es); "
                  f"{len(p.data.train_labels)} train / {len(p.data.val_labels)} val images")
 
     @classmethod
-    def from_config(cls, cfg: dict, resume: bool = False) -> Trainer:
-        return cls(cfg, build_parts(cfg), resume=resume)
+    def from_config(cls, cfg: dict, resume: bool = False, overwrite: bool = False) -> Trainer:
+        return cls(cfg, build_parts(cfg, resume, overwrite), resume=resume)
+
+    def release(self) -> None:
+        """Give output.dir back to other runs (done when fit ends)."""
+        if self.lock is not None:
+            self.lock.release()
 
     # ----- checkpoints --------------------------------------------------------------------------------
     def _training_state(self) -> dict:
@@ -145,44 +89,51 @@ class Trainer:
     def _save_last(self) -> None:
         if self.dist.main:
             metrics = self.history[-1] if self.history else {}
-            atomic_save(self._checkpoint(metrics, self._training_state()), self.out / "last.pt")
+            save_output(self.out / "last.pt", self._checkpoint(metrics, self._training_state()))
 
     def _resume(self) -> None:
         path, m = self.out / "last.pt", self.cfg["model"]
         ckpt = read_checkpoint(path)
         if "training" not in ckpt:
-            raise ValueError(f"{path} has no training state to resume from")
-        if ckpt["arch"] != m["name"] or ckpt["arch_args"] != m["args"]:
-            raise ValueError(f"{path} holds {ckpt['arch']} {ckpt['arch_args']}, the config asks for "
-                             f"{m['name']} {m['args']}")
+            raise CheckpointError(f"{path} has no training state to resume from (a best.pt or epoch file?)")
+        if ckpt["arch"] != m["name"] or ckpt["arch_args"] != m["args"] or state_dict_mismatch(
+                self.model_without_ddp, ckpt["model"]):
+            raise CheckpointError(f"{path} holds {ckpt['arch']} {ckpt['arch_args']}, the config asks for "
+                                  f"{m['name']} {m['args']}")
         self.model_without_ddp.load_state_dict(ckpt["model"])
         st = ckpt["training"]
-        self.optimizer.load_state_dict(st["optimizer"])
-        if self.scheduler is not None and st["scheduler"] is not None:
-            self.scheduler.load_state_dict(st["scheduler"])
-        self.scaler.load_state_dict(st["scaler"])
-        self.epoch, self.step = st["epoch"], st["step"]
-        self.best_acc, self.bad_epochs = st["best_acc"], st["bad_epochs"]
-        self.history, self.running = st["history"], st["running"]
-        self.gen.set_state(st["gen_state"])  # mid-epoch, augmentation continues its stream (see _train_epoch)
-        torch.set_rng_state(st["torch_rng"])
-        if self.cuda and "cuda_rng" in st:
-            torch.cuda.set_rng_state(st["cuda_rng"], self.device)
-        log.info(f"resumed from {path}: epoch {self.epoch + 1}, batch {self.step}, best val acc {self.best_acc:.4f}")
+        try:  # another optimizer or schedule in the config, or a damaged state
+            self.optimizer.load_state_dict(st["optimizer"])
+            if self.scheduler is not None and st["scheduler"] is not None:
+                self.scheduler.load_state_dict(st["scheduler"])
+            self.scaler.load_state_dict(st["scaler"])
+            self.epoch, self.step = st["epoch"], st["step"]
+            self.best_acc, self.bad_epochs = st["best_acc"], st["bad_epochs"]
+            self.history, self.running = st["history"], st["running"]
+            self.gen.set_state(st["gen_state"])  # mid-epoch, augmentation continues its stream (see _train_epoch)
+            torch.set_rng_state(st["torch_rng"])
+            if self.cuda and "cuda_rng" in st:
+                torch.cuda.set_rng_state(st["cuda_rng"], self.device)
+            self.finished = finished(st, self.cfg)
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            first_line = str(exc).splitlines()[0] if str(exc) else ""
+            raise CheckpointError(f"{path}: its training state does not fit the configured optimizer and schedule "
+                                  f"({exc.__class__.__name__}: {first_line})") from None
+        log.info(resume_message(path, st, self.cfg))
 
     # ----- the loop -----------------------------------------------------------------------------------
     def fit(self) -> dict:
         """Train to ``train.epochs`` (or early stop). Returns the best epoch's metrics; raises
-        KeyboardInterrupt after saving a resumable checkpoint when stopped by Ctrl-C."""
-        if self.dist.main:
-            with atomic_path(self.out / "config.yaml") as tmp:
-                tmp.write_text(yaml.safe_dump(self.cfg, sort_keys=False))
-            if self.cfg["output"]["tensorboard"]:
-                from torch.utils.tensorboard import SummaryWriter
-                self.writer = SummaryWriter(str(self.out / "tensorboard"))
+        KeyboardInterrupt after saving a resumable checkpoint when stopped by Ctrl-C. A resumed run that has
+        already finished returns at once."""
         try:
+            if self.dist.main and not self.finished:
+                save_output(self.out / "config.yaml", yaml.safe_dump(self.cfg, sort_keys=False))
+                if self.cfg["output"]["tensorboard"]:
+                    from torch.utils.tensorboard import SummaryWriter
+                    self.writer = SummaryWriter(str(self.out / "tensorboard"))
             with StopFlag() as stop:
-                while self.epoch < self.cfg["train"]["epochs"]:
+                while not self.finished and self.epoch < self.cfg["train"]["epochs"]:
                     if not self._train_epoch(stop):
                         self._save_last()
                         log.info(f"interrupted at epoch {self.epoch + 1}, batch {self.step}; saved "
@@ -191,6 +142,7 @@ class Trainer:
                     if self._end_epoch():
                         break
         finally:
+            self.release()
             if self.writer is not None:
                 self.writer.close()
             if self.dist.world > 1 and torch_dist.is_initialized():
@@ -249,9 +201,9 @@ class Trainer:
         self.scaler.update()
         if steps_per_batch(self.scheduler):
             self.scheduler.step()
-        if not math.isfinite(loss.item()):
-            raise FloatingPointError(f"loss is {loss.item()} at epoch {self.epoch + 1}, batch {self.step}; "
-                                     "lower optim.lr")
+        if not math.isfinite(loss.item()):  # the weights are lost now; last.pt holds the previous epoch's end
+            raise CommandError(f"the loss is {loss.item()} at epoch {self.epoch + 1}, batch {self.step + 1}: the "
+                               "training diverged; lower optim.lr")
         if partner is not None and lam < 0.5:  # a mixed image counts as its dominant image's class
             y = y[partner]
         return loss.item(), int((logits.argmax(1) == y).sum())
@@ -260,13 +212,8 @@ class Trainer:
         """Validate, log, step the scheduler, save checkpoints. True when early stopping fires."""
         train = sum_across_processes([self.running["loss"], self.running["correct"], self.running["seen"]],
                                      self.dist, self.device)
-        prep, val_labels = self.model_without_ddp.preprocessing, self.data.val_labels
-        probs = predict(self.model_without_ddp, self.data.val_images, prep, self.cfg["train"]["eval_batch_size"],
-                        self.device)
-        # log-probabilities are valid logits (softmax(log p) = p), so the training loss applies to them.
-        log_probs = torch.log(torch.from_numpy(probs).clamp_min(1e-8)).to(self.device)
-        val_loss = float(self.criterion.label_loss(log_probs, torch.from_numpy(val_labels).to(self.device)))
-        report = classification_report(val_labels, probs.argmax(1), EMOTIONS)
+        val_loss, report = validate(self.model_without_ddp, self.data, self.criterion.label_loss,
+                                    self.cfg["train"]["eval_batch_size"], self.device)
         lrs = [g["lr"] for g in self.optimizer.param_groups]
         metrics = {"epoch": self.epoch + 1, "train_loss": float(train[0] / train[2]),
                    "train_acc": float(train[1] / train[2]), "val_loss": val_loss, "val_acc": report["accuracy"],
@@ -284,9 +231,9 @@ class Trainer:
             if improved or self.cfg["output"]["keep_epochs"]:
                 weights = self._checkpoint(metrics)
                 if improved:
-                    atomic_save(weights, self.out / "best.pt")
+                    save_output(self.out / "best.pt", weights)
                 if self.cfg["output"]["keep_epochs"]:
-                    atomic_save(weights, self.out / f"epoch_{metrics['epoch']:03d}.pt")
+                    save_output(self.out / f"epoch_{metrics['epoch']:03d}.pt", weights)
             self._save_last()
         patience = self.cfg["train"]["early_stopping"]
         if patience and self.bad_epochs >= patience:

@@ -1,5 +1,5 @@
 """What the trainer needs around the loop (as torchvision's references/classification/utils.py): the process's
-set-up (threads, torchrun, device, log, seeds), the data, starting weights, Ctrl-C, TensorBoard."""
+set-up (threads, torchrun, device, run folder, log, seeds), the data, starting weights, Ctrl-C, TensorBoard."""
 from __future__ import annotations
 
 import logging
@@ -16,10 +16,16 @@ import torch
 import torch.distributed as torch_dist
 import torch.nn as nn
 
+from fercore.atomic import atomic_path
 from fercore.classes import EMOTIONS
-from fercore.metrics import confusion_figure
-from models.checkpoint import CheckpointError, read_checkpoint
+from fercore.cli import CommandError
+from fercore.metrics import classification_report, confusion_figure
+from models.checkpoint import CheckpointError, read_checkpoint, state_dict_mismatch
+from models.inference import predict
 from training.data import load_split, stratified_subset
+from training.errors import ConfigError, DataError
+from training.outputs import write_failure
+from training.rundir import RunLock, check_run_folder, claim_run_folder
 
 if TYPE_CHECKING:
     from torch.utils.tensorboard import SummaryWriter
@@ -54,7 +60,7 @@ def init_distributed(device_pref: str) -> Dist:
 
 def pick_device(pref: str, dist: Dist) -> torch.device:
     if pref == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("train.device=cuda but CUDA is not available; use train.device=auto or cpu")
+        raise ConfigError("train.device=cuda but CUDA is not available; use train.device=auto or cpu")
     if pref in ("cuda", "auto") and torch.cuda.is_available():
         return torch.device("cuda", dist.local_rank)
     return torch.device("cpu")
@@ -76,18 +82,27 @@ def setup_logging(out_dir: Path, main: bool) -> None:
         log.addHandler(file)
 
 
-def setup_process(cfg: dict) -> tuple[Dist, torch.device]:
-    """Threads, torchrun, device, log and seeds, before anything is built."""
+def setup_process(cfg: dict, resume: bool = False,
+                  overwrite: bool = False) -> tuple[Dist, torch.device, RunLock | None]:
+    """Threads, torchrun, device, run folder, log and seeds, before anything is built. Rank 0 claims and locks
+    output.dir (training.rundir: ``resume`` and ``overwrite`` as there) and returns the lock; the others check
+    it."""
     t = cfg["train"]
     if t["threads"]:
         torch.set_num_threads(t["threads"])
     dist = init_distributed(t["device"])
     device = pick_device(t["device"], dist)
-    setup_logging(Path(cfg["output"]["dir"]), dist.main)
+    out = Path(cfg["output"]["dir"])
+    if dist.main:
+        lock = claim_run_folder(out, resume, overwrite)
+    else:
+        lock = None
+        check_run_folder(out, resume, overwrite)
+    setup_logging(out, dist.main)
     random.seed(cfg["seed"])
     np.random.seed(cfg["seed"])
     torch.manual_seed(cfg["seed"])
-    return dist, device
+    return dist, device, lock
 
 
 def any_rank(flag: bool, dist: Dist, device: torch.device) -> bool:
@@ -127,8 +142,8 @@ def load_data(cfg: dict, size: int, progress: bool) -> Data:
         keep = stratified_subset(val_y, d["limit"], cfg["seed"])
         val_x, val_y = val_x[keep], val_y[keep]
     if train_x.shape[1:] != (size, size):
-        raise ValueError(f"model {cfg['model']['name']} expects {size}x{size} faces, data has "
-                         f"{train_x.shape[1]}x{train_x.shape[2]}")
+        raise DataError(f"model {cfg['model']['name']} expects {size}x{size} faces, data has "
+                        f"{train_x.shape[1]}x{train_x.shape[2]}")
     return Data(torch.from_numpy(train_x), train_y, val_x, val_y)
 
 
@@ -137,12 +152,36 @@ def init_from(model: nn.Module, path: str, cfg: dict) -> None:
     ckpt, m = read_checkpoint(path), cfg["model"]
     if ckpt["arch"] != m["name"]:
         raise CheckpointError(f"model.init_from={path} holds a {ckpt['arch']!r} model, the config builds {m['name']!r}")
-    try:
-        model.load_state_dict(ckpt["model"])
-    except RuntimeError as exc:
+    mismatch = state_dict_mismatch(model, ckpt["model"])
+    if mismatch:
         raise CheckpointError(f"model.init_from={path} does not fit the configured model {m['args']} (it was built "
-                              f"with {ckpt['arch_args']}): {str(exc).splitlines()[0]}") from exc
+                              f"with {ckpt['arch_args']}): {mismatch}")
+    model.load_state_dict(ckpt["model"])
     log.info(f"initialised from {path} (val acc {ckpt.get('metrics', {}).get('val_acc', float('nan')):.4f})")
+
+
+def save_output(path: Path, obj: dict | str) -> None:
+    """A checkpoint (or text) written atomically; a full disk or a read-only folder stops the run in one line
+    (CommandError), keeping the files written before."""
+    try:
+        with atomic_path(path) as tmp:
+            if isinstance(obj, str):
+                tmp.write_text(obj)
+            else:
+                torch.save(obj, tmp)
+    except OSError as exc:
+        then = "; make room and continue with --resume" if (path.parent / "last.pt").is_file() else ""
+        raise CommandError(write_failure(path, exc) + then) from None
+
+
+def validate(model: nn.Module, data: Data, label_loss: nn.Module, batch_size: int,
+             device: torch.device) -> tuple[float, dict]:
+    """The loss (``label_loss``) and classification report of ``model`` on the val split."""
+    probs = predict(model, data.val_images, model.preprocessing, batch_size, device)
+    # log-probabilities are valid logits (softmax(log p) = p), so the training loss applies to them.
+    log_probs = torch.log(torch.from_numpy(probs).clamp_min(1e-8)).to(device)
+    val_loss = float(label_loss(log_probs, torch.from_numpy(data.val_labels).to(device)))
+    return val_loss, classification_report(data.val_labels, probs.argmax(1), EMOTIONS)
 
 
 class StopFlag:
