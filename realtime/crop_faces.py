@@ -1,0 +1,342 @@
+"""Turn your labelled photos into training data: crop each photo's face as the app crops it, for fine-tuning.
+
+    python -m realtime.crop_faces MY_PHOTOS -o my_faces [--val-share 0.2]
+    python -m training.run --config training/configs/finetune.yaml --set data.root=my_faces
+    python -m realtime.evaluate my_faces/heldout --checkpoint runs/finetune/best.pt
+
+MY_PHOTOS holds one folder per emotion, as for `python -m realtime.evaluate` (angry, disgust, fear, happy, sad,
+surprise, neutral; variants such as 'surprised' or 'happiness' work too), with photos of any size inside.
+Each photo's face is found by the app's face detector (--detector, default full as for photos) and cut with the
+app's own crop: the box widened by the checkpoint's margin into a square, black outside the photo, grayscale,
+resized to the checkpoint's size (48x48 for the shipped model), so training sees exactly what the app feeds
+the model. One face per photo, its subject, chosen as realtime.evaluate chooses it: the largest of the faces the
+detector is about as sure of as of its best one (score >= 0.8 x the best score).
+
+The faces are written as PNGs in FER-2013's folder layout, which training reads: OUT/train/<emotion>/ and
+OUT/val/<emotion>/. The validation share (--val-share) is held out per emotion, the same photos on every run
+(chosen by a hash of each photo's path and --seed): at least one photo of each emotion that has two or more,
+never all of them. The held-out photos themselves are also linked (or copied) to OUT/heldout/<emotion>/, so
+`python -m realtime.evaluate OUT/heldout` measures the whole system on photos the training never saw.
+OUT/crops.json lists every photo: its split, box and score, and the photos without a face or unreadable.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shlex
+import shutil
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from fercore import cli as shared
+from fercore.atomic import interrupt_on_termination, output_error, printable
+from fercore.boxes import clip_box
+from fercore.classes import EMOTIONS, UnknownEmotionError, class_index
+from fercore.cli import number
+from fercore.paths import DEFAULT_CHECKPOINT
+from models.preprocessing import resize_face
+from realtime import cli
+from realtime.detector import DETECTORS, Detection
+from realtime.evaluate import SUBJECT_SCORE_SHARE
+from realtime.faces import crop_box, gray_crop, readable_part
+from realtime.photos import ImageError, list_images, read_image
+
+MANIFEST = "crops.json"
+SPLITS = ("train", "val", "heldout")  # the folders this command writes, besides MANIFEST
+# train.batch_size of training/configs/finetune.yaml (a test checks they agree): with fewer training faces the
+# printed training command lowers it, since training refuses a batch larger than its training set.
+FINETUNE_BATCH_SIZE = 16
+FINETUNE_CONFIG = "training/configs/finetune.yaml"
+FINETUNE_RUN = "runs/finetune"  # the config's output.dir, derived from its name (training.config)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = shared.parser("realtime.crop_faces", __doc__)
+    p.add_argument("dir", type=Path, help="folder of <emotion>/<photo> files, as for python -m realtime.evaluate")
+    g = p.add_argument_group("output")
+    g.add_argument("-o", "--out", type=Path, required=True,
+                   help="folder to write OUT/train/<emotion>/*.png, OUT/val/<emotion>/*.png, OUT/heldout/ and "
+                        f"OUT/{MANIFEST} into (made; must not exist, be empty, or hold an earlier output of this "
+                        "command with --overwrite)")
+    g.add_argument("--val-share", type=number(0, 1, hi_open=True), default=0.2,
+                   help="share of each emotion's photos held out for validation, in (0, 1) (default 0.2; at least "
+                        "one photo of each emotion with two or more)")
+    g.add_argument("--seed", type=number(0, 2**32 - 1, kind=int), default=0,
+                   help="which photos are held out: the same seed holds out the same photos (default 0)")
+    g.add_argument("--overwrite", action="store_true",
+                   help=f"replace an earlier output of this command in OUT (one with {MANIFEST})")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    d = p.add_argument_group("face detection and crop (the app's own)")
+    d.add_argument("--checkpoint", default=None,
+                   help="the emotion model whose margin and input size the crops follow (.pt or .onnx; default "
+                        "weights/default.pt, the model the fine-tuning config starts from)")
+    d.add_argument("--detector", default=cli.FILE_DETECTOR,
+                   help=f"face detector: {', '.join(DETECTORS)} or a .tflite path (default {cli.FILE_DETECTOR}, the "
+                        "photos' detector of realtime.annotate and realtime.evaluate)")
+    d.add_argument("--min-confidence", type=number(0, 1), default=None,
+                   help="minimum face detection score (default: the detector's own)")
+    args = p.parse_args(argv)
+    if args.val_share == 0:
+        p.error("argument --val-share: must be more than 0: training needs validation faces")
+    return args
+
+
+# --- inputs and outputs --------------------------------------------------------------------------------------
+def labelled_photos(root: Path) -> list[tuple[Path, str]]:
+    """(photo, emotion) for the photos in the emotion folders of ``root`` (subfolders included), in a stable
+    order; InputError for a missing folder, a folder that names no emotion, or no photos."""
+    if not root.is_dir():
+        raise cli.InputError(f"not a folder: {printable(root)}")
+    items = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        try:
+            emotion = EMOTIONS[class_index(folder.name)]
+        except UnknownEmotionError as exc:
+            raise cli.InputError(f"{printable(root)}: {exc}") from None
+        items += [(photo, emotion) for photo in list_images(folder)]
+    if not items:
+        raise cli.InputError(f"no photos in {printable(root)}/<emotion>/ folders (e.g. {printable(root)}/happy/photo.jpg)")
+    return items
+
+
+def check_out(photos: Path, out: Path, overwrite: bool) -> None:
+    """OUT is neither inside the photo folder nor holding it, and is new, empty, or (with ``overwrite``) an
+    earlier output of this command; InputError otherwise."""
+    root, dst = photos.resolve(), out.resolve()
+    if dst == root or root in dst.parents:
+        raise cli.InputError(f"refusing to write {printable(out)} inside the photo folder {printable(photos)} (its "
+                             "faces would be read as photos next time); write it elsewhere")
+    if dst in root.parents:
+        raise cli.InputError(f"refusing to write into {printable(out)}: it holds the photo folder {printable(photos)}")
+    if out.exists() and not out.is_dir():
+        raise cli.InputError(f"{printable(out)} is a file, not a folder")
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    if not (out / MANIFEST).is_file():
+        raise cli.InputError(f"{printable(out)} holds other files; give a new or empty folder (only an earlier "
+                             f"output of this command, with its {MANIFEST}, is replaced with --overwrite)")
+    if not overwrite:
+        raise cli.InputError(f"{printable(out)} holds an earlier output of this command; pass --overwrite to "
+                             "replace it, or give another folder")
+    others = sorted(p.name for p in out.iterdir() if p.name not in (*SPLITS, MANIFEST))
+    if others:
+        raise cli.InputError(f"{printable(out)} holds files this command did not write ({', '.join(others[:5])}); "
+                             "move them away or give another folder")
+
+
+def held_out(items: list[tuple[str, str]], share: float, seed: int = 0) -> set[str]:
+    """The keys of ``items`` (key, emotion) held out for validation: per emotion, round(share x n) of its n items
+    but at least one when n >= 2 and never all; none of an emotion with one item. Which ones depends only on
+    each key, the seed and the emotion's count, so a run on the same photos holds out the same ones."""
+    by_emotion: dict[str, list[str]] = {}
+    for key, emotion in items:
+        by_emotion.setdefault(emotion, []).append(key)
+    out = set()
+    for keys in by_emotion.values():
+        n = len(keys)
+        k = 0 if n < 2 else min(n - 1, max(1, round(share * n)))
+        order = sorted(keys, key=lambda key: hashlib.sha256(f"{seed}\0{key}".encode("utf-8", "surrogateescape"))
+                       .hexdigest())
+        out.update(order[:k])
+    return out
+
+
+def subject(detections: list[Detection], width: int, height: int) -> Detection | None:
+    """The face a labelled photo is about, as realtime.evaluate picks it from the pipeline's faces: among the faces
+    with enough of them inside the photo, the largest (box inside the photo) of those scoring at least
+    SUBJECT_SCORE_SHARE x the best score. None without such a face."""
+    kept = [d for d in detections if readable_part(d.box, width, height)]
+    if not kept:
+        return None
+    best = max(d.score for d in kept)
+
+    def area(d: Detection) -> int:
+        x0, y0, x1, y1 = clip_box(d.box, width, height)
+        return (x1 - x0) * (y1 - y0)
+
+    return max((d for d in kept if d.score >= SUBJECT_SCORE_SHARE * best), key=lambda d: (area(d), d.score))
+
+
+def photo_path(photo: Path, root: Path, emotion: str) -> Path:
+    """Where a photo sits under its emotion: its path in its emotion folder, after that folder's name when it is
+    not the emotion's own (happiness/me.jpg -> happiness/me.jpg, happy/me.jpg -> me.jpg), so that two folders of
+    one emotion never give one name."""
+    rel = photo.relative_to(root)
+    return rel if rel.parts[0] != emotion else rel.relative_to(rel.parts[0])
+
+
+def face_name(rel: Path, used: set[str]) -> str:
+    """A PNG name for the face of the photo at ``rel`` (photo_path): '/' as '__', the photo's suffix kept
+    (me.jpg -> me_jpg.png, trip/me.jpg -> trip__me_jpg.png), numbered if taken already; added to ``used``."""
+    stem = "__".join(rel.with_suffix("").parts) + "_" + rel.suffix.lstrip(".").lower()
+    name, n = f"{stem}.png", 1
+    while name in used:
+        n += 1
+        name = f"{stem}_{n}.png"
+    used.add(name)
+    return name
+
+
+def _write(path: Path, data: bytes | None = None, source: Path | None = None) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if source is None:
+            path.write_bytes(data)
+        else:
+            try:
+                os.link(source, path)  # costs no space; another disk or file system: a copy
+            except OSError:
+                shutil.copyfile(source, path)
+    except OSError as exc:
+        raise output_error(path, exc) from exc
+
+
+# --- the command ---------------------------------------------------------------------------------------------
+def crop(args: argparse.Namespace, items: list[tuple[Path, str]], tmp: Path) -> dict:
+    """Crop the subject of every photo of ``items`` (photo, emotion), write the faces into ``tmp``/train and /val
+    and the held-out photos into ``tmp``/heldout, and return the manifest."""
+    pipe_args = argparse.Namespace(checkpoint=args.checkpoint, threads=1, backend="onnx", detector=args.detector,
+                                   min_confidence=args.min_confidence, margin=None, label_all=True)
+    faces, no_face, unreadable = [], [], []
+    used: dict[str, set[str]] = {e: set() for e in EMOTIONS}
+    with cli.pipeline_from_args(pipe_args, video=False) as pipe:
+        size, margin = pipe.classifier.preprocessing.size, pipe.margin
+        for photo, emotion in tqdm(items, unit="photo", disable=args.no_progress):
+            shown = printable(photo)
+            try:
+                image = read_image(photo)
+            except ImageError as exc:
+                tqdm.write(f"warning: skipped {exc}", file=sys.stderr)
+                unreadable.append({"photo": shown, "emotion": emotion, "reason": str(exc)})
+                continue
+            h, w = image.shape[:2]
+            detections = pipe.detector.detect(image, None)
+            face = subject(detections, w, h)
+            if face is None:
+                no_face.append({"photo": shown, "emotion": emotion, "faces": len(detections)})
+                continue
+            # The pipeline's crop (realtime.pipeline.Pipeline.process) and the model's resize (models.preprocessing)
+            pixels = resize_face(gray_crop(image, crop_box(face.box, margin)), size)
+            ok, png = cv2.imencode(".png", pixels)
+            if not ok:  # pragma: no cover - OpenCV always encodes a uint8 gray image as PNG
+                raise RuntimeError(f"cannot encode the face of {shown} as PNG")
+            rel = photo_path(photo, args.dir, emotion)
+            faces.append({"photo": shown, "emotion": emotion, "split": None,
+                          "file": f"{emotion}/{face_name(rel, used[emotion])}", "box": [int(v) for v in face.box],
+                          "score": round(float(face.score), 4), "faces": len(detections),
+                          "_png": png.tobytes(), "_source": photo, "_rel": rel,
+                          "_key": photo.relative_to(args.dir).as_posix()})
+        settings = {"checkpoint": printable(args.checkpoint or DEFAULT_CHECKPOINT), "detector": str(args.detector),
+                    "min_confidence": pipe.detector.min_confidence, "margin": margin, "size": size}
+    if not faces:
+        raise cli.InputError(f"no face found in any photo of {printable(args.dir)} ({len(no_face)} without a face, "
+                             f"{len(unreadable)} unreadable); try --detector full+tiles for small faces")
+    # Keyed by the path inside the photo folder, so the same folder holds out the same photos wherever it lies.
+    val = held_out([(f["_key"], f["emotion"]) for f in faces], args.val_share, args.seed)
+    if not val:
+        raise cli.InputError("too few faces to hold any out for validation: no emotion has two photos with a face "
+                             f"({len(faces)} faces in all); add photos (a few dozen per emotion is a start)")
+    if len(faces) - len(val) < 2:
+        raise cli.InputError(f"too few faces to train on: {len(faces) - len(val)} left after holding out {len(val)} "
+                             "for validation (training needs two or more); add photos")
+    heldout: set[Path] = set()
+    for f in faces:
+        f["split"] = "val" if f.pop("_key") in val else "train"
+        _write(tmp / f["split"] / f["file"], f.pop("_png"))
+        source, rel = f.pop("_source"), f.pop("_rel")
+        if f["split"] == "val":
+            where, n = Path(f["emotion"]) / rel, 1
+            while where in heldout:  # happy/happiness/me.jpg and happiness/me.jpg
+                n += 1
+                where = (Path(f["emotion"]) / rel).with_stem(f"{rel.stem}_{n}")
+            heldout.add(where)
+            rel = where.relative_to(f["emotion"])
+            f["heldout"] = printable(f"heldout/{f['emotion']}/{rel.as_posix()}")
+            _write(tmp / "heldout" / f["emotion"] / rel, source=source)
+        f["file"] = printable(f"{f['split']}/{f['file']}")
+    counts = {s: {e: sum(f["split"] == s and f["emotion"] == e for f in faces) for e in EMOTIONS}
+              for s in ("train", "val")}
+    return {"photos": printable(args.dir), "settings": settings, "val_share": args.val_share, "seed": args.seed,
+            "face_choice": f"largest face with score >= {SUBJECT_SCORE_SHARE:g} x the photo's best score",
+            "counts": counts, "faces": faces, "no_face": no_face, "unreadable": unreadable}
+
+
+def replace_folder(tmp: Path, out: Path) -> None:
+    """Put the finished ``tmp`` in the place of ``out`` (missing, empty, or an earlier output)."""
+    old = out.parent / f".{out.name}.old-{os.getpid()}"
+    try:
+        if out.is_dir():
+            out.rename(old)
+        tmp.rename(out)
+    except OSError as exc:
+        if old.exists() and not out.exists():
+            old.rename(out)
+        raise output_error(out, exc) from exc
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def summary(manifest: dict, out: Path, checkpoint: str | None) -> str:
+    counts = manifest["counts"]
+    present = [e for e in EMOTIONS if counts["train"][e] or counts["val"][e]]
+    n_train, n_val = sum(counts["train"].values()), sum(counts["val"].values())
+    lines = [f"{len(manifest['faces'])} faces: {n_train} for training, {n_val} held out for validation",
+             f"{'':>10}{'train':>7}{'val':>5}"]
+    lines += [f"{e:>10}{counts['train'][e]:7d}{counts['val'][e]:5d}" for e in present]
+    for title, key in (("no face found in", "no_face"), ("could not read", "unreadable")):
+        entries = manifest[key]
+        if entries:
+            lines += ["", f"{title} {len(entries)} photos (left out):"]
+            lines += [f"  {e['photo']}" for e in entries[:20]]
+            if len(entries) > 20:
+                lines.append(f"  ... and {len(entries) - 20} more (all in {MANIFEST})")
+    single = [e for e in present if not counts["val"][e]]
+    if single:
+        lines += ["", f"nothing held out of {', '.join(single)}: one photo each (add more to check them)"]
+    missing = [e for e in EMOTIONS if e not in present]
+    if missing:
+        lines += ["", f"no photos of {', '.join(missing)}: fine-tuning pulls the model towards the emotions it sees"]
+    train = ["python", "-m", "training.run", "--config", FINETUNE_CONFIG, "--set", f"data.root={out}"]
+    if n_train < FINETUNE_BATCH_SIZE:
+        train += ["--set", f"train.batch_size={n_train}"]
+    note = []
+    if checkpoint and Path(checkpoint).suffix.lower() == ".onnx":
+        note = [f"  (set model.init_from to the .pt checkpoint {checkpoint} was exported from, and model.args to "
+                "its architecture's)"]
+    elif checkpoint:
+        train += ["--set", f"model.init_from={checkpoint}"]
+    lines += ["", f"wrote {printable(out)}/train, val, heldout and {MANIFEST}", "next, fine-tune:",
+              f"  {shlex.join(train)}", *note,
+              "then compare the shipped and the fine-tuned model on the held-out photos:",
+              f"  {shlex.join(['python', '-m', 'realtime.evaluate', str(out / 'heldout')])}",
+              f"  {shlex.join(['python', '-m', 'realtime.evaluate', str(out / 'heldout'), '--checkpoint', FINETUNE_RUN + '/best.pt'])}"]
+    return "\n".join(printable(line) for line in lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    items = labelled_photos(args.dir)  # a bad folder fails before any model loads
+    check_out(args.dir, args.out, args.overwrite)
+    tmp = args.out.parent / f".{args.out.name}.partial-{os.getpid()}"
+    try:
+        tmp.mkdir(parents=True)
+    except OSError as exc:
+        raise output_error(args.out, exc) from exc
+    try:
+        with interrupt_on_termination():  # SIGTERM and SIGHUP clean up like Ctrl-C
+            manifest = crop(args, items, tmp)
+            _write(tmp / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
+            replace_folder(tmp, args.out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(summary(manifest, args.out, args.checkpoint))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli.run(main))
