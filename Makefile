@@ -31,10 +31,12 @@ demo: setup  # no camera or display needed: annotates the sample media in sample
 	@echo "  $(DEMO_OUT)/portraits.mp4   the sample clip, annotated"
 	@echo "  $(DEMO_OUT)/*.json          each face's box, emotion and probabilities"
 
+# A stage whose run folder already holds a run is refused: make train TRAIN_FLAGS=--overwrite starts afresh.
+TRAIN_FLAGS ?=
 train: setup  # the shipped default model: the stages of DEFAULT_CHAIN in order, each from the previous one's best.pt
 	@for stage in $(DEFAULT_CHAIN); do \
-		echo "$(PY) -m training.run --config training/configs/$$stage.yaml"; \
-		$(PY) -m training.run --config training/configs/$$stage.yaml || exit $$?; \
+		echo "$(PY) -m training.run --config training/configs/$$stage.yaml $(TRAIN_FLAGS)"; \
+		$(PY) -m training.run --config training/configs/$$stage.yaml $(TRAIN_FLAGS) || exit $$?; \
 	done
 
 test: setup
