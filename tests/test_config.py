@@ -75,6 +75,7 @@ def test_a_model_argument_override_keeps_the_other_arguments():
     ("augment.hflip=5", r"'augment.hflip' must be in \[0, 1\], got 5"),
     ("augment.erasing_scale=[0.3, 0.1]", r"'augment.erasing_scale' is a \[min, max\] range, got min 0.3 > max 0.1"),
     ("loss.gamma=-5", r"'loss.gamma' must be at least 0, got -5"),
+    ("train.batch_size=1", r"'train.batch_size' must be at least 2, got 1"),
     ("loss.label_smoothing=1", r"'loss.label_smoothing' must be in \[0, 1\)"),
     ("augment.crop_padding=-1", r"'augment.crop_padding' must be in \[0, 16\]"),
     ("sched.pct_start=0", r"'sched.pct_start' must be in \(0, 1\)"),

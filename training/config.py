@@ -114,7 +114,8 @@ RANGES = {
     "sched.step_size": (1, math.inf, False, True), "sched.gamma": (0, math.inf, True, True),
     "sched.factor": (0, 1, True, True), "sched.patience": (0, math.inf, False, True),
     "sched.min_lr": (0, math.inf, False, True), "sched.pct_start": (0, 1, True, True),
-    "train.epochs": (1, math.inf, False, True), "train.batch_size": (1, math.inf, False, True),
+    "train.epochs": (1, math.inf, False, True),
+    "train.batch_size": (2, math.inf, False, True),  # BatchNorm needs two images to train on
     "train.eval_batch_size": (1, math.inf, False, True), "train.early_stopping": (0, math.inf, False, True),
     "train.threads": (0, 1024, False, False), "data.limit": (1, math.inf, False, True),
 }
