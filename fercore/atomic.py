@@ -1,32 +1,253 @@
-"""Atomic file writes: a reader never sees a half-written checkpoint, cache, video or result file."""
+"""Atomic file writes: a reader never sees a half-written checkpoint, cache, video or result file.
+
+- ``atomic_path`` hands out a hidden temporary name beside the destination (``.name.PID.XXXXXXXX.tmp.ext``); when
+  the block completes the file is flushed to the disk (fsync), renamed into place and the rename made durable
+  (fsync of the folder); when the block fails the temporary file is deleted. A write that fails for a reason the
+  user can fix (a full disk, a read-only folder, a folder in the way) becomes one ``OutputError``, which every
+  entry point reports in one ``error:`` line (it is a ``fercore.cli.CommandError``, and still an ``OSError``).
+- Temporary files of the same destination left by processes that no longer run (kill -9, a power cut) are
+  removed the next time that destination is written: their names carry the writer's process id.
+- ``check_writable`` tries an output before the work starts, so a run fails at once instead of at the end.
+- ``interrupt_on_termination`` turns SIGTERM and SIGHUP into the same clean-up as Ctrl-C.
+"""
 from __future__ import annotations
 
+import errno
 import os
+import re
+import shutil
+import signal
 import tempfile
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from fercore.cli import CommandError
+
 _UMASK = os.umask(0)  # read once (os.umask can only be read by setting it), then restored
 os.umask(_UMASK)
+
+# Failures of a write that the user can fix by choosing another place or making room.
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM,
+                          errno.EISDIR, errno.ENOTDIR, errno.EIO, errno.ENAMETOOLONG, errno.ENOENT})
+
+
+class OutputError(CommandError, OSError):
+    """An output that cannot be written (full disk, read-only folder, a folder in the way); one line says why.
+    ``OutputError(errno, message)`` keeps the errno; its text is the message alone."""
+
+    def __str__(self) -> str:
+        return self.strerror if self.strerror is not None else super().__str__()
+
+
+def printable(path: str | Path | int) -> str:
+    """A path (or a camera number) as text that can always be printed or stored as JSON: bytes that are not UTF-8
+    (kept by Python as surrogates) are shown as \\xNN."""
+    text = os.fspath(path) if isinstance(path, (str, os.PathLike)) else str(path)
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def free_space(folder: str | Path) -> str:
+    """The free space of the disk holding ``folder``, for messages ('' when unknown)."""
+    folder = Path(folder)
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        free = float(shutil.disk_usage(folder).free)
+    except OSError:
+        return ""
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if free < 1024:
+            break
+        free /= 1024
+    else:
+        unit = "TB"
+    return f"{free:.0f} {unit}" if unit == "bytes" else f"{free:.1f} {unit}"
+
+
+def describe(path: str | Path, exc: OSError) -> str:
+    """One line saying why ``path`` could not be written."""
+    path = Path(path)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        free = free_space(path.parent)
+        return f"cannot write {printable(path)}: the disk is full ({free} free there)" if free else \
+            f"cannot write {printable(path)}: the disk is full"
+    if exc.errno == errno.EROFS:
+        return f"cannot write {printable(path)}: the folder is on a read-only file system"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return f"cannot write {printable(path)}: permission denied"
+    if exc.errno == errno.EISDIR:
+        return f"cannot write {printable(path)}: it is a folder"
+    return f"cannot write {printable(path)}: {exc.strerror or exc}"
+
+
+def output_error(path: str | Path, exc: OSError) -> OutputError:
+    err = OutputError(exc.errno, describe(path, exc))
+    err.__cause__ = exc
+    return err
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+# atomic_path's temporary names: ".<stem>.<pid>.<8 random characters of mkstemp>.tmp<suffix>".
+_TEMP_NAME = re.compile(r"\.(?P<stem>.*)\.(?P<pid>\d+)\.[a-z0-9_]{8}\.tmp(?P<suffix>(\.[^.]*)?)")
+# Per folder, the temporary files found there the first time this process wrote into it, by destination
+# (stem, suffix): one listing per folder, not one per file written (a folder of 10,000 annotated photos).
+_FOUND: dict[str, dict[tuple[str, str], list[tuple[str, int]]]] = {}
+_FOUND_LOCK = threading.Lock()
+
+
+def _temps_in(folder: Path) -> dict[tuple[str, str], list[tuple[str, int]]]:
+    key = os.fspath(folder.absolute())
+    with _FOUND_LOCK:
+        if key not in _FOUND:
+            found: dict[tuple[str, str], list[tuple[str, int]]] = {}
+            try:
+                names = os.listdir(folder)
+            except OSError:
+                names = []
+            for name in names:
+                if m := _TEMP_NAME.fullmatch(name):
+                    found.setdefault((m["stem"], m["suffix"]), []).append((name, int(m["pid"])))
+            _FOUND[key] = found
+        return _FOUND[key]
+
+
+def remove_stale_temps(path: str | Path) -> list[Path]:
+    """Delete the temporary files of ``path`` left by writers that no longer run (kill -9, a power cut); the
+    ones deleted. The folder is listed the first time this process writes into it; a writer that dies later
+    leaves its file to the next run."""
+    path = Path(path)
+    candidates = _temps_in(path.parent).get((path.stem, path.suffix), [])
+    with _FOUND_LOCK:
+        stale = [(name, pid) for name, pid in candidates if pid != os.getpid() and not _alive(pid)]
+        for item in stale:
+            candidates.remove(item)
+    removed = []
+    for name, _ in stale:
+        try:
+            os.unlink(path.parent / name)
+            removed.append(path.parent / name)
+        except OSError:
+            pass
+    return removed
+
+
+def _fsync(path: Path, directory: bool = False) -> None:
+    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if not directory or exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
+            raise  # some file systems cannot sync a folder; a file must be synced
+    finally:
+        os.close(fd)
 
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success rename it to ``path``, on error delete it.
+    """Yield a temporary path beside ``path``; on success sync it and rename it to ``path``, on error delete it.
 
     The temporary name keeps the suffix, so writers that pick a format from it (OpenCV, numpy) still work.
+    OSErrors of the write itself (the block's or the sync's) that the user can fix become OutputError.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
-    os.close(fd)
+    try:
+        if path.is_dir():
+            raise IsADirectoryError(errno.EISDIR, "is a folder", str(path))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(path)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.{os.getpid()}.",
+                                   suffix=f".tmp{path.suffix}")
+        os.close(fd)
+    except OSError as exc:
+        raise output_error(path, exc) from exc
     tmp_path = Path(tmp)
     try:
         yield tmp_path
         # mkstemp makes owner-only files; give the result the permissions an ordinary open() would.
         os.chmod(tmp_path, 0o666 & ~_UMASK)
+        _fsync(tmp_path)  # the data is on the disk before the name says it is complete
         os.replace(tmp_path, path)
-    except BaseException:
-        tmp_path.unlink(missing_ok=True)
+        _fsync(path.parent, directory=True)  # and the rename survives a power cut
+    except BaseException as exc:
+        try:
+            tmp_path.unlink(missing_ok=True)
+        except OSError:
+            pass
+        if isinstance(exc, OSError) and not isinstance(exc, OutputError) and exc.errno in WRITE_ERRNOS \
+                and exc.filename in (None, str(tmp_path), str(path), str(path.parent)):
+            raise output_error(path, exc) from exc
         raise
+
+
+def check_writable(path: str | Path, folder: bool = False) -> None:
+    """Raise OutputError now if ``path`` (a file, or with ``folder`` a folder to write files into) cannot be
+    written: a folder (or a file) in the way, a read-only or full disk, no permission. Creates nothing that
+    stays: folders that do not exist yet are tried at the nearest one that does."""
+    path = Path(path)
+    if folder and path.exists() and not path.is_dir():
+        raise OutputError(errno.ENOTDIR, f"cannot write into {printable(path)}: it is a file, not a folder")
+    if not folder and path.is_dir():
+        raise OutputError(errno.EISDIR, f"cannot write {printable(path)}: it is a folder")
+    where = path if folder else path.parent
+    where = where if str(where) else Path(".")
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    if not where.is_dir():
+        raise OutputError(errno.ENOTDIR, f"cannot write {printable(path)}: {printable(where)} is a file, "
+                                         "not a folder")
+    try:  # the one sure test: write a byte there and sync it (os.access ignores read-only mounts for root)
+        fd, probe = tempfile.mkstemp(dir=where, prefix=".write-test.")
+        try:
+            os.write(fd, b"\0")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            os.unlink(probe)
+    except OSError as exc:
+        raise output_error(path, exc) from exc
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised like Ctrl-C so that every write in progress cleans up after itself."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        self.name = signal.Signals(signum).name
+        super().__init__(self.name)
+
+
+TERMINATION_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+@contextmanager
+def interrupt_on_termination() -> Iterator[None]:
+    """Within the block, SIGTERM and SIGHUP raise Terminated (a KeyboardInterrupt) instead of ending the process
+    on the spot, so temporary files are deleted as for Ctrl-C. A signal ignored before (``nohup``) stays
+    ignored; outside the main thread this does nothing (Python only handles signals there)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Terminated(signum)
+
+    previous = {}
+    for s in TERMINATION_SIGNALS:
+        if signal.getsignal(s) == signal.SIG_DFL:
+            previous[s] = signal.signal(s, handler)
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)

@@ -4,8 +4,11 @@
     python -m realtime.annotate photo.jpg -o annotated.jpg [--json ...]
     python -m realtime.annotate photos/ -o annotated/ [--json ...]
 
-A video keeps its size, frame rate and frame count. Every output goes to a temporary file first and is renamed
-when complete, so an interrupted run never leaves a file that looks finished.
+A video keeps its size, frame rate and frame count (an odd width or height is padded by one black column or
+row: the encoders need even sizes). Outputs are checked before the work starts (not the input, not the same file
+twice, writable); each goes to a temporary file first and is renamed when complete (a video only once every frame
+reads back), so an interrupted run (Ctrl-C, SIGTERM, SIGHUP) or a full disk never leaves a file that looks
+finished. An output that fails at the end does not take the others with it. GIFs are read as videos.
 """
 from __future__ import annotations
 
@@ -14,24 +17,24 @@ import sys
 from contextlib import ExitStack
 from pathlib import Path
 
-import cv2
 from tqdm import tqdm
 
-from fercore.atomic import atomic_path
+from fercore.atomic import OutputError, check_writable, interrupt_on_termination, printable
 from realtime import cli
 from realtime.overlay import draw_faces
-from realtime.photos import ImageError, is_image, list_images, read_image
+from realtime.photos import ImageError, is_image, list_folder, read_image, write_image
 from realtime.pipeline import Pipeline
 from realtime.results import FrameResult, format_summary, header, summarize, write_csv, write_json
-from realtime.video_io import VideoError, VideoReader, video_writer
+from realtime.video_io import WRITER_FOURCC, VideoError, VideoReader, opencv_path, video_writer
 
 DEFAULT_FPS = 25.0  # for the rare container that does not say
+WRITE_FAILURES = (OutputError, VideoError, ImageError)  # an output that could not be written; the others are kept
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m realtime.annotate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("input", type=Path, help="a video file, a photo, or a folder of photos")
+    p.add_argument("input", type=Path, help="a video file (GIFs are videos), a photo, or a folder of photos")
     p.add_argument("-o", "--output", type=Path,
                    help="annotated video (.mp4 or .avi), photo, or folder for a folder of photos")
     p.add_argument("--json", type=Path, help="results per frame and face, and the summary, as JSON")
@@ -47,75 +50,118 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def check_outputs(args: argparse.Namespace) -> None:
-    """Refuse any output that would overwrite the input (or, for a folder, land inside it)."""
+    """Before any work: refuse an output that would overwrite the input (or, for a folder, land inside it), two
+    outputs naming the same file, an output of the wrong kind, and one that cannot be written."""
     if not args.input.exists():
-        raise cli.InputError(f"input not found: {args.input}")
+        raise cli.InputError(f"input not found: {printable(args.input)}")
     src = args.input.resolve()
-    for out in (args.output, args.json, args.csv):
-        if out is None:
-            continue
+    outputs = {name: path for name, path in (("-o", args.output), ("--json", args.json), ("--csv", args.csv))
+               if path is not None}
+    seen: dict[Path, str] = {}
+    for name, out in outputs.items():
         dst = out.resolve()
         if dst == src or (args.input.is_dir() and src in dst.parents):
-            raise cli.InputError(f"refusing to write {out}: it would overwrite or land inside the input {args.input}")
-    if args.output is None:
-        return
-    if args.input.is_dir() and args.output.is_file():
-        raise cli.InputError(f"the output of a folder of photos must be a folder; {args.output} is a file")
-    if args.input.is_file() and is_image(args.input) and not is_image(args.output):
-        raise cli.InputError(f"the output of a photo must be a photo (.jpg, .png, ...), got {args.output}")
+            raise cli.InputError(f"refusing to write {printable(out)}: it would overwrite or land inside the input "
+                                 f"{printable(args.input)}")
+        if dst in seen:
+            raise cli.InputError(f"{seen[dst]} and {name} name the same file {printable(out)}: one would "
+                                 "replace the other")
+        seen[dst] = name
+    if args.output is not None:
+        if args.input.is_dir():
+            check_writable(args.output, folder=True)
+        elif is_image(args.input):
+            if not is_image(args.output):
+                raise cli.InputError(f"the output of a photo must be a photo (.jpg, .png, ...), got "
+                                     f"{printable(args.output)}")
+        elif args.output.suffix.lower() not in WRITER_FOURCC:
+            raise cli.InputError(f"{printable(args.output)}: cannot write this video type; use one of "
+                                 f"{', '.join(WRITER_FOURCC)} ({printable(args.input)} is read as a video)")
+        else:
+            opencv_path(args.output)
+    for name, out in outputs.items():
+        if not (name == "-o" and args.input.is_dir()):
+            check_writable(out)
 
 
 def write_results(args: argparse.Namespace, pipe: Pipeline, frames: list[FrameResult], summary: dict,
-                  **meta) -> None:
+                  **meta) -> list[Exception]:
+    """Write --json and --csv, each on its own: the failures (the other file is still written)."""
+    failures: list[Exception] = []
     if args.json:
-        write_json(args.json, header(pipe.classes, input=str(args.input), **meta, settings=cli.settings(args, pipe)),
-                   frames, summary)
+        try:
+            write_json(args.json, header(pipe.classes, input=printable(args.input), **meta,
+                                         settings=cli.settings(args, pipe)), frames, summary)
+        except WRITE_FAILURES as exc:
+            failures.append(exc)
     if args.csv:
-        write_csv(args.csv, frames, pipe.classes)
+        try:
+            write_csv(args.csv, frames, pipe.classes)
+        except WRITE_FAILURES as exc:
+            failures.append(exc)
+    return failures
+
+
+def report(failures: list[Exception]) -> None:
+    """Raise what could not be written, in one line (what was written has been printed and is kept)."""
+    if len(failures) == 1:
+        raise failures[0]
+    if failures:
+        raise OutputError("; ".join(str(f) for f in failures))
 
 
 def annotate_video(args: argparse.Namespace) -> int:
-    with ExitStack() as stack:
-        reader = stack.enter_context(VideoReader(args.input))
+    failures: list[Exception] = []
+    with VideoReader(args.input) as reader, cli.pipeline_from_args(args, video=True) as pipe:
         info = reader.info
         fps = info.fps or DEFAULT_FPS
         if info.fps is None:
             print(f"warning: {args.input} does not state its frame rate; assuming {fps:g} fps", file=sys.stderr)
-        pipe = stack.enter_context(cli.pipeline_from_args(args, video=True))
-        writer = (stack.enter_context(video_writer(args.output, fps, (info.width, info.height)))
+        writing = ExitStack()
+        writer = (writing.enter_context(video_writer(args.output, fps, (info.width, info.height)))
                   if args.output else None)
-        frames = []
-        for i, frame in enumerate(tqdm(reader, total=info.frame_count, unit="frame", disable=args.no_progress,
-                                       desc=args.input.name)):
-            result = pipe.process(frame, i, i / fps)
-            frames.append(result)
-            if writer is not None:
-                draw_faces(frame, result.faces, pipe.classes)
-                writer.write(frame)
-        if info.frame_count and reader.frames_read < info.frame_count and not args.allow_short:
-            raise VideoError(f"{args.input}: decoding stopped after {reader.frames_read} of the "
-                             f"{info.frame_count} frames it announces (truncated or damaged); nothing written "
-                             "(--allow-short keeps what was decoded)")
+        with writing:  # an error or interruption before the end deletes the partial video
+            frames = []
+            for i, frame in enumerate(tqdm(reader, total=info.frame_count, unit="frame", disable=args.no_progress,
+                                           desc=args.input.name)):
+                result = pipe.process(frame, i, i / fps)
+                frames.append(result)
+                if writer is not None:
+                    draw_faces(frame, result.faces, pipe.classes)
+                    writer.write(frame)
+            if info.frame_count and reader.frames_read < info.frame_count and not args.allow_short:
+                raise VideoError(f"{args.input}: decoding stopped after {reader.frames_read} of the "
+                                 f"{info.frame_count} frames it announces (truncated or damaged); nothing written "
+                                 "(--allow-short keeps what was decoded)")
+            try:
+                writing.close()  # the video is read back, synced and renamed into place
+            except WRITE_FAILURES as exc:
+                failures.append(exc)
+                writer = None
         summary = summarize(frames, pipe.classes)
-        write_results(args, pipe, frames, summary, kind="video",
-                      video={"width": info.width, "height": info.height, "fps": fps,
-                             "frame_count": reader.frames_read})
+        failures += write_results(args, pipe, frames, summary, kind="video",
+                                  video={"width": info.width, "height": info.height, "fps": fps,
+                                         "frame_count": reader.frames_read})
     print(format_summary(summary))
-    if args.output:
-        print(f"wrote {args.output} ({reader.frames_read} frames, {info.width}x{info.height}, {fps:g} fps)")
+    if writer is not None:
+        padding = f"; {writer.padding}" if writer.padding else ""
+        print(f"wrote {args.output} ({reader.frames_read} frames, {info.width}x{info.height}, {fps:g} fps{padding})")
+    report(failures)
     return 0
 
 
 def annotate_photos(args: argparse.Namespace) -> int:
     """One photo to one photo, or a folder to a folder with the same relative names."""
+    ignored: list[dict] = []
     if args.input.is_dir():
-        photos = list_images(args.input)
+        photos, ignored = list_folder(args.input)
         if not photos:
-            raise cli.InputError(f"no photos in {args.input}")
+            raise cli.InputError(f"no photos in {printable(args.input)}"
+                                 + (f" ({len(ignored)} other files: {describe_ignored(ignored)})" if ignored else ""))
         targets = [args.output / p.relative_to(args.input) if args.output else None for p in photos]
     else:
         photos, targets = [args.input], [args.output]
-    frames, skipped = [], []
+    frames, skipped, failures, written, photo_failed = [], [], [], 0, False
     with cli.pipeline_from_args(args, video=False) as pipe:
         for i, (src, dst) in enumerate(tqdm(list(zip(photos, targets)), unit="photo", disable=args.no_progress)):
             try:
@@ -124,29 +170,46 @@ def annotate_photos(args: argparse.Namespace) -> int:
                 if len(photos) == 1:
                     raise
                 print(f"warning: skipped {exc}", file=sys.stderr)
-                skipped.append({"source": str(src), "error": str(exc)})
+                skipped.append({"source": printable(src), "error": str(exc)})
                 continue
-            result = pipe.process(image, i, None, source=str(src))
+            result = pipe.process(image, i, None, source=printable(src))
             frames.append(result)
-            if dst is not None:
+            if dst is not None and not photo_failed:  # after a failed write (a full disk) the results go on
                 draw_faces(image, result.faces, pipe.classes)
-                with atomic_path(dst) as tmp:
-                    if not cv2.imwrite(str(tmp), image):
-                        raise ImageError(f"cannot write {dst}")
+                try:
+                    write_image(dst, image)
+                    written += 1
+                except WRITE_FAILURES as exc:
+                    failures.append(exc)
+                    photo_failed = True
         summary = summarize(frames, pipe.classes, per_track=False)
-        write_results(args, pipe, frames, summary, kind="images", skipped=skipped)
+        meta = {"ignored": ignored} if args.input.is_dir() else {}
+        failures += write_results(args, pipe, frames, summary, kind="images", skipped=skipped, **meta)
     print(format_summary(summary, unit="photos"))
+    if ignored:
+        print(f"note: {len(ignored)} files that are not photos were left out: {describe_ignored(ignored)}",
+              file=sys.stderr)
     if skipped:
         print(f"{len(skipped)} of {len(photos)} photos could not be read (listed above)", file=sys.stderr)
+    if photo_failed and len(photos) > 1:
+        print(f"{written} of {len(photos)} annotated photos were written to {printable(args.output)} before a write "
+              "failed (they are kept)", file=sys.stderr)
+    report(failures)
     return 1 if skipped else 0
+
+
+def describe_ignored(ignored: list[dict], limit: int = 5) -> str:
+    shown = ", ".join(f"{Path(i['source']).name} ({i['reason']})" for i in ignored[:limit])
+    return shown + (f" and {len(ignored) - limit} more" if len(ignored) > limit else "")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     check_outputs(args)
-    if args.input.is_dir() or is_image(args.input):
-        return annotate_photos(args)
-    return annotate_video(args)
+    with interrupt_on_termination():  # SIGTERM and SIGHUP clean up like Ctrl-C
+        if args.input.is_dir() or is_image(args.input):
+            return annotate_photos(args)
+        return annotate_video(args)
 
 
 if __name__ == "__main__":

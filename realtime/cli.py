@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Callable
 
 from fercore import cli as shared
@@ -44,14 +45,15 @@ def add_pipeline_args(parser: argparse.ArgumentParser, smoothing: bool = True) -
     g.add_argument("--min-confidence", type=number(0, 1), default=None,
                    help="minimum face detection score (default: the detector's own, measured on labelled faces: "
                         + ", ".join(f"{n} {d.min_confidence:g}" for n, d in DETECTORS.items() if "+" not in n) + ")")
-    g.add_argument("--margin", type=number(0), default=None,
-                   help="widen each face box by this fraction of its size per side before cropping (default: the "
-                        "margin the model was trained for, stored in its checkpoint; 0.15 for the shipped model)")
+    g.add_argument("--margin", type=number(0, 2), default=None,
+                   help="widen each face box by this fraction of its size per side before cropping, 0 to 2 "
+                        "(default: the margin the model was trained for, stored in its checkpoint; 0.15 for the "
+                        "shipped model)")
     g.add_argument("--backend", choices=BACKENDS, default="onnx",
                    help="inference backend for the emotion model (default onnx: ONNX Runtime, faster on CPUs)")
-    g.add_argument("--threads", type=number(1, kind=int), default=2,
-                   help="CPU threads for the emotion model (default 2; they sleep between frames, so an idle "
-                        "thread costs no CPU; use 1 when other work keeps the cores busy)")
+    g.add_argument("--threads", type=number(1, os.cpu_count() or 1, kind=int), default=2,
+                   help="CPU threads for the emotion model, at most the CPU's cores (default 2; they sleep between "
+                        "frames, so an idle thread costs no CPU; use 1 when other work keeps the cores busy)")
     if smoothing:
         g.add_argument("--smoothing", type=number(0, 1, hi_open=True), default=0.6,
                        help="per-track probability smoothing in [0, 1): weight kept from past frames; 0 = off "

@@ -4,7 +4,11 @@
 
 DIR holds one folder per emotion, named like FER-2013's classes (angry, disgust, fear, happy, sad, surprise,
 neutral; common variants such as 'surprised' or 'happiness' work too), with photos of any size inside.
-A photo counts as detected when the detector finds a face in it; its largest face is the one classified.
+A photo counts as detected when the detector finds a face in it. The face classified is the photo's subject:
+the largest of the faces the detector is about as sure of as of its best one (score >= 0.8 x the best score),
+so a large false box (a poster, a hand) does not win over a clear face, and the subject wins over a sharper
+face in the background. A face the model cannot read (label None: turned away, blurred, unsure) counts as not
+correct end to end; coverage says how many detected faces got a label. --json lists every photo's result.
 """
 from __future__ import annotations
 
@@ -16,102 +20,202 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from fercore.atomic import atomic_path
+from fercore.atomic import OutputError, atomic_path, check_writable, interrupt_on_termination, printable
 from fercore.classes import EMOTIONS, UnknownEmotionError, class_index
-from realtime import cli
-from realtime.photos import ImageError, list_images, read_image
 from fercore.metrics import classification_report, save_confusion_png
+from realtime import cli
+from realtime.photos import ImageError, list_folder, read_image
+from realtime.results import FaceResult
+
+# The subject of a labelled photo: the largest face among those scoring at least this share of the best score.
+SUBJECT_SCORE_SHARE = 0.8
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m realtime.evaluate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("dir", type=Path, help="folder of <emotion>/<photo> files")
-    p.add_argument("--json", type=Path, help="write the report as JSON")
-    p.add_argument("--confusion", type=Path, help="write the confusion matrix as a PNG picture")
+    p.add_argument("--json", type=Path, help="write the report, with every photo's result, as JSON")
+    p.add_argument("--confusion", type=Path,
+                   help="draw the confusion matrix as a picture (.png, or .pdf, .svg and the other formats "
+                        "matplotlib writes)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     cli.add_pipeline_args(p, smoothing=False)
     return p.parse_args(argv)
 
 
-def labelled_photos(root: Path) -> list[tuple[Path, str]]:
-    """(photo, emotion) for every photo in the emotion folders of ``root``."""
+def picture_formats() -> dict[str, str]:
+    """The picture formats matplotlib writes: suffix (without the dot) -> description."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    return FigureCanvasAgg.get_supported_filetypes()
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """Before the evaluation: --json and --confusion are not inside the photo folder (they would be evaluated or
+    mixed with the photos next time) nor the same file, the picture format is one matplotlib writes, and both
+    can be written."""
+    outputs = {name: path for name, path in (("--json", args.json), ("--confusion", args.confusion)) if path}
+    root = args.dir.resolve()
+    for name, out in outputs.items():
+        dst = out.resolve()
+        if dst == root or root in dst.parents:
+            raise cli.InputError(f"refusing to write {printable(out)} ({name}) inside the photo folder "
+                                 f"{printable(args.dir)}; write it elsewhere")
+    if args.json and args.confusion and args.json.resolve() == args.confusion.resolve():
+        raise cli.InputError(f"--json and --confusion name the same file {printable(args.json)}")
+    if args.confusion:
+        formats = picture_formats()
+        suffix = args.confusion.suffix.lower().lstrip(".")
+        if suffix not in formats:
+            got = f"a .{suffix} file" if suffix else "a name without a suffix"
+            raise cli.InputError(f"--confusion: cannot draw a picture as {got} ({printable(args.confusion)}); "
+                                 f"use .png, .pdf or .svg (matplotlib writes: {', '.join(sorted(formats))})")
+    for out in outputs.values():
+        check_writable(out)
+
+
+def labelled_photos(root: Path) -> tuple[list[tuple[Path, str]], list[dict]]:
+    """(photo, emotion) for every photo in the emotion folders of ``root``, and the other files found there."""
     if not root.is_dir():
-        raise cli.InputError(f"not a folder: {root}")
-    items = []
+        raise cli.InputError(f"not a folder: {printable(root)}")
+    items, ignored = [], []
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         try:
             emotion = EMOTIONS[class_index(folder.name)]
         except UnknownEmotionError as exc:
-            raise cli.InputError(f"{root}: {exc}") from exc
-        items += [(photo, emotion) for photo in list_images(folder)]
+            raise cli.InputError(f"{printable(root)}: {exc}") from exc
+        photos, others = list_folder(folder)
+        items += [(photo, emotion) for photo in photos]
+        ignored += others
     if not items:
-        raise cli.InputError(f"no photos in {root}/<emotion>/ folders (e.g. {root}/happy/photo.jpg)")
-    return items
+        raise cli.InputError(f"no photos in {printable(root)}/<emotion>/ folders (e.g. {printable(root)}/happy/photo.jpg)")
+    return items, ignored
+
+
+def subject(faces: list[FaceResult]) -> FaceResult:
+    """The face a labelled photo is about: the largest among those the detector is nearly as sure of as its best
+    (score >= SUBJECT_SCORE_SHARE x the best). Size alone would pick a large false box on a poster or a hand;
+    score alone a small sharp face in the background over the subject."""
+    best = max(f.score for f in faces)
+    sure = [f for f in faces if f.score >= SUBJECT_SCORE_SHARE * best]
+    return max(sure, key=lambda f: ((f.box[2] - f.box[0]) * (f.box[3] - f.box[1]), f.score))
 
 
 def evaluate(args: argparse.Namespace) -> dict:
-    items = labelled_photos(args.dir)
-    labels, preds, undetected, unreadable = [], [], [], []
+    items, ignored = labelled_photos(args.dir)
+    labels, preds, results = [], [], []
+    undetected, unreadable, uncertain = [], [], []
     with cli.pipeline_from_args(args, video=False) as pipe:
         classes = pipe.classes
         unknown = sorted({e for _, e in items} - set(classes))
         if unknown:
             raise cli.InputError(f"the model does not know the classes {', '.join(unknown)} (it has {classes})")
         for i, (path, emotion) in enumerate(tqdm(items, unit="photo", disable=args.no_progress)):
+            shown = printable(path)
+            entry = {"path": shown, "true": emotion, "predicted": None, "correct": False, "confidence": None,
+                     "score": None, "box": None, "faces": 0, "reason": None}
+            results.append(entry)
             try:
                 image = read_image(path)
             except ImageError as exc:
                 print(f"warning: skipped {exc}", file=sys.stderr)
-                unreadable.append(str(path))
+                unreadable.append(shown)
+                entry["reason"] = f"unreadable: {exc}"
                 continue
-            faces = pipe.process(image, i, None, source=str(path)).faces
+            faces = pipe.process(image, i, None, source=shown).faces
+            entry["faces"] = len(faces)
             if not faces:
-                undetected.append(str(path))
+                undetected.append(shown)
+                entry["reason"] = "no face found"
                 continue
-            face = max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
+            face = subject(faces)
+            entry.update(confidence=round(face.confidence, 4), score=round(face.score, 4), box=list(face.box))
+            if face.label is None:  # the model cannot read this face: no guess
+                uncertain.append(shown)
+                entry["reason"] = getattr(face, "reason", None) or "uncertain"
+                continue
+            entry.update(predicted=face.label, correct=face.label == emotion)
             labels.append(classes.index(emotion))
             preds.append(classes.index(face.label))
         run_settings = cli.settings(args, pipe)
     report = classification_report(np.asarray(labels, dtype=np.int64), np.asarray(preds, dtype=np.int64), classes)
     readable = len(items) - len(unreadable)
+    detected = readable - len(undetected)
     correct = int(np.trace(np.asarray(report["confusion_matrix"])))
-    return {"dir": str(args.dir), "settings": run_settings, "photos": len(items), "readable": readable,
-            "detected": len(labels), "detection_rate": len(labels) / readable if readable else 0.0,
-            # accuracy: of the photos with a face found; end_to_end_accuracy counts a missed face as wrong
+    return {"dir": printable(args.dir), "settings": run_settings, "face_choice": "largest face with score >= "
+            f"{SUBJECT_SCORE_SHARE:g} x the photo's best score",
+            "photos": len(items), "readable": readable, "detected": detected, "labelled": len(labels),
+            "detection_rate": detected / readable if readable else 0.0,
+            "coverage": len(labels) / detected if detected else 0.0,
+            # accuracy: of the photos whose face got a label; end_to_end_accuracy counts a missed face, and one
+            # the model could not read, as wrong
             "accuracy": report["accuracy"], "end_to_end_accuracy": correct / readable if readable else 0.0,
-            "report": report, "undetected": undetected, "unreadable": unreadable}
+            "report": report, "undetected": undetected, "uncertain": uncertain, "unreadable": unreadable,
+            "ignored": ignored, "results": results}
+
+
+def _listing(title: str, paths: list[str], limit: int = 20) -> list[str]:
+    if not paths:
+        return []
+    lines = ["", title] + [f"  {p}" for p in paths[:limit]]
+    if len(paths) > limit:
+        lines.append(f"  ... and {len(paths) - limit} more (all in --json)")
+    return lines
 
 
 def format_result(r: dict) -> str:
     report = r["report"]
     classes = report["classes"]
     lines = [f"{r['dir']}: {r['photos']} photos, {r['readable']} readable, faces found in {r['detected']} "
-             f"(detection rate {r['detection_rate']:.1%})",
-             f"accuracy {r['accuracy']:.1%} of photos with a face, {r['end_to_end_accuracy']:.1%} end to end, "
-             f"macro-F1 {report['macro_f1']:.3f}",
+             f"(detection rate {r['detection_rate']:.1%}), labelled {r['labelled']} (coverage {r['coverage']:.1%})",
+             f"accuracy {r['accuracy']:.1%} of labelled faces, {r['end_to_end_accuracy']:.1%} end to end (a missed "
+             f"or unreadable face counts as wrong), macro-F1 {report['macro_f1']:.3f}",
              "", "confusion matrix (rows: true, columns: predicted)",
              f"{'':>10}" + "".join(f"{c[:7]:>8}" for c in classes)]
     for c, row in zip(classes, report["confusion_matrix"]):
         lines.append(f"{c:>10}" + "".join(f"{n:8d}" for n in row))
-    if r["undetected"]:
-        lines += ["", f"no face found in {len(r['undetected'])} photos (try --detector full for small faces):"]
-        lines += [f"  {p}" for p in r["undetected"][:20]]
-        if len(r["undetected"]) > 20:
-            lines.append(f"  ... and {len(r['undetected']) - 20} more (all in --json)")
+    lines += _listing(f"no face found in {len(r['undetected'])} photos (try --detector full for small faces):",
+                      r["undetected"])
+    reasons = {e["path"]: e["reason"] for e in r["results"]}
+    lines += _listing(f"a face the model cannot read in {len(r['uncertain'])} photos (no label):",
+                      [f"{p} ({reasons[p]})" for p in r["uncertain"]])
+    if r["ignored"]:
+        lines += ["", f"{len(r['ignored'])} files that are not photos were left out (listed under 'ignored' in "
+                      "--json)"]
     return "\n".join(lines)
+
+
+def write_outputs(args: argparse.Namespace, result: dict) -> None:
+    """Write --json and --confusion, each on its own; raise what failed after trying both."""
+    failures: list[Exception] = []
+    if args.json:
+        try:
+            with atomic_path(args.json) as tmp:
+                tmp.write_text(json.dumps(result, indent=2) + "\n")
+            print(f"wrote {printable(args.json)}")
+        except OutputError as exc:
+            failures.append(exc)
+    if args.confusion:
+        try:
+            save_confusion_png(result["report"]["confusion_matrix"], result["report"]["classes"], args.confusion,
+                               title=f"{args.dir.name}: accuracy {result['accuracy']:.1%}")
+            print(f"wrote {printable(args.confusion)}")
+        except OutputError as exc:
+            failures.append(exc)
+    if len(failures) == 1:
+        raise failures[0]
+    if failures:
+        raise OutputError("; ".join(str(f) for f in failures))
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    result = evaluate(args)
-    print(format_result(result))
-    if args.json:
-        with atomic_path(args.json) as tmp:
-            tmp.write_text(json.dumps(result, indent=2) + "\n")
-    if args.confusion:
-        save_confusion_png(result["report"]["confusion_matrix"], result["report"]["classes"], args.confusion,
-                           title=f"{args.dir.name}: accuracy {result['accuracy']:.1%}")
+    check_outputs(args)
+    with interrupt_on_termination():  # SIGTERM and SIGHUP clean up like Ctrl-C
+        result = evaluate(args)
+        print(format_result(result))
+        write_outputs(args, result)
     return 0
 
 

@@ -5,28 +5,34 @@
     python -m realtime.webcam --source clip.mp4    # any OpenCV source: file, rtsp:// or http:// URL
     python -m realtime.webcam --no-display --log results.jsonl
 
-Keys in the window: q or Esc quits, space pauses, s saves a screenshot.
+Keys in the window: q or Esc quits, space pauses, s saves a screenshot. Ctrl-C, SIGTERM and SIGHUP stop the
+stream like q (also headless): the recording and the log are finished and kept.
 """
 from __future__ import annotations
 
 import argparse
 import ctypes
 import os
+import signal
 import sys
+import threading
 import time
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Iterator
 
 import cv2
 import numpy as np
 
-from fercore.atomic import atomic_path
+from fercore.atomic import OutputError, check_writable, output_error, printable
+from fercore.cli import number
 from realtime import cli
 from realtime.overlay import draw_faces, draw_fps
+from realtime.photos import ImageError, too_large, write_image
 from realtime.pipeline import Pipeline
 from realtime.results import FrameResult, JsonlLog, header
-from realtime.video_io import WRITER_FOURCC, CaptureError, LatestFrameCapture, open_source, video_writer
+from realtime.video_io import (WRITER_FOURCC, CaptureError, LatestFrameCapture, VideoError, opencv_path,
+                               open_source, video_writer)
 
 WINDOW = "Emotions - q: quit, space: pause, s: screenshot"
 FALLBACK_FPS = 30.0  # recording rate when a camera does not report a sane one
@@ -63,27 +69,127 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m realtime.webcam", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--camera", type=int, default=0, help="camera number (default 0)")
+    src.add_argument("--camera", type=number(0, kind=int), default=0, help="camera number, from 0 (default 0)")
     src.add_argument("--source", help="a video file or URL instead of a camera (a file plays at its frame rate)")
     p.add_argument("--record", type=Path, help="save the annotated stream as a video (.mp4 or .avi)")
-    p.add_argument("--log", type=Path, help="append each frame's results to a JSON Lines file")
+    p.add_argument("--log", type=Path,
+                   help="write each frame's results to a JSON Lines file as they come (an existing file is replaced)")
     p.add_argument("--no-display", action="store_true", help="run without a window (servers, containers)")
     p.add_argument("--screenshot-dir", type=Path, default=Path("screenshots"),
                    help="where the s key saves screenshots (default ./screenshots)")
-    p.add_argument("--screenshot-after", type=int, metavar="N", help="also save a screenshot after N frames")
-    p.add_argument("--max-frames", type=int, metavar="N", help="stop after N processed frames")
-    p.add_argument("--stall-timeout", type=float, default=5.0,
-                   help="seconds without a new frame before giving up on the source (default 5)")
+    p.add_argument("--screenshot-after", type=number(1, kind=int), metavar="N",
+                   help="also save a screenshot after N frames")
+    p.add_argument("--max-frames", type=number(1, kind=int), metavar="N", help="stop after N processed frames")
+    p.add_argument("--stall-timeout", type=number(0.01, 86400), default=5.0, metavar="S",
+                   help="seconds without an answer or a new frame before giving up on the source, also when "
+                        "opening a stream (default 5; 0.01 to 86400)")
     cli.add_pipeline_args(p)
     return p.parse_args(argv)
 
 
-def save_screenshot(image: np.ndarray, folder: Path, index: int) -> Path:
+def same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file (links included)."""
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b) or a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """Before anything starts: a file --source exists and OpenCV can take its name; --record and --log are
+    neither the source nor each other, and can be written; so can the screenshot folder for --screenshot-after
+    (with a window, a warning says when the s key could not save one)."""
+    source = None
+    if args.source is not None and "://" not in args.source and not args.source.isdigit():
+        source = Path(opencv_path(args.source, CaptureError))
+        if not source.is_file():
+            raise CaptureError(f"video source not found: {printable(args.source)}")
+    outputs = {name: path for name, path in (("--record", args.record), ("--log", args.log)) if path is not None}
+    for name, out in outputs.items():
+        if source is not None and same_file(out, source):
+            raise cli.InputError(f"refusing to write {printable(out)} ({name}): it is the --source video")
+    if args.record is not None and args.log is not None and same_file(args.record, args.log):
+        raise cli.InputError(f"--record and --log name the same file {printable(args.log)}")
+    if args.record is not None:
+        if args.record.suffix.lower() not in WRITER_FOURCC:
+            raise cli.InputError(f"--record: use a {' or '.join(WRITER_FOURCC)} file, got {printable(args.record)}")
+        opencv_path(args.record)
+    for out in outputs.values():
+        check_writable(out)
+    if args.screenshot_after:
+        check_writable(args.screenshot_dir, folder=True)
+    elif not args.no_display:  # the s key may never be pressed: a warning, not a refusal to start
+        try:
+            check_writable(args.screenshot_dir, folder=True)
+        except OutputError as exc:
+            print(f"warning: the s key cannot save screenshots: {exc}", file=sys.stderr)
+
+
+def save_screenshot(image: np.ndarray, folder: Path, index: int) -> Path | None:
+    """Save a screenshot; a failure (a full disk) is told and the stream goes on."""
     path = folder / f"screenshot-{time.strftime('%Y%m%d-%H%M%S')}-{index:06d}.png"
-    with atomic_path(path) as tmp:
-        cv2.imwrite(str(tmp), image)
-    print(f"screenshot saved: {path}")
+    try:
+        write_image(path, image)
+    except (OutputError, ImageError) as exc:
+        print(f"warning: no screenshot: {exc}", file=sys.stderr)
+        return None
+    print(f"screenshot saved: {printable(path)}")
     return path
+
+
+class _Stop(Exception):
+    """A stop signal arrived while waiting for a frame."""
+
+
+class StopSignals:
+    """Ctrl-C, SIGTERM and SIGHUP end the stream like its end: the loop stops, and the recording and the log are
+    finished and kept (a stopped stream is a finished stream).
+
+    A signal is noted and the loop stops before its next frame, never in the middle of writing one (the recording
+    and the log hold the same frames); one that comes while waiting for the source (opening it, or the next frame,
+    up to --stall-timeout) ends the wait at once. A signal ignored before (``nohup``) stays ignored. Only in the
+    main thread, where Python handles signals.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._waiting = False
+        self._previous: dict = {}
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name if self.signum else ""
+
+    def _handle(self, signum, frame) -> None:
+        if self.signum is None:
+            self.signum = signum
+        if self._waiting:
+            self._waiting = False
+            raise _Stop()
+
+    @contextmanager
+    def waiting(self) -> Iterator[None]:
+        """A wait for the source that a stop signal ends with _Stop."""
+        if self.signum is not None:
+            raise _Stop()
+        self._waiting = True
+        try:
+            yield
+        finally:
+            self._waiting = False
+
+    def __enter__(self) -> "StopSignals":
+        if threading.current_thread() is threading.main_thread():
+            for s in self.SIGNALS:
+                if signal.getsignal(s) != signal.SIG_IGN:
+                    self._previous[s] = signal.signal(s, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, h in self._previous.items():
+            signal.signal(s, h)
 
 
 def annotated_stream(capture: LatestFrameCapture, pipe: Pipeline, is_camera: bool,
@@ -96,6 +202,8 @@ def annotated_stream(capture: LatestFrameCapture, pipe: Pipeline, is_camera: boo
     fps, last = 0.0, None
     while (item := capture.read(timeout)) is not None:
         index, t, frame = item
+        if problem := too_large(frame.shape[1], frame.shape[0], "a frame of the source"):
+            raise CaptureError(problem)
         result = pipe.process(frame, index, t)
         now = time.perf_counter()
         if last is not None:
@@ -127,13 +235,18 @@ def main(argv: list[str] | None = None) -> int:
     problem = None if args.no_display else display_problem()
     if problem:
         raise cli.InputError(f"{problem}; use --no-display to run without a window")
-    if args.record and args.record.suffix.lower() not in WRITER_FOURCC:
-        raise cli.InputError(f"--record: use a {' or '.join(WRITER_FOURCC)} file, got {args.record}")
+    check_outputs(args)
     source = args.source if args.source is not None else args.camera
-    stopped: CaptureError | None = None  # raised once the recording and the log are closed, so they are kept
-    with ExitStack() as stack:
+    failures: list[Exception] = []  # raised once the recording and the log are finished, so they are kept
+    writer, recorded = None, False
+    with StopSignals() as stop, ExitStack() as stack:  # a signal while finishing the outputs cannot cut them short
         pipe = stack.enter_context(cli.pipeline_from_args(args, video=True))
-        cap, is_camera = open_source(source)
+        try:
+            with stop.waiting():
+                cap, is_camera = open_source(source, timeout=args.stall_timeout)
+        except _Stop:
+            print(f"stopped by {stop.name} before the source opened", file=sys.stderr)
+            return 0
         source_fps = cap.get(cv2.CAP_PROP_FPS)
         source_fps = source_fps if 1 <= source_fps <= 240 else FALLBACK_FPS
         is_file = not is_camera and "://" not in str(source)
@@ -141,48 +254,104 @@ def main(argv: list[str] | None = None) -> int:
         stack.callback(capture.close)
         log = None
         if args.log:
-            log = JsonlLog(args.log, header(pipe.classes, input=str(source), kind="stream",
-                                            settings=cli.settings(args, pipe)))
-            stack.callback(log.close)
+            try:
+                log = JsonlLog(args.log, header(pipe.classes, input=printable(source), kind="stream",
+                                                settings=cli.settings(args, pipe)))
+            except OSError as exc:
+                raise output_error(args.log, exc) from exc
+            stack.callback(finish_log, log, args.log, failures)
         if not args.no_display:
             cv2.namedWindow(WINDOW, cv2.WINDOW_AUTOSIZE)
             stack.callback(cv2.destroyAllWindows)
         stream = annotated_stream(capture, pipe, is_camera, args.stall_timeout)
-        writer, frame, index, processed, paused = None, None, 0, 0, False
-        while args.max_frames is None or processed < args.max_frames:
-            if not paused:
+        frame, index, processed, paused = None, 0, 0, False
+        recording = ExitStack()
+        with recording:  # an error before the end (a bug, a frame that does not fit) deletes the partial video
+            while (args.max_frames is None or processed < args.max_frames) and stop.signum is None:
+                if not paused:
+                    try:
+                        with stop.waiting():
+                            item = next(stream, None)
+                    except _Stop:
+                        break
+                    except CaptureError as exc:
+                        failures.append(exc)
+                        break
+                    if item is None:
+                        break  # the end of a file
+                    index, result, frame = item
+                    processed += 1
+                    if args.record and writer is None:
+                        writer = recording.enter_context(video_writer(args.record, source_fps,
+                                                                      (frame.shape[1], frame.shape[0])))
+                    if writer is not None:
+                        writer.write(frame)
+                    if log is not None:
+                        try:
+                            log.write(result)
+                        except OSError as exc:  # a full disk: what was recorded and logged so far is kept
+                            failures.append(output_error(args.log, exc))
+                            break
+                    if args.screenshot_after == processed:
+                        save_screenshot(frame, args.screenshot_dir, index)
+                if not args.no_display:
+                    key = show(frame, paused)
+                    if key in (ord("q"), 27):
+                        break
+                    if key == ord(" "):
+                        paused = not paused
+                    elif key == ord("s"):
+                        save_screenshot(frame, args.screenshot_dir, index)
+            if writer is not None:
+                if stop.signum is not None:
+                    print(f"stopped by {stop.name}: finishing {printable(args.record)} ({writer.frames} frames)",
+                          file=sys.stderr)
                 try:
-                    item = next(stream, None)
-                except CaptureError as exc:
-                    stopped = exc
-                    break
-                if item is None:
-                    break  # the end of a file
-                index, result, frame = item
-                processed += 1
-                if args.record and writer is None:
-                    writer = stack.enter_context(video_writer(args.record, source_fps,
-                                                              (frame.shape[1], frame.shape[0])))
-                if writer is not None:
-                    writer.write(frame)
-                if log is not None:
-                    log.write(result)
-                if args.screenshot_after == processed:
-                    save_screenshot(frame, args.screenshot_dir, index)
-            if not args.no_display:
-                key = show(frame, paused)
-                if key in (ord("q"), 27):
-                    break
-                if key == ord(" "):
-                    paused = not paused
-                elif key == ord("s"):
-                    save_screenshot(frame, args.screenshot_dir, index)
-    print(f"{processed} frames processed")
-    if writer is not None:
-        print(f"recorded {args.record} ({writer.frames} frames at {source_fps:g} fps)")
-    if stopped is not None:
-        raise stopped
+                    recording.close()  # read back, synced and renamed into place
+                    recorded = True
+                except (OutputError, VideoError) as exc:
+                    failures.append(exc)
+    print(f"{processed} frames processed" + (f" (stopped by {stop.name})" if stop.signum is not None else ""))
+    if recorded:
+        padding = f"; {writer.padding}" if writer.padding else ""
+        print(f"recorded {printable(args.record)} ({writer.frames} frames at {source_fps:g} fps{padding})")
+    if len(failures) == 1:
+        raise failures[0]
+    if failures:
+        raise OutputError("; ".join(str(f) for f in failures))
     return 0
+
+
+def finish_log(log: JsonlLog, path: Path, failures: list[Exception]) -> None:
+    """Close the log (close_log); a failure joins ``failures``, unless one for the log is there already."""
+    try:
+        close_log(log, path)
+    except OutputError as exc:
+        if not any(isinstance(f, OutputError) and printable(path) in str(f) for f in failures):
+            failures.append(exc)
+
+
+def close_log(log: JsonlLog, path: Path) -> None:
+    """Close the log, cut a last line a full disk left half-written, and sync it to the disk; a failure is an
+    OutputError (the lines before it are kept)."""
+    error: OSError | None = None
+    try:
+        log.close()
+    except OSError as exc:
+        error = exc
+    try:
+        with open(path, "r+b") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            tail = size - max(0, size - (1 << 20))
+            fh.seek(size - tail)
+            data = fh.read(tail)
+            if not data.endswith(b"\n"):
+                fh.truncate(size - tail + data.rfind(b"\n") + 1)
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        error = error or exc
+    if error is not None:
+        raise output_error(path, error) from error
 
 
 if __name__ == "__main__":

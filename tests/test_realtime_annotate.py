@@ -1,16 +1,27 @@
 import csv
+import errno
 import json
+import os
+import re
+import shutil
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from realtime import cli
+from fercore.atomic import atomic_path
+from realtime import annotate as annotate_module
+from realtime import cli, video_io
 from realtime.annotate import main
 from realtime.results import csv_columns
 from realtime.video_io import VideoReader, video_writer
+from fs_faults import contents, full_disk, readonly_dir
+from test_realtime_video_io import DroppingWriter
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 
@@ -84,7 +95,8 @@ def test_bad_inputs_give_a_message_and_no_output(tiny_checkpoint, media, tmp_pat
 
 
 @pytest.mark.parametrize("option,value", [("--smoothing", "1"), ("--margin", "-0.1"), ("--min-confidence", "2"),
-                                          ("--threads", "0"), ("--backend", "tensorrt")])
+                                          ("--threads", "0"), ("--backend", "tensorrt"),
+                                          ("--margin", "inf"), ("--margin", "nan"), ("--threads", "1000")])
 def test_bad_options_are_usage_errors(media, tmp_path, option, value, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([str(media / "group_pan.mp4"), "--json", str(tmp_path / "r.json"), option, value])
@@ -126,8 +138,9 @@ def test_a_photo_and_a_folder_of_photos(tiny_checkpoint, media, tmp_path, capsys
     assert written == ["blank.jpg", "gray.png", "sub/alpha16.png"]
     doc = json.loads((tmp_path / "all.json").read_text())
     check_document(doc, "images")
-    assert [len(fr["faces"]) for fr in doc["frames"]] == [0, 2, 2]
+    assert [len(fr["faces"]) for fr in doc["frames"]] == [0, 1, 1]
     assert [s["source"].endswith("broken.jpg") for s in doc["skipped"]] == [True]
+    assert doc["ignored"] == [{"source": str(folder / "notes.txt"), "reason": "not a photo"}]
 
 
 def test_the_command_line_reports_a_missing_model_without_a_traceback(media, tmp_path):
@@ -152,3 +165,175 @@ def test_a_sample_photo_is_annotated(tiny_checkpoint, sample_media, tmp_path, ch
     x0, y0, x1, y1 = doc["frames"][0]["faces"][0]["box"]
     diff = np.abs(drawn.astype(int) - raw).sum(axis=2)
     assert diff[y0:y0 + 2, x0:x1].mean() > 60  # the box outline
+
+
+# --- issue 15: faults, checked up front, kept when they come late ----------------------------------------------
+def run_annotate(*args, timeout=180) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "realtime.annotate", *map(str, args), "--no-progress"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def one_error_line(stderr: str) -> str:
+    """The command's single 'error:' line (and no traceback)."""
+    assert "Traceback" not in stderr, stderr
+    (line,) = [line for line in stderr.splitlines() if line.startswith("error:")]
+    return line
+
+
+def test_the_command_on_a_full_disk_fails_and_leaves_no_video_that_looks_complete(tiny_checkpoint, sample_media,
+                                                                                  tmp_path):
+    """The annotated clip is about 470 KB; 32 KB are left. It used to exit 0 with a file of no readable frame."""
+    with full_disk(tmp_path / "full", free=32 * 1024) as disk:
+        proc = run_annotate(sample_media / "portraits.mp4", "-o", disk / "out.mp4", "--checkpoint", tiny_checkpoint)
+        assert proc.returncode == 1
+        assert "can be read back (is the disk full?" in one_error_line(proc.stderr)
+        assert "wrote" not in proc.stdout
+        assert contents(disk) == []
+    with full_disk(tmp_path / "full2", free=0) as disk:  # results files alone: found full before the work
+        proc = run_annotate(sample_media / "photos" / "astronaut.jpg", "--json", disk / "r.json", "--csv",
+                            disk / "r.csv", "--checkpoint", tiny_checkpoint)
+        assert proc.returncode == 1 and "r.json: the disk is full" in one_error_line(proc.stderr)
+        assert contents(disk) == []
+
+
+def test_a_video_that_does_not_read_back_is_an_error_and_the_results_are_kept(tiny_checkpoint, sample_media,
+                                                                             tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(video_io.cv2, "VideoWriter", DroppingWriter)  # a full disk: OpenCV says nothing
+    out, js = tmp_path / "out.mp4", tmp_path / "r.json"
+    assert annotate(sample_media / "portraits.mp4", "-o", out, "--json", js, "--checkpoint", tiny_checkpoint) == 1
+    assert "writing " + str(out) + " failed: 3 of its 50 frames can be read back" in capsys.readouterr().err
+    assert contents(tmp_path) == ["r.json"]
+    assert len(json.loads(js.read_text())["frames"]) == 50
+
+
+def test_a_results_file_that_fails_at_the_end_keeps_the_video(tiny_checkpoint, sample_media, tmp_path, monkeypatch,
+                                                              capsys):
+    def full(path, *args):
+        with atomic_path(path) as tmp:
+            tmp.write_text("{")
+            raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(annotate_module, "write_json", full)
+    out = tmp_path / "out.mp4"
+    assert annotate(sample_media / "portraits.mp4", "-o", out, "--json", tmp_path / "r.json", "--csv",
+                    tmp_path / "r.csv", "--checkpoint", tiny_checkpoint) == 1
+    captured = capsys.readouterr()
+    assert f"error: cannot write {tmp_path / 'r.json'}: the disk is full" in captured.err
+    assert f"wrote {out} (50 frames" in captured.out
+    assert contents(tmp_path) == ["out.mp4", "r.csv"]
+    with VideoReader(out) as r:
+        assert sum(1 for _ in r) == 50
+
+
+def test_outputs_are_checked_before_the_work(sample_media, tmp_path, capsys):
+    """Each is refused before the model loads (the checkpoint named does not exist)."""
+    video, photo = sample_media / "portraits.mp4", sample_media / "photos" / "astronaut.jpg"
+    (tmp_path / "dir.json").mkdir()
+    (tmp_path / "dir.mp4").mkdir()
+    cases = [((video, "--json", tmp_path / "r.x", "--csv", tmp_path / "r.x"), "--json and --csv name the same file"),
+             ((video, "-o", tmp_path / "a.mp4", "--json", tmp_path / "a.mp4"), "-o and --json name the same file"),
+             ((video, "-o", tmp_path / "dir.mp4"), "dir.mp4: it is a folder"),
+             ((photo, "--json", tmp_path / "dir.json"), "dir.json: it is a folder"),
+             ((video, "-o", tmp_path / "out.gif"), "cannot write this video type"),
+             ((photo, "-o", tmp_path / "out.mp4"), "the output of a photo must be a photo")]
+    with readonly_dir(tmp_path / "ro") as ro:
+        cases.append(((photo, "--csv", ro / "r.csv"), "r.csv: (the folder is on a read-only file system|permission)"))
+        for args, message in cases:
+            assert annotate(*args, "--checkpoint", tmp_path / "missing.pt") == 1
+            err = capsys.readouterr().err
+            assert re.search(message, err) and "checkpoint" not in err, (args, err)
+        assert contents(ro) == []
+    assert contents(tmp_path) == ["dir.json", "dir.mp4", "ro"]
+
+
+def gif(path, size=(101, 57), frames=5):
+    from PIL import Image
+
+    images = [Image.fromarray(np.full((size[1], size[0], 3), 40 * i, np.uint8)) for i in range(frames)]
+    images[0].save(path, save_all=True, append_images=images[1:], duration=40, loop=0)
+    return path
+
+
+def test_a_gif_is_a_video_and_odd_sizes_are_padded_and_said(tiny_checkpoint, tmp_path, capsys):
+    src = gif(tmp_path / "anim.gif")  # 101x57, 5 frames: OpenCV reads a GIF as a video
+    out, js = tmp_path / "out.mp4", tmp_path / "r.json"
+    assert annotate(src, "-o", out, "--json", js, "--checkpoint", tiny_checkpoint) == 0
+    assert ("wrote {} (5 frames, 101x57, 25 fps; padded from 101x57 to 102x58 with black on the right and bottom "
+            "(the video encoders need even sizes))".format(out)) in capsys.readouterr().out
+    with VideoReader(out) as r:
+        assert (r.info.width, r.info.height, r.info.frame_count) == (102, 58, 5)
+    video = json.loads(js.read_text())["video"]
+    assert (video["width"], video["height"]) == (101, 57)  # the input's: the boxes' coordinates
+
+
+def test_a_folder_lists_gifs_other_files_and_broken_links(tiny_checkpoint, sample_media, tmp_path, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(sample_media / "photos" / "astronaut.jpg", folder / "a.jpg")
+    gif(folder / "anim.gif")
+    (folder / "notes.txt").write_text("x")
+    (folder / "gone.jpg").symlink_to(tmp_path / "deleted.jpg")
+    js = tmp_path / "r.json"
+    assert annotate(folder, "-o", tmp_path / "out", "--json", js, "--checkpoint", tiny_checkpoint) == 1
+    err = capsys.readouterr().err
+    assert "gone.jpg is a broken link" in err
+    assert ("note: 2 files that are not photos were left out: anim.gif (a GIF is read as a video: annotate it on "
+            "its own), notes.txt (not a photo)") in err
+    doc = json.loads(js.read_text())
+    assert [Path(s["source"]).name for s in doc["skipped"]] == ["gone.jpg"]
+    assert [Path(i["source"]).name for i in doc["ignored"]] == ["anim.gif", "notes.txt"]
+    assert contents(tmp_path / "out") == ["a.jpg"]
+
+
+def test_a_huge_photo_is_refused_with_a_message(tiny_checkpoint, tmp_path, capsys):
+    from test_realtime_photos import png_header
+
+    (tmp_path / "huge.png").write_bytes(png_header(30000, 30000))
+    assert annotate(tmp_path / "huge.png", "-o", tmp_path / "out.png", "--checkpoint", tiny_checkpoint) == 1
+    assert "more than the 150 megapixels this app reads; downscale it first" in capsys.readouterr().err
+    assert contents(tmp_path) == ["huge.png"]
+
+
+def test_names_that_are_not_utf8(tiny_checkpoint, sample_media, tmp_path):
+    """Photos of any name are annotated; a video OpenCV would have to open by such a name is refused (it used to
+    crash with exit 139)."""
+    odd = os.fsdecode(b"caf\xe9")
+    folder = tmp_path / odd
+    folder.mkdir()
+    shutil.copy(sample_media / "photos" / "astronaut.jpg", folder / f"{odd}.jpg")
+    proc = run_annotate(folder, "-o", tmp_path / "out", "--json", tmp_path / "r.json", "--csv", tmp_path / "r.csv",
+                        "--checkpoint", tiny_checkpoint)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "out" / f"{odd}.jpg").is_file()
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert doc["frames"][0]["source"].endswith("caf\\xe9/caf\\xe9.jpg")
+    assert "caf\\xe9.jpg" in (tmp_path / "r.csv").read_text()
+    proc = run_annotate(sample_media / "portraits.mp4", "-o", tmp_path / f"{odd}.mp4", "--checkpoint", tiny_checkpoint)
+    assert proc.returncode == 1 and "not valid UTF-8" in one_error_line(proc.stderr)
+
+
+def long_clip(sample_media, path, repeat=16):
+    with VideoReader(sample_media / "portraits.mp4") as r:
+        frames = list(r)
+    with video_writer(path, 25.0, (frames[0].shape[1], frames[0].shape[0])) as w:
+        for _ in range(repeat):
+            for f in frames:
+                w.write(f)
+    return path
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_and_sighup_clean_up_like_ctrl_c(tiny_checkpoint, sample_media, tmp_path, signum):
+    clip = long_clip(sample_media, tmp_path / "clip.mp4")  # 800 frames: seconds of work
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "realtime.annotate", str(clip), "-o", str(out / "a.mp4"),
+                             "--json", str(out / "a.json"), "--no-progress", "--threads", "1",
+                             "--checkpoint", str(tiny_checkpoint)], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(out.glob(".a.*.tmp.mp4")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err
+    assert contents(out) == []

@@ -1,11 +1,17 @@
+import os
+import signal
+import socket
 import threading
 import time
 
+import cv2
 import numpy as np
 import pytest
 
+from realtime import video_io
 from realtime.video_io import (CaptureError, LatestFrameCapture, VideoError, VideoReader, open_source,
                                video_writer)
+from fs_faults import contents, full_disk
 
 
 def test_reading_a_real_video(media):
@@ -133,3 +139,101 @@ def test_sources_that_cannot_be_opened(tmp_path):
     (tmp_path / "text.mp4").write_text("not a video")
     with pytest.raises(CaptureError, match="cannot open video source"):
         open_source(str(tmp_path / "text.mp4"))
+
+
+# --- issue 15: a full disk, odd sizes, a stream that never answers --------------------------------------------
+class DroppingWriter:
+    """cv2.VideoWriter as on a full disk: it takes every frame and says nothing, but only the first few land."""
+
+    real = cv2.VideoWriter
+
+    def __init__(self, *args, keep: int = 3) -> None:
+        self._writer = self.real(*args)
+        self.keep = keep
+
+    def isOpened(self):
+        return self._writer.isOpened()
+
+    def write(self, frame):
+        if self.keep > 0:
+            self._writer.write(frame)
+            self.keep -= 1
+
+    def release(self):
+        self._writer.release()
+
+
+def test_a_video_that_does_not_read_back_is_not_put_in_place(tmp_path, monkeypatch):
+    monkeypatch.setattr(video_io.cv2, "VideoWriter", DroppingWriter)
+    with pytest.raises(VideoError, match=r"writing .*out.avi failed: 3 of its 10 frames can be read back "
+                                         r"\(is the disk full\? .* free there\); nothing written"):
+        with video_writer(tmp_path / "out.avi", 25.0, (64, 48)) as w:
+            for _ in range(10):
+                w.write(np.zeros((48, 64, 3), np.uint8))
+    assert contents(tmp_path) == []
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".avi"])
+def test_a_real_full_disk_leaves_no_video(tmp_path, suffix):
+    rng = np.random.default_rng(0)
+    with full_disk(tmp_path / "full", free=64 * 1024) as disk:
+        with pytest.raises(VideoError, match="can be read back"):
+            with video_writer(disk / f"out{suffix}", 25.0, (320, 240)) as w:
+                for _ in range(30):  # noise: about 1 MB however it is encoded
+                    w.write(rng.integers(0, 256, (240, 320, 3), np.uint8))
+        assert contents(disk) == []
+
+
+@pytest.mark.parametrize("size", [(501, 283), (7, 5)])
+def test_odd_sizes_are_padded_and_said(tmp_path, size):
+    w_, h_ = size
+    frame = np.full((h_, w_, 3), 255, np.uint8)
+    with video_writer(tmp_path / "odd.avi", 25.0, size) as w:
+        for _ in range(3):
+            w.write(frame)
+    assert w.encoded_size == (w_ + 1, h_ + 1)
+    assert w.padding == (f"padded from {w_}x{h_} to {w_ + 1}x{h_ + 1} with black on the right and bottom "
+                         "(the video encoders need even sizes)")
+    with VideoReader(tmp_path / "odd.avi") as r:
+        (first, *rest) = list(r)
+    assert first.shape == (h_ + 1, w_ + 1, 3) and len(rest) == 2
+    assert first[:h_, :w_].mean() > 200 and first[h_, :].max() < 60 and first[:, w_].max() < 60  # MJPG blurs edges
+    with video_writer(tmp_path / "even.mp4", 25.0, (8, 6)) as w:
+        w.write(np.zeros((6, 8, 3), np.uint8))
+    assert w.padding is None
+
+
+@pytest.fixture
+def silent_server():
+    """A TCP server on 127.0.0.1 that accepts connections and never answers; it stops by itself after 30 s."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(30)
+    connections = []
+
+    def accept():
+        try:
+            while True:
+                connections.append(server.accept()[0])
+        except OSError:
+            pass
+    threading.Thread(target=accept, daemon=True).start()
+    yield server.getsockname()[1]
+    server.close()
+    for c in connections:
+        c.close()
+
+
+def test_a_stream_that_never_answers_fails_within_the_timeout(silent_server):
+    start = time.monotonic()
+    with pytest.raises(CaptureError, match=r"no answer from the stream http://127.0.0.1:\d+/live within 1 s"):
+        open_source(f"http://127.0.0.1:{silent_server}/live", timeout=1.0)
+    assert time.monotonic() - start < 5
+
+
+def test_ctrl_c_works_while_a_stream_opens(silent_server):
+    timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
+    start = time.monotonic()
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        open_source(f"rtsp://127.0.0.1:{silent_server}/live", timeout=20.0)
+    assert time.monotonic() - start < 3

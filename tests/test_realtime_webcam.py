@@ -1,9 +1,11 @@
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import cv2
@@ -81,7 +83,7 @@ class PhotoCamera:
 def test_a_camera_that_stops_delivering_ends_with_a_message(tiny_checkpoint, media, tmp_path, monkeypatch, capsys,
                                                             then):
     camera = PhotoCamera(cv2.imread(str(media / "photos" / "surprised.jpg")), frames=5, then=then)
-    monkeypatch.setattr(webcam, "open_source", lambda source: (camera, True))
+    monkeypatch.setattr(webcam, "open_source", lambda source, timeout=None: (camera, True))
     args = ["--no-display", "--stall-timeout", "0.5", "--record", str(tmp_path / "rec.mp4"),
             "--checkpoint", str(tiny_checkpoint)]
     assert cli.run(webcam.main, args) == 1
@@ -113,3 +115,128 @@ def test_the_window_shows_the_overlay_on_a_virtual_display(tiny_checkpoint, medi
     drawn = sum(int(np.all(image == np.array(c, np.uint8), axis=2).sum()) for c in EMOTION_COLORS.values())
     assert drawn > 500  # box and bar pixels in the emotion colours
     assert np.all(image[:12, :60] == 0, axis=2).mean() > 0.5  # the FPS counter's black box in the corner
+
+
+# --- issue 15: the input is never destroyed, outputs are checked first, a stop finishes the outputs ------------
+def test_the_source_is_never_overwritten(tmp_path, media, capsys):
+    video = tmp_path / "in.mp4"
+    shutil.copy(media / "group_pan.mp4", video)
+    before = video.read_bytes()
+    (tmp_path / "link.mp4").symlink_to(video)
+    cases = [("--log", video, "--log): it is the --source video"),
+             ("--record", tmp_path / "." / "in.mp4", "--record): it is the --source video"),
+             ("--record", tmp_path / "link.mp4", "--record): it is the --source video")]
+    for option, path, message in cases:
+        assert cli.run(webcam.main, ["--source", str(video), "--no-display", option, str(path),
+                                     "--checkpoint", str(tmp_path / "missing.pt")]) == 1
+        assert message in capsys.readouterr().err
+    assert cli.run(webcam.main, ["--source", str(video), "--no-display", "--record", str(tmp_path / "a.mp4"),
+                                 "--log", str(tmp_path / "a.mp4"), "--checkpoint", str(tmp_path / "missing.pt")]) == 1
+    assert "--record and --log name the same file" in capsys.readouterr().err
+    assert video.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "link.mp4"]
+
+
+def test_outputs_are_checked_before_anything_starts(tmp_path, capsys):
+    (tmp_path / "dir.mp4").mkdir()
+    (tmp_path / "dir.jsonl").mkdir()
+    (tmp_path / "file").write_text("")
+    base = ["--no-display", "--checkpoint", str(tmp_path / "missing.pt")]
+    cases = [(["--record", str(tmp_path / "dir.mp4")], "dir.mp4: it is a folder"),
+             (["--log", str(tmp_path / "dir.jsonl")], "dir.jsonl: it is a folder"),
+             (["--screenshot-after", "1", "--screenshot-dir", str(tmp_path / "file")], "it is a file, not a folder"),
+             (["--record", str(tmp_path / "x.mkv")], "--record: use a .mp4 or .avi file"),
+             (["--source", os.fsdecode(b"caf\xe9.mp4")], "not valid UTF-8")]
+    for args, message in cases:
+        assert cli.run(webcam.main, [*args, *base]) == 1
+        err = capsys.readouterr().err
+        assert message in err and "checkpoint" not in err, err
+    from fs_faults import readonly_dir
+
+    with readonly_dir(tmp_path / "ro") as ro:
+        assert cli.run(webcam.main, ["--log", str(ro / "log.jsonl"), *base]) == 1
+        assert "log.jsonl: " in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args", [["--camera", "-1"], ["--stall-timeout", "0"], ["--stall-timeout", "-1"],
+                                  ["--stall-timeout", "nan"], ["--stall-timeout", "inf"], ["--max-frames", "-1"],
+                                  ["--max-frames", "0"], ["--screenshot-after", "0"], ["--threads", "1000"],
+                                  ["--margin", "inf"]])
+def test_out_of_range_values_are_usage_errors(args, capsys):
+    with pytest.raises(SystemExit) as info:
+        webcam.parse_args(args)
+    assert info.value.code == 2 and args[0] in capsys.readouterr().err
+
+
+def test_the_log_is_replaced_as_its_help_says(capsys):
+    with pytest.raises(SystemExit):
+        webcam.parse_args(["--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "an existing file is replaced" in out and "append" not in out
+
+
+def test_a_recording_that_does_not_read_back_is_an_error_and_the_log_is_kept(tiny_checkpoint, media, tmp_path,
+                                                                          monkeypatch, capsys):
+    from realtime import video_io
+    from test_realtime_video_io import DroppingWriter
+
+    monkeypatch.setattr(video_io.cv2, "VideoWriter", DroppingWriter)  # a full disk: OpenCV says nothing
+    camera = PhotoCamera(cv2.imread(str(media / "photos" / "surprised.jpg")), frames=8, then="end")
+    monkeypatch.setattr(webcam, "open_source", lambda source, timeout=None: (camera, False))
+    args = ["--no-display", "--record", str(tmp_path / "rec.mp4"), "--log", str(tmp_path / "log.jsonl"),
+            "--checkpoint", str(tiny_checkpoint)]
+    assert cli.run(webcam.main, args) == 1
+    assert "can be read back" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["log.jsonl"]
+    lines = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert lines[0]["kind"] == "stream" and len(lines) >= 2
+
+
+def test_a_stream_that_never_answers_is_told_within_the_stall_timeout(tiny_checkpoint, capsys):
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as server:  # accepts (the kernel's backlog), never answers
+        port = server.getsockname()[1]
+        start = time.monotonic()
+        assert cli.run(webcam.main, ["--source", f"http://127.0.0.1:{port}/cam", "--stall-timeout", "1",
+                                     "--no-display", "--checkpoint", str(tiny_checkpoint)]) == 1
+        took = time.monotonic() - start
+    err = capsys.readouterr().err
+    assert f"no answer from the stream http://127.0.0.1:{port}/cam within 1 s" in err and took < 15
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_stopping_a_headless_recording_finishes_it(tiny_checkpoint, media, tmp_path, signum):
+    """Ctrl-C is the way to stop without --max-frames; SIGTERM how a service manager stops it. Either keeps the
+    recording and the log, complete and of the same frames."""
+    log, rec = tmp_path / "log.jsonl", tmp_path / "rec.mp4"
+    log.write_text("an older log\n" * 1000)
+    proc = subprocess.Popen([sys.executable, "-m", "realtime.webcam", "--source", str(media / "group_pan.mp4"),
+                             "--no-display", "--record", str(rec), "--log", str(log), "--threads", "1",
+                             "--checkpoint", str(tiny_checkpoint)], cwd=ROOT, env=without_display(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline and \
+            (not log.exists() or "older" in log.read_text()[:20] or log.read_text().count("\n") < 8):
+        time.sleep(0.05)
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert f"(stopped by {signal.Signals(signum).name})" in out and "Traceback" not in err
+    lines = log.read_text().splitlines()
+    assert "older" not in lines[0] and json.loads(lines[0])["kind"] == "stream"
+    frames = [json.loads(line) for line in lines[1:]]
+    with VideoReader(rec) as r:
+        assert r.info.frame_count == len(frames) >= 7 and sum(1 for _ in r) == len(frames)
+    assert f"recorded {rec} ({len(frames)} frames" in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["log.jsonl", "rec.mp4"]  # no hidden temporary file
+
+
+def test_a_log_line_a_full_disk_cut_short_is_removed(tmp_path):
+    from realtime.results import JsonlLog
+
+    path = tmp_path / "log.jsonl"
+    log = JsonlLog(path, {"schema": "x"})
+    with open(path, "a") as fh:
+        fh.write('{"frame": 1, "faces": [{"tr')  # what a full disk leaves of a line
+    webcam.close_log(log, path)
+    assert path.read_text() == '{"schema": "x"}\n'
