@@ -1,13 +1,13 @@
 """Shared fixtures. Real data lives in ../shared beside the checkout (CI lays it there too)."""
+import re
 from pathlib import Path
 
 import pytest
 
 from fercore.classes import EMOTIONS
+from fercore.paths import CONFIGS, SHARED_FER, SHARED_MEDIA
 from fercore.readability import REASONS
 from realtime import results
-
-from fercore.paths import SHARED_FER, SHARED_MEDIA
 
 
 @pytest.fixture(scope="session")
@@ -135,3 +135,50 @@ def check_face():
 @pytest.fixture(scope="session")
 def check_document():
     return _check_document
+
+
+# --- training: tiny runs on the small data the tests make --------------------------------------------------
+class TinyRun:
+    """A tiny training (eighth-width CNN, one thread, no TensorBoard, no cache) as a config or as the arguments of
+    ``python -m training.run``; ``extra`` overrides come last."""
+
+    overrides = ["model.args.width=0.125", "train.threads=1", "train.batch_size=32", "output.tensorboard=false",
+                 "data.cache_dir=null"]
+    config = CONFIGS / "cnn.yaml"
+
+    def cfg(self, data, out, *extra) -> dict:
+        from training.config import load_config
+
+        return load_config(self.config, self.overrides + [f"data.root={data}", f"output.dir={out}", *extra])
+
+    def args(self, data, out, *extra) -> list[str]:
+        return ["--config", str(self.config),
+                *[f"--set={s}" for s in self.overrides + [f"data.root={data}", f"output.dir={out}", *extra]]]
+
+
+@pytest.fixture(scope="session")
+def tiny_run() -> TinyRun:
+    return TinyRun()
+
+
+# --- command lines: every option has a help text ----------------------------------------------------------
+def _undocumented(help_text: str) -> list[str]:
+    """The arguments in an argparse help text that have no description (and the number of arguments seen)."""
+    lines = help_text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line in ("positional arguments:", "options:"))
+    missing, seen = [], 0
+    for i in range(start, len(lines)):
+        entry = re.fullmatch(r"  (\S.*?)(?:\s{2,}(\S.*))?", lines[i])
+        if not entry:
+            continue  # a heading, a blank line or a help text's continuation
+        seen += 1
+        following = lines[i + 1] if i + 1 < len(lines) else ""
+        if entry[2] is None and not (following.startswith(" " * 4) and following.strip()):
+            missing.append(entry[1])
+    assert seen >= 2, f"no arguments found in:\n{help_text}"
+    return missing
+
+
+@pytest.fixture(scope="session")
+def undocumented():
+    return _undocumented

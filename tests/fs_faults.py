@@ -1,15 +1,19 @@
-"""File-system faults for the reliability tests: a full disk (a small tmpfs filled up), a read-only folder, and
-what a folder holds (hidden temporary files included). A real tmpfs needs root; without it those tests skip and
+"""File-system faults for the reliability tests: a full disk (a small tmpfs filled up, or a video writer that
+silently drops frames), a read-only folder, a PNG header announcing a huge image, and what a folder holds
+(hidden temporary files included). A real tmpfs needs root; without it those tests skip and
 the patched-writer tests stand in."""
 from __future__ import annotations
 
 import os
 import shutil
+import struct
 import subprocess
+import zlib
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+import cv2
 import pytest
 
 
@@ -56,3 +60,32 @@ def readonly_dir(path: Path) -> Iterator[Path]:
 def contents(folder: Path) -> list[str]:
     """Every name under ``folder``, hidden ones included (a leftover temporary file shows), but the filler."""
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.name != ".filler")
+
+
+class DroppingWriter:
+    """cv2.VideoWriter as on a full disk: it takes every frame and says nothing, but only the first few land."""
+
+    real = cv2.VideoWriter
+
+    def __init__(self, *args, keep: int = 3) -> None:
+        self._writer = self.real(*args)
+        self.keep = keep
+
+    def isOpened(self):
+        return self._writer.isOpened()
+
+    def write(self, frame):
+        if self.keep > 0:
+            self._writer.write(frame)
+            self.keep -= 1
+
+    def release(self):
+        self._writer.release()
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG that announces ``width`` x ``height`` (its pixels are cut short: only the header matters)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(b"IEND", b""))

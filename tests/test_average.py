@@ -9,7 +9,6 @@ from models.checkpoint import CheckpointError, atomic_save, load_model, make_che
 from training.average import average_checkpoints, main as average_main, recompute_batchnorm
 from training.trainer import Trainer
 
-from tests.test_training import tiny_cfg
 
 
 def _checkpoint(tmp_path, name, seed, **args):
@@ -56,8 +55,8 @@ def test_recompute_batchnorm_measures_the_first_layer_statistics():
     torch.testing.assert_close(bn.running_mean, torch.stack(seen).mean(0))
 
 
-def test_keep_epochs_then_average_command(tiny_fer_csv, tmp_path, capsys):
-    Trainer(tiny_cfg(tiny_fer_csv, tmp_path, "train.epochs=2", "output.keep_epochs=true")).fit()
+def test_keep_epochs_then_average_command(tiny_fer_csv, tmp_path, capsys, tiny_run):
+    Trainer(tiny_run.cfg(tiny_fer_csv, tmp_path, "train.epochs=2", "output.keep_epochs=true")).fit()
     epochs = sorted(tmp_path.glob("epoch_*.pt"))
     assert [p.name for p in epochs] == ["epoch_001.pt", "epoch_002.pt"]
     assert "training" not in read_checkpoint(epochs[0])

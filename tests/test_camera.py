@@ -51,6 +51,7 @@ def test_corrupted_copy_is_deterministic_and_covers_every_kind_and_level():
     assert not np.array_equal(noisy["noise", "severe"], other_seed["noise", "severe"])
 
 
+@pytest.mark.slow
 def test_corrupted_val_command_writes_a_folder_layout_per_corruption(tiny_fer_csv, tmp_path):
     from training.data import read_split
     out = tmp_path / "cval"

@@ -2,7 +2,6 @@
 for every option, bad values rejected as usage errors (exit 2), a failure the user can fix as one ``error:``
 line without a traceback (exit 1), Ctrl-C as 130."""
 import argparse
-import re
 import subprocess
 import sys
 
@@ -21,24 +20,7 @@ def python_m(module: str, *args: str) -> subprocess.CompletedProcess:
                           text=True, timeout=120)
 
 
-def undocumented(help_text: str) -> list[str]:
-    """The arguments in an argparse help text that have no description (and the number of arguments seen)."""
-    lines = help_text.splitlines()
-    start = next(i for i, line in enumerate(lines) if line in ("positional arguments:", "options:"))
-    missing, seen = [], 0
-    for i in range(start, len(lines)):
-        entry = re.fullmatch(r"  (\S.*?)(?:\s{2,}(\S.*))?", lines[i])
-        if not entry:
-            continue  # a heading, a blank line or a help text's continuation
-        seen += 1
-        following = lines[i + 1] if i + 1 < len(lines) else ""
-        if entry[2] is None and not (following.startswith(" " * 4) and following.strip()):
-            missing.append(entry[1])
-    assert seen >= 2, f"no arguments found in:\n{help_text}"
-    return missing
-
-
-def test_the_help_parser_finds_an_undocumented_option():
+def test_the_help_parser_finds_an_undocumented_option(undocumented):
     p = cli.parser("some.module", "Does things.\n\n    python -m some.module --here")
     g = p.add_argument_group("group")
     g.add_argument("--documented", help="a long help text " * 6)
@@ -50,8 +32,9 @@ def test_the_help_parser_finds_an_undocumented_option():
     assert undocumented(text) == ["input", "--bare BARE", "--bare-with-a-long-name-and-metavar SOMETHING_LONG"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("module", ENTRY_POINTS)
-def test_help_names_the_command_and_describes_every_option(module):
+def test_help_names_the_command_and_describes_every_option(module, undocumented):
     done = python_m(module, "--help")
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(f"usage: python -m {module} ")

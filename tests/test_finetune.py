@@ -17,7 +17,6 @@ from realtime import cli
 from realtime import crop_faces
 from realtime import evaluate as evaluate_module
 from realtime.photos import read_image
-from test_cli_convention import undocumented
 
 CONFIG = CONFIGS / "finetune.yaml"
 # The shared posed portraits, one per emotion, in folders named as people name them.
@@ -222,7 +221,7 @@ def test_user_errors_are_one_line_and_usage_errors_exit_2(photos, tmp_path, caps
     assert not list(tmp_path.glob(".out.*"))
 
 
-def test_help_describes_every_option(capsys):
+def test_help_describes_every_option(capsys, undocumented):
     assert cli.run(crop_faces.main, ["--help"]) == 0
     text = capsys.readouterr().out
     assert text.startswith("usage: python -m realtime.crop_faces ") and undocumented(text) == []

@@ -20,8 +20,7 @@ from realtime import cli, video_io
 from realtime.annotate import main
 from realtime.results import csv_columns
 from realtime.video_io import VideoReader, video_writer
-from fs_faults import contents, full_disk, readonly_dir
-from test_realtime_video_io import DroppingWriter
+from fs_faults import DroppingWriter, contents, full_disk, png_header, readonly_dir
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 
@@ -285,7 +284,6 @@ def test_a_folder_lists_gifs_other_files_and_broken_links(tiny_checkpoint, sampl
 
 
 def test_a_huge_photo_is_refused_with_a_message(tiny_checkpoint, tmp_path, capsys):
-    from test_realtime_photos import png_header
 
     (tmp_path / "huge.png").write_bytes(png_header(30000, 30000))
     assert annotate(tmp_path / "huge.png", "-o", tmp_path / "out.png", "--checkpoint", tiny_checkpoint) == 1
@@ -330,9 +328,10 @@ def test_sigterm_and_sighup_clean_up_like_ctrl_c(tiny_checkpoint, sample_media, 
                              "--json", str(out / "a.json"), "--no-progress", "--threads", "1",
                              "--checkpoint", str(tiny_checkpoint)], cwd=ROOT, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
-    while not list(out.glob(".a.*.tmp.mp4")) and proc.poll() is None and time.monotonic() < deadline:
+    def writing() -> bool:  # frames are landing in the temporary video: the work (and its handlers) has begun
+        return any(p.stat().st_size > 20_000 for p in out.glob(".a.*.tmp.mp4"))
+    while not writing() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
-    time.sleep(0.3)
     proc.send_signal(signum)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err

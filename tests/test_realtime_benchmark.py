@@ -1,7 +1,10 @@
+import pytest
+
 from realtime import cli
 from realtime.benchmark import main
 
 
+@pytest.mark.slow
 def test_the_benchmark_runs_and_prints_every_case(tiny_checkpoint, media, capsys):
     assert cli.run(main, ["--frames", "12", "--checkpoint", str(tiny_checkpoint)]) == 0
     out = capsys.readouterr().out

@@ -5,7 +5,6 @@ import json
 import subprocess
 import sys
 
-import cv2
 import pytest
 
 from fercore.paths import ROOT

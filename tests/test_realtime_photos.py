@@ -2,10 +2,8 @@
 besides photos listed (GIFs are videos, broken links are photos that cannot be read), full disks reported
 (issue 15 items 3, 14, 1)."""
 import errno
-import struct
 import subprocess
 import sys
-import zlib
 from pathlib import Path
 
 import cv2
@@ -15,17 +13,9 @@ import pytest
 from fercore.atomic import OutputError
 from realtime import photos
 from realtime.photos import ImageError, list_folder, list_images, read_image, write_image
-from fs_faults import contents
+from fs_faults import contents, png_header
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def png_header(width: int, height: int) -> bytes:
-    """A PNG that announces ``width`` x ``height`` (its pixels are cut short: only the header matters)."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(b"IEND", b""))
 
 
 def test_paths_that_are_not_utf8_are_read_written_or_refused_never_a_crash(tmp_path):

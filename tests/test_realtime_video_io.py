@@ -4,14 +4,13 @@ import socket
 import threading
 import time
 
-import cv2
 import numpy as np
 import pytest
 
 from realtime import video_io
 from realtime.video_io import (CaptureError, LatestFrameCapture, VideoError, VideoReader, open_source,
                                video_writer)
-from fs_faults import contents, full_disk
+from fs_faults import DroppingWriter, contents, full_disk
 
 
 def test_reading_a_real_video(media):
@@ -142,27 +141,6 @@ def test_sources_that_cannot_be_opened(tmp_path):
 
 
 # --- issue 15: a full disk, odd sizes, a stream that never answers --------------------------------------------
-class DroppingWriter:
-    """cv2.VideoWriter as on a full disk: it takes every frame and says nothing, but only the first few land."""
-
-    real = cv2.VideoWriter
-
-    def __init__(self, *args, keep: int = 3) -> None:
-        self._writer = self.real(*args)
-        self.keep = keep
-
-    def isOpened(self):
-        return self._writer.isOpened()
-
-    def write(self, frame):
-        if self.keep > 0:
-            self._writer.write(frame)
-            self.keep -= 1
-
-    def release(self):
-        self._writer.release()
-
-
 def test_a_video_that_does_not_read_back_is_not_put_in_place(tmp_path, monkeypatch):
     monkeypatch.setattr(video_io.cv2, "VideoWriter", DroppingWriter)
     with pytest.raises(VideoError, match=r"writing .*out.avi failed: 3 of its 10 frames can be read back "

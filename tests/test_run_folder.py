@@ -19,14 +19,8 @@ from training.run import main as run_main
 from training.trainer import Trainer
 from training.utils import Dist, pick_device
 
-from tests.test_training import TINY, tiny_cfg
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def run_args(data, out, *extra):
-    return ["--config", str(ROOT / "training/configs/cnn.yaml"),
-            *[f"--set={s}" for s in TINY + [f"data.root={data}", f"output.dir={out}", *extra]]]
 
 
 def one_line_error(capsys, after_progress: bool = False) -> str:
@@ -40,10 +34,10 @@ def one_line_error(capsys, after_progress: bool = False) -> str:
 
 
 @pytest.fixture(scope="module")
-def finished_run(tiny_fer_csv, tmp_path_factory):
+def finished_run(tiny_fer_csv, tmp_path_factory, tiny_run):
     """A finished one-epoch run; tests copy it."""
     out = tmp_path_factory.mktemp("run") / "one_epoch"
-    assert run_main(run_args(tiny_fer_csv, out, "train.epochs=1")) == 0
+    assert run_main(tiny_run.args(tiny_fer_csv, out, "train.epochs=1")) == 0
     return out
 
 
@@ -55,25 +49,25 @@ def copy_run(src: Path, dst: Path) -> Path:
     return dst
 
 
-def test_a_new_run_into_an_earlier_runs_folder_is_refused(tiny_fer_csv, finished_run, tmp_path, capsys):
+def test_a_new_run_into_an_earlier_runs_folder_is_refused(tiny_fer_csv, finished_run, tmp_path, capsys, tiny_run):
     out = copy_run(finished_run, tmp_path / "run")
     best, last = (out / "best.pt").read_bytes(), (out / "last.pt").read_bytes()
-    assert run_main(run_args(tiny_fer_csv, out, "train.epochs=1")) == 1
+    assert run_main(tiny_run.args(tiny_fer_csv, out, "train.epochs=1")) == 1
     err = one_line_error(capsys)
     assert "holds an earlier run (best.pt, last.pt)" in err and "--resume" in err and "--overwrite" in err
     assert (out / "best.pt").read_bytes() == best and (out / "last.pt").read_bytes() == last
     with pytest.raises(ConfigError, match="holds an earlier run"):  # the Python API too
-        Trainer(tiny_cfg(tiny_fer_csv, out, "train.epochs=1"))
+        Trainer(tiny_run.cfg(tiny_fer_csv, out, "train.epochs=1"))
     (out / "keep.txt").write_text("the user's own file")
-    assert run_main(run_args(tiny_fer_csv, out, "train.epochs=1", "optim.lr=0.01") + ["--overwrite"]) == 0
+    assert run_main(tiny_run.args(tiny_fer_csv, out, "train.epochs=1", "optim.lr=0.01") + ["--overwrite"]) == 0
     assert read_checkpoint(out / "last.pt")["config"]["optim"]["lr"] == 0.01
     assert (out / "train.log").read_text().count("epoch   1/1") == 1  # the old log went with the old run
     assert (out / "keep.txt").read_text() == "the user's own file"
     assert not (out / ".lock").exists()  # given back
-    assert run_main(run_args(tiny_fer_csv, out) + ["--resume", "--overwrite"]) == 2  # one or the other
+    assert run_main(tiny_run.args(tiny_fer_csv, out) + ["--resume", "--overwrite"]) == 2  # one or the other
 
 
-def test_a_second_run_into_a_locked_folder_fails_at_once(tiny_fer_csv, tmp_path, capsys):
+def test_a_second_run_into_a_locked_folder_fails_at_once(tiny_fer_csv, tmp_path, capsys, tiny_run):
     out = tmp_path / "run"
     holder = subprocess.Popen([sys.executable, "-c", (
         "import sys; from training.rundir import RunLock; lock = RunLock(sys.argv[1]).acquire(); print('held', "
@@ -82,7 +76,7 @@ def test_a_second_run_into_a_locked_folder_fails_at_once(tiny_fer_csv, tmp_path,
     try:
         assert holder.stdout.readline().strip() == "held"
         start = time.time()
-        assert run_main(run_args(tiny_fer_csv, out, "train.epochs=1")) == 1
+        assert run_main(tiny_run.args(tiny_fer_csv, out, "train.epochs=1")) == 1
         assert time.time() - start < 30
         err = one_line_error(capsys)
         assert f"another run (process {holder.pid}) is writing to {out}" in err
@@ -91,7 +85,7 @@ def test_a_second_run_into_a_locked_folder_fails_at_once(tiny_fer_csv, tmp_path,
         holder.communicate("", timeout=30)
     # the holder has gone (as a killed run goes): its lock is released by the system and blocks nothing
     (out / ".lock").write_text("999999\n")  # even a left-over lock file naming a dead process
-    assert run_main(run_args(tiny_fer_csv, out, "train.epochs=1")) == 0
+    assert run_main(tiny_run.args(tiny_fer_csv, out, "train.epochs=1")) == 0
 
 
 def test_the_lock_is_exclusive_and_given_back(tmp_path):
@@ -104,18 +98,18 @@ def test_the_lock_is_exclusive_and_given_back(tmp_path):
     RunLock(tmp_path).acquire().release()
 
 
-def test_resume_messages(tiny_fer_csv, finished_run, tmp_path, capsys):
+def test_resume_messages(tiny_fer_csv, finished_run, tmp_path, capsys, tiny_run):
     """Resuming says where it continues and, before any epoch has finished, no placeholder accuracy; a finished
     run says so and exits 0 without training."""
     out = copy_run(finished_run, tmp_path / "run")
     last = (out / "last.pt").read_bytes()
-    assert run_main(run_args(tiny_fer_csv, out, "train.epochs=1") + ["--resume"]) == 0
+    assert run_main(tiny_run.args(tiny_fer_csv, out, "train.epochs=1") + ["--resume"]) == 0
     printed = capsys.readouterr().out
     assert "already finished (1 of 1 epochs, best val acc" in printed and "nothing to train" in printed
     assert "resumed" not in printed and "epoch   2" not in printed
     assert (out / "last.pt").read_bytes() == last
 
-    assert run_main(run_args(tiny_fer_csv, out, "train.epochs=2") + ["--resume"]) == 0
+    assert run_main(tiny_run.args(tiny_fer_csv, out, "train.epochs=2") + ["--resume"]) == 0
     printed = capsys.readouterr().out
     assert "at the start of epoch 2/2; best val acc" in printed and "-1.0000" not in printed
     assert read_checkpoint(out / "last.pt")["training"]["epoch"] == 2
@@ -128,30 +122,30 @@ def test_resume_messages(tiny_fer_csv, finished_run, tmp_path, capsys):
     assert "already finished" in resume_message("last.pt", stopped, {"train": {"epochs": 9, "early_stopping": 3}})
 
 
-def test_resume_without_a_run_is_one_line(tiny_fer_csv, finished_run, tmp_path, capsys):
-    assert run_main(run_args(tiny_fer_csv, tmp_path / "none") + ["--resume"]) == 1
+def test_resume_without_a_run_is_one_line(tiny_fer_csv, finished_run, tmp_path, capsys, tiny_run):
+    assert run_main(tiny_run.args(tiny_fer_csv, tmp_path / "none") + ["--resume"]) == 1
     assert "nothing to resume" in one_line_error(capsys)
     out = copy_run(finished_run, tmp_path / "run")
     (out / "last.pt").write_bytes((out / "best.pt").read_bytes())  # weights only
-    assert run_main(run_args(tiny_fer_csv, out, "train.epochs=2") + ["--resume"]) == 1
+    assert run_main(tiny_run.args(tiny_fer_csv, out, "train.epochs=2") + ["--resume"]) == 1
     assert "has no training state to resume from" in one_line_error(capsys)
     out = copy_run(finished_run, tmp_path / "run2")
     with pytest.raises(CheckpointError, match="the config asks for cnn"):  # a different model
-        Trainer(tiny_cfg(tiny_fer_csv, out, "train.epochs=2", "model.args.width=0.25"), resume=True)
+        Trainer(tiny_run.cfg(tiny_fer_csv, out, "train.epochs=2", "model.args.width=0.25"), resume=True)
     assert not (out / ".lock").exists()  # given back after the failure
     ckpt = read_checkpoint(out / "last.pt")
     del ckpt["training"]["scaler"]  # a damaged training state
     torch.save(ckpt, out / "last.pt")
-    assert run_main(run_args(tiny_fer_csv, out, "train.epochs=2") + ["--resume"]) == 1
+    assert run_main(tiny_run.args(tiny_fer_csv, out, "train.epochs=2") + ["--resume"]) == 1
     assert "its training state does not fit" in one_line_error(capsys, after_progress=True)
 
 
-def test_an_unusable_output_dir_fails_before_anything_runs(tiny_fer_csv, tmp_path, capsys, monkeypatch):
+def test_an_unusable_output_dir_fails_before_anything_runs(tiny_fer_csv, tmp_path, capsys, monkeypatch, tiny_run):
     a_file = tmp_path / "a_file"
     a_file.write_text("x")
-    assert run_main(run_args(tiny_fer_csv, a_file)) == 1
+    assert run_main(tiny_run.args(tiny_fer_csv, a_file)) == 1
     assert "output.dir" in one_line_error(capsys)
-    assert run_main(run_args(tiny_fer_csv, a_file / "run")) == 1
+    assert run_main(tiny_run.args(tiny_fer_csv, a_file / "run")) == 1
     assert "is a file, not a folder" in one_line_error(capsys)
 
     import training.outputs
@@ -160,23 +154,24 @@ def test_an_unusable_output_dir_fails_before_anything_runs(tiny_fer_csv, tmp_pat
         raise OSError(errno.EROFS, "Read-only file system")
 
     monkeypatch.setattr(training.outputs.tempfile, "mkstemp", read_only)
-    assert run_main(run_args(tiny_fer_csv, tmp_path / "ro")) == 1
+    assert run_main(tiny_run.args(tiny_fer_csv, tmp_path / "ro")) == 1
     assert "Read-only file system" in one_line_error(capsys)
 
 
-def test_too_little_room_for_the_checkpoints_fails_before_training(tiny_fer_csv, tmp_path, capsys, monkeypatch):
+def test_too_little_room_for_the_checkpoints_fails_before_training(tiny_fer_csv, tmp_path, capsys, monkeypatch,
+                                                                 tiny_run):
     import shutil
 
     import training.rundir
 
     monkeypatch.setattr(training.rundir.shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**9, 10**9, 1000))
-    assert run_main(run_args(tiny_fer_csv, tmp_path / "run", "train.epochs=1")) == 1
+    assert run_main(tiny_run.args(tiny_fer_csv, tmp_path / "run", "train.epochs=1")) == 1
     assert "MB free; this run's checkpoints need about" in one_line_error(capsys)
     assert not (tmp_path / "run" / "last.pt").exists()
 
 
 def test_a_disk_that_fills_during_training_is_one_line_and_keeps_what_was_saved(tiny_fer_csv, tmp_path, capsys,
-                                                                                monkeypatch):
+                                                                                monkeypatch, tiny_run):
     out = tmp_path / "run"
     real_save, saves = torch.save, []
 
@@ -187,29 +182,29 @@ def test_a_disk_that_fills_during_training_is_one_line_and_keeps_what_was_saved(
         return real_save(obj, f, *args, **kwargs)
 
     monkeypatch.setattr(torch, "save", fills_up)
-    assert run_main(run_args(tiny_fer_csv, out, "train.epochs=3")) == 1
+    assert run_main(tiny_run.args(tiny_fer_csv, out, "train.epochs=3")) == 1
     err = one_line_error(capsys, after_progress=True)
     assert "cannot write" in err and "--resume" in err
     assert read_checkpoint(out / "last.pt")["training"]["epoch"] == 1  # epoch 1's, whole
     assert not [p for p in out.iterdir() if ".tmp" in p.name] and not (out / ".lock").exists()
 
 
-def test_user_problems_in_the_trainer_are_user_errors(tiny_fer_csv, tmp_path, capsys, monkeypatch):
+def test_user_problems_in_the_trainer_are_user_errors(tiny_fer_csv, tmp_path, capsys, monkeypatch, tiny_run):
     """A reviewer's point: these were ValueError and RuntimeError tracebacks."""
-    assert run_main(run_args(tiny_fer_csv, tmp_path / "a", "train.batch_size=1000")) == 1
+    assert run_main(tiny_run.args(tiny_fer_csv, tmp_path / "a", "train.batch_size=1000")) == 1
     assert "train.batch_size 1000 is larger than the training set" in one_line_error(capsys, after_progress=True)
     assert not (tmp_path / "a" / ".lock").exists()
-    assert run_main(run_args(tiny_fer_csv, tmp_path / "b", "model.args.input_size=96")) == 1
+    assert run_main(tiny_run.args(tiny_fer_csv, tmp_path / "b", "model.args.input_size=96")) == 1
     assert "expects 96x96 faces, data has 48x48" in one_line_error(capsys, after_progress=True)
     with pytest.raises(DataError):
-        Trainer(tiny_cfg(tiny_fer_csv, tmp_path / "c", "model.args.input_size=96"))
+        Trainer(tiny_run.cfg(tiny_fer_csv, tmp_path / "c", "model.args.input_size=96"))
     from dataclasses import replace
 
     from fercore.cli import CommandError
     from training.build import build_parts
 
-    parts = build_parts(tiny_cfg(tiny_fer_csv, tmp_path / "d"))
-    diverged = Trainer(tiny_cfg(tiny_fer_csv, tmp_path / "d"),
+    parts = build_parts(tiny_run.cfg(tiny_fer_csv, tmp_path / "d"))
+    diverged = Trainer(tiny_run.cfg(tiny_fer_csv, tmp_path / "d"),
                        replace(parts, criterion=lambda *a: torch.tensor(float("nan"), requires_grad=True)))
     with pytest.raises(CommandError, match="the loss is nan at epoch 1, batch 1: the training diverged"):
         diverged._train_step(torch.arange(4))

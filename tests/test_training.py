@@ -14,22 +14,11 @@ import torch.nn.functional as F
 
 from models.checkpoint import CheckpointError, load_model, read_checkpoint
 from models.inference import predict
-from training.config import load_config
 from training.losses import Objective
 from training.run import main as run_main
 from training.trainer import Trainer, build_parts
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["model.args.width=0.125", "train.threads=1", "train.batch_size=32", "output.tensorboard=false",
-        "data.cache_dir=null"]
-
-
-def tiny_cfg(data, out, *extra):
-    return load_config(ROOT / "training/configs/cnn.yaml",
-                       TINY + [f"data.root={data}", f"output.dir={out}", "data.train_split=train",
-                               "data.val_split=val", *extra])
-
-
 def weights(path):
     return read_checkpoint(path)["model"]
 
@@ -40,8 +29,9 @@ def assert_same_weights(a, b):
         assert torch.equal(a[k], b[k]), k
 
 
-def test_tiny_training_on_real_fer2013_loss_falls(shared_fer, tmp_path):
-    cfg = tiny_cfg(shared_fer, tmp_path, "data.limit=320", "train.epochs=4", "model.args.width=0.25",
+@pytest.mark.slow
+def test_tiny_training_on_real_fer2013_loss_falls(shared_fer, tmp_path, tiny_run):
+    cfg = tiny_run.cfg(shared_fer, tmp_path, "data.limit=320", "train.epochs=4", "model.args.width=0.25",
                    "sched.name=none", "optim.lr=0.003", "output.tensorboard=true",
                    "augment.erasing_p=0.0", "augment.rotation=0.0", f"data.cache_dir={tmp_path / 'cache'}")
     best = Trainer.from_config(cfg).fit()
@@ -57,13 +47,13 @@ def test_tiny_training_on_real_fer2013_loss_falls(shared_fer, tmp_path):
 
 
 @pytest.mark.parametrize("sched, mixup_alpha", [("step", 0.0), ("plateau", 0.3)])
-def test_resume_after_a_finished_epoch_gives_the_same_weights(tiny_fer_csv, tmp_path, sched, mixup_alpha):
+def test_resume_after_a_finished_epoch_gives_the_same_weights(tiny_fer_csv, tmp_path, sched, mixup_alpha, tiny_run):
     extra = ("data.train_split=train", f"sched.name={sched}", "sched.step_size=1", "sched.patience=0",
              f"augment.mixup_alpha={mixup_alpha}")
-    Trainer.from_config(tiny_cfg(tiny_fer_csv, tmp_path / "straight", "train.epochs=3", *extra)).fit()
-    Trainer.from_config(tiny_cfg(tiny_fer_csv, tmp_path / "split", "train.epochs=1", *extra)).fit()
+    Trainer.from_config(tiny_run.cfg(tiny_fer_csv, tmp_path / "straight", "train.epochs=3", *extra)).fit()
+    Trainer.from_config(tiny_run.cfg(tiny_fer_csv, tmp_path / "split", "train.epochs=1", *extra)).fit()
     # spelled as training.run spells it
-    Trainer(tiny_cfg(tiny_fer_csv, tmp_path / "split", "train.epochs=3", *extra), resume=True).fit()
+    Trainer(tiny_run.cfg(tiny_fer_csv, tmp_path / "split", "train.epochs=3", *extra), resume=True).fit()
     assert_same_weights(weights(tmp_path / "straight/last.pt"), weights(tmp_path / "split/last.pt"))
     a = read_checkpoint(tmp_path / "straight/last.pt")["training"]
     b = read_checkpoint(tmp_path / "split/last.pt")["training"]
@@ -71,10 +61,10 @@ def test_resume_after_a_finished_epoch_gives_the_same_weights(tiny_fer_csv, tmp_
     assert a["best_acc"] == b["best_acc"]
 
 
-def test_ctrl_c_saves_a_checkpoint_that_resumes_exactly(tiny_fer_csv, tmp_path):
+def test_ctrl_c_saves_a_checkpoint_that_resumes_exactly(tiny_fer_csv, tmp_path, tiny_run):
     """SIGINT mid-run (mid-epoch, one-cycle schedule) then --resume equals an uninterrupted run."""
     common = ["--config", str(ROOT / "training/configs/cnn.yaml")] + [
-        f"--set={s}" for s in TINY + [f"data.root={tiny_fer_csv}", "train.epochs=6", "train.batch_size=8",
+        f"--set={s}" for s in tiny_run.overrides + [f"data.root={tiny_fer_csv}", "train.epochs=6", "train.batch_size=8",
                                       "sched.name=onecycle"]]
     assert run_main(common + [f"--set=output.dir={tmp_path / 'straight'}"]) == 0
 
@@ -95,33 +85,34 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes_exactly(tiny_fer_csv, tmp_path):
     assert_same_weights(weights(tmp_path / "straight/last.pt"), weights(out / "last.pt"))
 
 
-def test_resume_refuses_a_different_model(tiny_fer_csv, tmp_path):
-    Trainer.from_config(tiny_cfg(tiny_fer_csv, tmp_path, "train.epochs=1")).fit()
+def test_resume_refuses_a_different_model(tiny_fer_csv, tmp_path, tiny_run):
+    Trainer.from_config(tiny_run.cfg(tiny_fer_csv, tmp_path, "train.epochs=1")).fit()
     with pytest.raises(CheckpointError, match="config asks for"):
-        Trainer.from_config(tiny_cfg(tiny_fer_csv, tmp_path, "train.epochs=2", "model.args.width=0.25"),
+        Trainer.from_config(tiny_run.cfg(tiny_fer_csv, tmp_path, "train.epochs=2", "model.args.width=0.25"),
                             resume=True)
 
 
-def test_init_from_starts_a_new_run_from_trained_weights(tiny_fer_csv, tmp_path):
-    Trainer.from_config(tiny_cfg(tiny_fer_csv, tmp_path / "first", "train.epochs=1")).fit()
+def test_init_from_starts_a_new_run_from_trained_weights(tiny_fer_csv, tmp_path, tiny_run):
+    Trainer.from_config(tiny_run.cfg(tiny_fer_csv, tmp_path / "first", "train.epochs=1")).fit()
     first = weights(tmp_path / "first/last.pt")
-    second = Trainer.from_config(tiny_cfg(tiny_fer_csv, tmp_path / "second", "train.epochs=1",
+    second = Trainer.from_config(tiny_run.cfg(tiny_fer_csv, tmp_path / "second", "train.epochs=1",
                                           "model.args.fc_dropout=0.1", f"model.init_from={tmp_path / 'first/last.pt'}"))
     assert_same_weights(first, second.model_without_ddp.state_dict())
     assert second.epoch == 0  # a new schedule, not a resume
     with pytest.raises(CheckpointError, match="does not fit"):
-        Trainer.from_config(tiny_cfg(tiny_fer_csv, tmp_path / "third", "model.args.width=0.25",
+        Trainer.from_config(tiny_run.cfg(tiny_fer_csv, tmp_path / "third", "model.args.width=0.25",
                                      f"model.init_from={tmp_path / 'first/last.pt'}"))
     with pytest.raises(CheckpointError, match="resnet18"):
-        Trainer.from_config(tiny_cfg(tiny_fer_csv, tmp_path / "fourth", "model.name=resnet18", "model.args={}",
+        Trainer.from_config(tiny_run.cfg(tiny_fer_csv, tmp_path / "fourth", "model.name=resnet18", "model.args={}",
                                      "model.pretrained=false", f"model.init_from={tmp_path / 'first/last.pt'}"))
 
 
-def test_ddp_with_two_cpu_processes(tiny_fer_csv, tmp_path):
+@pytest.mark.slow
+def test_ddp_with_two_cpu_processes(tiny_fer_csv, tmp_path, tiny_run):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            "-m", "training.run", "--config", str(ROOT / "training/configs/cnn.yaml"), "--device", "cpu"]
-    cmd += [f"--set={s}" for s in TINY + [f"data.root={tiny_fer_csv}", "train.epochs=2", f"output.dir={tmp_path}"]]
+    cmd += [f"--set={s}" for s in tiny_run.overrides + [f"data.root={tiny_fer_csv}", "train.epochs=2", f"output.dir={tmp_path}"]]
     result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "2 process(es)" in result.stdout
@@ -132,8 +123,9 @@ def test_ddp_with_two_cpu_processes(tiny_fer_csv, tmp_path):
     assert ckpt["training"]["step"] == 0 and len(ckpt["training"]["history"]) == 2
 
 
-def test_teacher_targets_are_its_tta_predictions_fed_to_the_objective(tiny_fer_csv, tiny_checkpoint, tmp_path):
-    cfg = tiny_cfg(tiny_fer_csv, tmp_path, "train.epochs=1", f"loss.teacher={tiny_checkpoint}",
+def test_teacher_targets_are_its_tta_predictions_fed_to_the_objective(tiny_fer_csv, tiny_checkpoint, tmp_path,
+                                                                       tiny_run):
+    cfg = tiny_run.cfg(tiny_fer_csv, tmp_path, "train.epochs=1", f"loss.teacher={tiny_checkpoint}",
                    "loss.teacher_weight=0.25", "loss.teacher_tta=tencrop", "augment.mixup_alpha=0.2")
     parts = build_parts(cfg)
     teacher, _ = load_model(tiny_checkpoint)
@@ -157,11 +149,11 @@ def test_teacher_targets_are_its_tta_predictions_fed_to_the_objective(tiny_fer_c
     trainer.fit()
     assert "teacher agrees with the training labels" in (tmp_path / "train.log").read_text()
     with pytest.raises(CheckpointError, match="not found"):
-        Trainer.from_config(tiny_cfg(tiny_fer_csv, tmp_path / "b", f"loss.teacher={tmp_path / 'missing.pt'}"))
+        Trainer.from_config(tiny_run.cfg(tiny_fer_csv, tmp_path / "b", f"loss.teacher={tmp_path / 'missing.pt'}"))
 
 
-def test_a_mixed_image_counts_as_its_dominant_images_class(tiny_fer_csv, tmp_path):
-    cfg = tiny_cfg(tiny_fer_csv, tmp_path, "train.epochs=1")
+def test_a_mixed_image_counts_as_its_dominant_images_class(tiny_fer_csv, tmp_path, tiny_run):
+    cfg = tiny_run.cfg(tiny_fer_csv, tmp_path, "train.epochs=1")
     parts = build_parts(cfg)
     idx = torch.arange(8)
     y = torch.from_numpy(parts.data.train_labels)[idx]  # 0, 1, ..., 6, 0
