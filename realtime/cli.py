@@ -70,12 +70,14 @@ def add_readability_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--max-roll", type=number(0, 180), default=d.max_roll,
                    help=f"degrees a head may be tilted and still be labelled (default {d.max_roll:g})")
     g.add_argument("--min-face", type=number(0, 10000), default=d.min_size,
-                   help=f"smallest face (pixels, the shorter side of its box) that is labelled (default {d.min_size:g})")
+                   help=f"smallest face (pixels, the shorter side of its box) that is labelled "
+                        f"(default {d.min_size:g})")
     g.add_argument("--min-sharpness", type=number(0, 1e6), default=d.min_sharpness,
                    help=f"least sharpness (Laplacian variance of the model's crop) that is labelled "
                         f"(default {d.min_sharpness:g})")
     g.add_argument("--min-label-confidence", type=number(0, 1), default=d.min_confidence,
-                   help=f"least calibrated probability of the top emotion that is labelled (default {d.min_confidence:g})")
+                   help=f"least calibrated probability of the top emotion that is labelled "
+                        f"(default {d.min_confidence:g})")
     g.add_argument("--label-all", action="store_true", help="label every face, however hard to read")
 
 
