@@ -148,14 +148,14 @@ def test_an_unusable_output_dir_fails_before_anything_runs(tiny_fer_csv, tmp_pat
     assert run_main(tiny_run.args(tiny_fer_csv, a_file / "run")) == 1
     assert "is a file, not a folder" in one_line_error(capsys)
 
-    import training.outputs
+    import fercore.atomic
 
     def read_only(*args, **kwargs):
         raise OSError(errno.EROFS, "Read-only file system")
 
-    monkeypatch.setattr(training.outputs.tempfile, "mkstemp", read_only)
+    monkeypatch.setattr(fercore.atomic.tempfile, "mkstemp", read_only)
     assert run_main(tiny_run.args(tiny_fer_csv, tmp_path / "ro")) == 1
-    assert "Read-only file system" in one_line_error(capsys)
+    assert "read-only file system" in one_line_error(capsys)
 
 
 def test_too_little_room_for_the_checkpoints_fails_before_training(tiny_fer_csv, tmp_path, capsys, monkeypatch,
