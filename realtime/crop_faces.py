@@ -31,21 +31,20 @@ import sys
 from pathlib import Path
 
 import cv2
-import numpy as np
 from tqdm import tqdm
 
 from fercore import cli as shared
 from fercore.atomic import interrupt_on_termination, output_error, printable
 from fercore.boxes import clip_box
-from fercore.classes import EMOTIONS, UnknownEmotionError, class_index
+from fercore.classes import EMOTIONS
 from fercore.cli import number
 from fercore.paths import DEFAULT_CHECKPOINT
 from models.preprocessing import resize_face
 from realtime import cli
 from realtime.detector import DETECTORS, Detection
-from realtime.evaluate import SUBJECT_SCORE_SHARE
-from realtime.faces import crop_box, gray_crop, readable_part
-from realtime.photos import ImageError, list_images, read_image
+from realtime.evaluate import SUBJECT_SCORE_SHARE, labelled_photos
+from realtime.faces import readable_part
+from realtime.photos import ImageError, read_image
 
 MANIFEST = "crops.json"
 SPLITS = ("train", "val", "heldout")  # the folders this command writes, besides MANIFEST
@@ -88,23 +87,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 # --- inputs and outputs --------------------------------------------------------------------------------------
-def labelled_photos(root: Path) -> list[tuple[Path, str]]:
-    """(photo, emotion) for the photos in the emotion folders of ``root`` (subfolders included), in a stable
-    order; InputError for a missing folder, a folder that names no emotion, or no photos."""
-    if not root.is_dir():
-        raise cli.InputError(f"not a folder: {printable(root)}")
-    items = []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        try:
-            emotion = EMOTIONS[class_index(folder.name)]
-        except UnknownEmotionError as exc:
-            raise cli.InputError(f"{printable(root)}: {exc}") from None
-        items += [(photo, emotion) for photo in list_images(folder)]
-    if not items:
-        raise cli.InputError(f"no photos in {printable(root)}/<emotion>/ folders (e.g. {printable(root)}/happy/photo.jpg)")
-    return items
-
-
 def check_out(photos: Path, out: Path, overwrite: bool) -> None:
     """OUT is neither inside the photo folder nor holding it, and is new, empty, or (with ``overwrite``) an
     earlier output of this command; InputError otherwise."""
@@ -221,8 +203,8 @@ def crop(args: argparse.Namespace, items: list[tuple[Path, str]], tmp: Path) -> 
             if face is None:
                 no_face.append({"photo": shown, "emotion": emotion, "faces": len(detections)})
                 continue
-            # The pipeline's crop (realtime.pipeline.Pipeline.process) and the model's resize (models.preprocessing)
-            pixels = resize_face(gray_crop(image, crop_box(face.box, margin)), size)
+            # The pipeline's crop (realtime.pipeline.Pipeline.face_crop) and the model's resize (models.preprocessing)
+            pixels = resize_face(pipe.face_crop(image, face), size)
             ok, png = cv2.imencode(".png", pixels)
             if not ok:  # pragma: no cover - OpenCV always encodes a uint8 gray image as PNG
                 raise RuntimeError(f"cannot encode the face of {shown} as PNG")
@@ -320,7 +302,7 @@ def summary(manifest: dict, out: Path, checkpoint: str | None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    items = labelled_photos(args.dir)  # a bad folder fails before any model loads
+    items, _ = labelled_photos(args.dir)  # a bad folder fails before any model loads
     check_out(args.dir, args.out, args.overwrite)
     tmp = args.out.parent / f".{args.out.name}.partial-{os.getpid()}"
     try:

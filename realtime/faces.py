@@ -30,13 +30,32 @@ def readable_part(box: Box, width: int, height: int) -> bool:
     return x1 - x0 >= MIN_FACE_PIXELS and y1 - y0 >= MIN_FACE_PIXELS
 
 
-def gray_crop(frame: np.ndarray, square: Box) -> np.ndarray:
+def gray_crop(frame: np.ndarray, square: Box, roll: float = 0.0) -> np.ndarray:
     """The grayscale square ``square`` of the frame; a part outside the frame is black, as training pads its
-    shifted faces, so a face cut by the edge keeps its shape instead of being stretched."""
+    shifted faces, so a face cut by the edge keeps its shape instead of being stretched. ``roll`` (degrees, the
+    slope of the eye line as fercore.readability.head_pose measures it) turns the square with the head, so the
+    eyes come out level."""
     h, w = frame.shape[:2]
+    if abs(roll) >= 1.0:
+        return _rotated_crop(frame, square, roll)
     x0, y0, x1, y1 = clip_box(square, w, h)
     gray = to_gray(frame[y0:y1, x0:x1])  # converting only the crop is cheaper than the whole frame
     pad = (y0 - square[1], square[3] - y1, x0 - square[0], square[2] - x1)
     if any(pad):
         gray = cv2.copyMakeBorder(gray, *pad, cv2.BORDER_CONSTANT, value=0)
     return gray
+
+
+def _rotated_crop(frame: np.ndarray, square: Box, roll: float) -> np.ndarray:
+    side = square[2] - square[0]
+    cx, cy = (square[0] + square[2]) / 2, (square[1] + square[3]) / 2
+    reach = int(np.ceil(side * 0.75)) + 1  # half the diagonal: every pixel the turned square can need
+    h, w = frame.shape[:2]
+    x0, y0, x1, y1 = clip_box((int(cx) - reach, int(cy) - reach, int(cx) + reach + 1, int(cy) + reach + 1), w, h)
+    if x1 <= x0 or y1 <= y0:
+        return np.zeros((side, side), np.uint8)
+    gray = to_gray(frame[y0:y1, x0:x1])
+    m = cv2.getRotationMatrix2D((cx - x0, cy - y0), roll, 1.0)
+    m[:, 2] += (side / 2 - (cx - x0), side / 2 - (cy - y0))
+    return cv2.warpAffine(gray, m, (side, side), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                          borderValue=0)

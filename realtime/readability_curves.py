@@ -5,8 +5,9 @@ accuracy against coverage as the confidence threshold rises, on clean and corrup
     python -m realtime.readability_curves --checkpoint weights/default.pt --out docs/readability
 
 Each limit is where the accuracy of faces *at* that value falls to ``--target`` (default 0.5: a label as likely
-wrong as right). Head turn (yaw) is measured with the face detector's keypoints on val faces scaled up to
-192 pixels; faces it does not find there are left out of that curve. Writes a JSON of every curve and one PNG.
+wrong as right). Head turn (yaw) and tilt (roll) are measured with the face detector's keypoints on val faces
+scaled up to 192 pixels; faces it does not find there are left out of the yaw curve, and the tilt curve is
+measured both as cropped and with the eyes levelled by the measured roll (the app's alignment). Writes a JSON of every curve and one PNG.
 """
 from __future__ import annotations
 
@@ -60,17 +61,23 @@ def binned(values: np.ndarray, correct: np.ndarray, edges: list[float]) -> tuple
     return xs, accs, counts
 
 
-def detector_yaw(images: np.ndarray) -> np.ndarray:
-    """Yaw of each face from the face detector's keypoints on the face scaled up to 192 pixels (NaN where it
-    finds no face)."""
-    yaw = np.full(len(images), np.nan)
+def detector_pose(images: np.ndarray, desc: str = "head pose") -> tuple[np.ndarray, np.ndarray]:
+    """Yaw and roll of each face from the face detector's keypoints on the face scaled up to 192 pixels (NaN
+    where it finds no face)."""
+    yaw, roll = np.full(len(images), np.nan), np.full(len(images), np.nan)
     with FaceDetector("short", video=False, min_confidence=0.3) as detector:
-        for i, face in enumerate(tqdm(images, desc="head pose", unit="face")):
+        for i, face in enumerate(tqdm(images, desc=desc, unit="face")):
             big = cv2.cvtColor(cv2.resize(face, (192, 192), interpolation=cv2.INTER_CUBIC), cv2.COLOR_GRAY2BGR)
             found = detector.detect(cv2.copyMakeBorder(big, 32, 32, 32, 32, cv2.BORDER_CONSTANT))
             if found and found[0].keypoints:
-                yaw[i] = head_pose(max(found, key=lambda d: d.score).keypoints)[0]
-    return yaw
+                yaw[i], roll[i] = head_pose(max(found, key=lambda d: d.score).keypoints)
+    return yaw, roll
+
+
+def aligned(faces: np.ndarray, roll: np.ndarray) -> np.ndarray:
+    """Each face turned so its eyes are level, as the app's crop does (models.camera.affine and
+    realtime.faces.gray_crop share OpenCV's rotation); a face without a measured roll stays as it is."""
+    return np.stack([f if np.isnan(r) or abs(r) < 1.0 else affine(f, angle=r) for f, r in zip(faces, roll)])
 
 
 def measure(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, batch_size: int, device: str,
@@ -120,12 +127,16 @@ def measure(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, batc
     out["sharpness"] = {"sharpness": xs, "accuracy": accs, "count": counts}
     out["limits"]["min_sharpness"] = limit(xs, accs, target, decreasing=False)
 
-    roll_acc = [float(correct(np.stack([affine(f, angle=a) for f in images]))[0].mean()) for a in
-                tqdm(ROLLS, desc="roll", unit="angle")]
-    out["roll"] = {"degrees": list(ROLLS), "accuracy": roll_acc}
+    roll_acc, aligned_acc = [], []
+    for a in ROLLS:
+        tilted = np.stack([affine(f, angle=a) for f in images])
+        roll_acc.append(float(correct(tilted)[0].mean()))
+        aligned_acc.append(float(correct(aligned(tilted, detector_pose(tilted, f"align {a} deg")[1]))[0].mean()))
+    out["roll"] = {"degrees": list(ROLLS), "accuracy": roll_acc, "aligned_accuracy": aligned_acc}
     out["limits"]["max_roll"] = limit(list(ROLLS), roll_acc, target, decreasing=True)
+    out["limits"]["max_roll_aligned"] = limit(list(ROLLS), aligned_acc, target, decreasing=True)
 
-    yaw = detector_yaw(images)
+    yaw, _ = detector_pose(images)
     found = ~np.isnan(yaw)
     xs, accs, counts = binned(np.abs(yaw[found]), ok[found], [0, 10, 20, 30, 40, 50, 60, 75, 90.1])
     out["yaw"] = {"degrees": xs, "accuracy": accs, "count": counts, "found": float(found.mean())}
@@ -161,7 +172,9 @@ def save_png(result: dict, path: Path) -> None:
             key, xkey, lim = spec
             data = result["confidence"]["bins"] if key == "confidence" else result[key]
             xs = data["confidence"] if key == "confidence" else data[xkey]
-            ax.plot(xs, data["accuracy"], marker="o")
+            ax.plot(xs, data["accuracy"], marker="o", label="as cropped" if key == "roll" else None)
+            if key == "roll":
+                ax.plot(xs, data["aligned_accuracy"], marker="o", color="tab:green", label="eyes levelled")
             ax.axhline(t, color="grey", linestyle="--", linewidth=1)
             if result["limits"].get(lim) is not None:
                 ax.axvline(result["limits"][lim], color="tab:red", linewidth=1,
@@ -183,7 +196,7 @@ def save_png(result: dict, path: Path) -> None:
 def read_faces(folder: Path, size: int) -> tuple[np.ndarray, np.ndarray]:
     """uint8 faces (N, size, size) and labels from a folder of <emotion>/<image> files (FER-2013's val)."""
     faces, labels = [], []
-    for path, emotion in tqdm(labelled_photos(folder), desc="read", unit="face"):
+    for path, emotion in tqdm(labelled_photos(folder)[0], desc="read", unit="face"):
         gray = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
         if gray is None:
             raise realtime_cli.InputError(f"cannot read {path}")

@@ -140,3 +140,30 @@ def test_faces_the_model_cannot_read_are_uncertain_with_the_reason(media):
     assert len(profiles) == 2 and all(f.label is None and f.reason == "turned away" for f in profiles)
     assert any(f.reason == "blurred" for f in faces)
     assert all(f.label is not None for f in unlimited)  # limits=None labels every face
+
+
+def test_a_tilted_face_is_turned_upright_before_it_is_read(media, tiny_checkpoint):
+    from fercore.readability import head_pose
+
+    image = read_image(media / "photos" / "surprised.jpg")
+    h, w = image.shape[:2]
+    turn = cv2.getRotationMatrix2D((255, 180), 40, 1.0)  # the head tilted 40 degrees about its centre
+    tilted = cv2.warpAffine(image, turn, (w, h), borderMode=cv2.BORDER_REPLICATE)
+    detector = FaceDetector("full", video=False)
+    upright_pipe = Pipeline(detector, load_classifier(tiny_checkpoint), Tracker(), align=True)
+    plain_pipe = Pipeline(detector, load_classifier(tiny_checkpoint), Tracker(), align=False,
+                          limits=upright_pipe.limits)
+    try:
+        (face,) = detector.detect(tilted)
+
+        def roll_seen_in(crop):  # the tilt the detector measures in the crop the model reads
+            big = cv2.cvtColor(cv2.resize(crop, (256, 256)), cv2.COLOR_GRAY2BGR)
+            return head_pose(detector.detect(cv2.copyMakeBorder(big, 64, 64, 64, 64, cv2.BORDER_REPLICATE))[0]
+                             .keypoints)[1]
+
+        assert abs(roll_seen_in(upright_pipe.face_crop(tilted, face))) < 8
+        assert abs(roll_seen_in(plain_pipe.face_crop(tilted, face))) > 30
+        assert plain_pipe.process(tilted, 0).faces[0].reason == "tilted"  # 40 > 37 degrees, not turned upright
+        assert upright_pipe.process(tilted, 1).faces[0].reason != "tilted"
+    finally:
+        detector.close()
