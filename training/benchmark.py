@@ -7,8 +7,10 @@ A benchmark, not a test: figures depend on the machine and on what else runs on 
 """
 from __future__ import annotations
 
+import statistics
 import sys
 import time
+from typing import Callable
 
 from training.errors import interruptible_imports
 
@@ -31,37 +33,45 @@ MODELS = {  # name on the command line: (architecture, its arguments)
 }
 
 
-def train_images_per_second(name: str, args: dict, batch: int, steps: int, device: torch.device) -> float:
+def timed(step: Callable[[], object], steps: int, device: torch.device, warmup: int = 2) -> list[float]:
+    """Seconds of each of ``steps`` calls of ``step``, after ``warmup`` untimed ones (first-call allocations)."""
+    seconds = []
+    for i in range(warmup + steps):
+        start = time.perf_counter()
+        step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        if i >= warmup:
+            seconds.append(time.perf_counter() - start)
+    return seconds
+
+
+def rates(seconds: list[float], batch: int) -> tuple[float, float]:
+    """Images per second of the median step and over all steps (the mean)."""
+    return batch / statistics.median(seconds), batch * len(seconds) / sum(seconds)
+
+
+def train_images_per_second(name: str, args: dict, batch: int, steps: int,
+                            device: torch.device) -> tuple[float, float]:
     model = build_model(name, **args).to(device).train()
     opt = torch.optim.Adam(model.parameters(), 1e-3)
     loss_fn = FocalLoss()
     x = torch.randn(batch, 1, 48, 48, device=device)
     y = torch.randint(0, 7, (batch,), device=device)
-    for i in range(steps + 2):  # two warm-up steps
-        if i == 2:
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
+
+    def step() -> None:
         loss = loss_fn(model(x), y)
         opt.zero_grad()
         loss.backward()
         opt.step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return steps * batch / (time.perf_counter() - start)
+    return rates(timed(step, steps, device), batch)
 
 
-def augment_images_per_second(batch: int, steps: int, device: torch.device, recipe: dict) -> float:
+def augment_images_per_second(batch: int, steps: int, device: torch.device, recipe: dict) -> tuple[float, float]:
     aug = BatchAugment(recipe, Preprocessing())
     faces = torch.randint(0, 256, (batch, 48, 48), dtype=torch.uint8, device=device)
     gen = torch.Generator(device=device).manual_seed(0)
-    aug(faces, gen)
-    start = time.perf_counter()
-    for _ in range(steps):
-        aug(faces, gen)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return steps * batch / (time.perf_counter() - start)
+    return rates(timed(lambda: aug(faces, gen), steps, device), batch)
 
 
 def command(argv: list[str] | None) -> int:
@@ -81,13 +91,15 @@ def command(argv: list[str] | None) -> int:
     print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}")
     seed = DEFAULTS["augment"]
     strong = dict(seed, equalize_p=0.2, brightness=0.4, contrast=0.4)
+    print("images/s of the median step (mean over all steps in brackets), after two warm-up steps")
     for label, recipe in (("seed augmentation", seed), ("resnet augmentation", strong)):
-        ips = augment_images_per_second(args.batch, args.steps * 10, device, recipe)
-        print(f"data pipeline ({label}): {ips:10.0f} images/s")
+        median, mean = augment_images_per_second(args.batch, args.steps * 10, device, recipe)
+        print(f"data pipeline ({label}): {median:10.0f} images/s ({mean:.0f})")
     for key in args.models:
         name, model_args = MODELS[key]
-        ips = train_images_per_second(name, model_args, args.batch, args.steps, device)
-        print(f"train {key:30} {ips:8.1f} images/s  ({28709 / ips / 60:5.1f} min per FER-2013 epoch)")
+        median, mean = train_images_per_second(name, model_args, args.batch, args.steps, device)
+        print(f"train {key:30} {median:8.1f} images/s ({mean:.1f})  ({28709 / median / 60:5.1f} min per FER-2013 "
+              "epoch)")
     return 0
 
 
