@@ -184,3 +184,27 @@ def test_a_cache_that_cannot_be_written_is_skipped_with_a_warning(tmp_path, samp
     assert len(labels) == 14 and "continuing without the data cache" in caplog.text
     assert "No space left on device" in caplog.text or "disk is full" in caplog.text
     assert not list((tmp_path / "cache").iterdir())  # no half-written cache
+
+
+def test_a_folder_with_names_that_are_not_utf8_is_read(tmp_path):
+    """cv2.imread crashed the process (exit 139) on such a path; run apart so a regression cannot take the suite."""
+    import subprocess
+    import sys
+
+    from fercore.paths import ROOT
+
+    code = r"""
+import os, sys, cv2, numpy as np
+from training.data import load_split
+root = os.fsencode(sys.argv[1])
+for split in (b"train", b"val"):
+    folder = os.path.join(root, split, b"happy")
+    os.makedirs(folder)
+    with open(os.path.join(folder, b"caf\xe9.png"), "wb") as fh:
+        fh.write(cv2.imencode(".png", np.full((48, 48), 7, np.uint8))[1].tobytes())
+x, y = load_split(os.fsdecode(root), "train", None, progress=False)
+print(x.shape, int(x[0, 0, 0]), int(y[0]))
+"""
+    run = subprocess.run([sys.executable, "-c", code, str(tmp_path / "fer")], cwd=ROOT, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-500:]
+    assert run.stdout.split() == ["(1,", "48,", "48)", "7", "3"]

@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from fercore.atomic import atomic_path
+from fercore.atomic import atomic_path, printable
 from fercore.classes import EMOTIONS, IMAGE_SUFFIXES, UnknownEmotionError, class_index
 from models.preprocessing import resize_face
 from training.errors import DataError
@@ -61,9 +61,14 @@ def read_folder_split(root: Path, split: str, progress: bool = True) -> tuple[np
         raise DataError(f"{split_dir}: no images found in <emotion>/ subfolders")
 
     def decode(path: Path) -> np.ndarray:  # faces of another size are resized as the realtime app would
-        image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        # Read by Python, decoded by OpenCV: cv2.imread crashes the process on a path that is not UTF-8.
+        try:
+            data = np.fromfile(path, dtype=np.uint8)
+        except OSError as exc:
+            raise DataError(f"cannot read image {printable(path)}: {exc.strerror or exc}") from None
+        image = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE) if data.size else None
         if image is None:
-            raise DataError(f"cannot read image {path}")
+            raise DataError(f"cannot read image {printable(path)}")
         return resize_face(image, SIZE)
 
     with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
