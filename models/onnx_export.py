@@ -1,17 +1,21 @@
 """Export a checkpoint to ONNX for ONNX Runtime, which runs the small CNNs faster on a CPU.
 
     python -m models.onnx_export weights/default.pt            # writes weights/default.onnx
+    python -m models.onnx_export a.pt b.pt -o ensemble.onnx    # an ensemble (models.ensemble) as one graph
 
 The ONNX file carries the checkpoint's description (architecture, classes, preprocessing) in its
-metadata, so it is as self-describing as the checkpoint it came from. The output must be a .onnx file other
-than the checkpoint, so an export never replaces its input.
+metadata, so it is as self-describing as the checkpoint it came from; an ensemble's records each member (its
+file, SHA-256, architecture, temperature). The output must be a .onnx file other than the checkpoints, so an
+export never replaces its input.
 """
 from __future__ import annotations
 
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
+from typing import Sequence
 
 from fercore import cli
 from fercore.atomic import atomic_path
@@ -21,33 +25,55 @@ from models.onnx_runtime import METADATA_KEY, checkpoint_digest
 # torch and models.checkpoint load inside export_onnx: the command's Ctrl-C then ends in fercore.cli.run.
 
 
-def check_output(checkpoint: str | Path, output: str | Path) -> Path:
-    """``output`` if an export may be written there: a .onnx path that is neither the checkpoint nor a folder
+def as_paths(checkpoint: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:
+    """One checkpoint or several (an ensemble) as a list of paths."""
+    return [Path(checkpoint)] if isinstance(checkpoint, (str, os.PathLike)) else [Path(p) for p in checkpoint]
+
+
+def check_output(checkpoint: str | Path | Sequence[str | Path], output: str | Path) -> Path:
+    """``output`` if an export may be written there: a .onnx path that is neither a checkpoint nor a folder
     (CommandError otherwise)."""
     output = Path(output)
     if output.suffix.lower() != ".onnx":
         raise cli.CommandError(f"the output must be a .onnx file, got {output}")
     if output.is_dir():
         raise cli.CommandError(f"the output {output} is a folder; give a .onnx file")
-    same = output.resolve() == Path(checkpoint).resolve() or (
-        output.exists() and Path(checkpoint).exists() and output.samefile(checkpoint))  # a link to it, too
-    if same:
-        raise cli.CommandError(f"the output {output} is the checkpoint itself; give another .onnx file")
+    paths = as_paths(checkpoint)
+    for path in paths:
+        same = output.resolve() == path.resolve() or (
+            output.exists() and path.exists() and output.samefile(path))  # a link to it, too
+        if same:
+            which = "" if len(paths) == 1 else f" {path}"
+            raise cli.CommandError(f"the output {output} is the checkpoint{which} itself; give another .onnx file")
     return output
 
 
-def export_onnx(checkpoint: str | Path, output: str | Path | None = None, opset: int = 17) -> Path:
+def export_onnx(checkpoint: str | Path | Sequence[str | Path], output: str | Path | None = None,
+                opset: int = 17) -> Path:
+    """Export a checkpoint, or the ensemble of several (models.ensemble: one graph whose softmax is the mean of
+    the members' calibrated probabilities), to ``output`` (for one checkpoint by default its path with .onnx)."""
     import onnx
     import torch
 
-    from models.checkpoint import load_model
+    from models.ensemble import load_ensemble
 
-    output = check_output(checkpoint, output if output else Path(checkpoint).with_suffix(".onnx"))
-    model, ckpt = load_model(checkpoint)
+    paths = as_paths(checkpoint)
+    if not paths:
+        raise cli.CommandError("no checkpoint to export")
+    if len(paths) > 1 and not output:
+        raise cli.CommandError("an ensemble's export needs an output file (-o FILE.onnx)")
+    output = check_output(paths, output if output else paths[0].with_suffix(".onnx"))
+    model, description = load_ensemble(paths)
     size = model.preprocessing.size
-    meta = {key: ckpt[key] for key in ("arch", "arch_args", "classes", "preprocessing", "epoch", "metrics")}
-    meta["temperature"] = model.temperature
-    meta["checkpoint_sha256"] = checkpoint_digest(checkpoint)  # lets the app tell a stale export from a fresh one
+    if len(paths) == 1:
+        meta = {key: description[key] for key in ("arch", "arch_args", "classes", "preprocessing", "epoch",
+                                                  "metrics")}
+        meta["temperature"] = model.temperature
+        meta["checkpoint_sha256"] = checkpoint_digest(paths[0])  # the app tells a stale export from a fresh one
+    else:
+        meta = dict(description)
+        meta["members"] = [{**member, "sha256": checkpoint_digest(path)}
+                           for member, path in zip(description["members"], paths)]
 
     with atomic_path(output) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter announces its successor
@@ -64,13 +90,15 @@ def export_onnx(checkpoint: str | Path, output: str | Path | None = None, opset:
 def command(argv: list[str] | None) -> int:
     ap = cli.parser("models.onnx_export", __doc__)
     g = ap.add_argument_group("export")
-    g.add_argument("checkpoint", help="a checkpoint written by training (e.g. weights/default.pt)")
-    g.add_argument("-o", "--output", help="the .onnx file to write (default: the checkpoint's path with .onnx)")
+    g.add_argument("checkpoint", nargs="+",
+                   help="a checkpoint written by training (e.g. weights/default.pt); several make one ensemble "
+                        "(their probabilities averaged; needs -o)")
+    g.add_argument("-o", "--output", help="the .onnx file to write (default for one checkpoint: its path with .onnx)")
     args = ap.parse_args(argv)
     try:
         written = export_onnx(args.checkpoint, args.output)
     except OSError as exc:  # a read-only folder, a full disk: the atomic writer has left nothing behind
-        raise cli.CommandError(f"cannot write {args.output or Path(args.checkpoint).with_suffix('.onnx')}: "
+        raise cli.CommandError(f"cannot write {args.output or Path(args.checkpoint[0]).with_suffix('.onnx')}: "
                                f"{exc.strerror or exc}") from exc
     print(f"wrote {written}")
     return 0

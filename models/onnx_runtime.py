@@ -25,6 +25,24 @@ def checkpoint_digest(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def export_digests(meta: dict) -> list[str] | None:
+    """The SHA-256 digests of the checkpoints an export was made from, as its metadata records them: one for a
+    checkpoint's export, one per member (in order) for an ensemble's; None when it does not say."""
+    if "members" in meta:
+        members = meta["members"]
+        if not isinstance(members, list) or not all(isinstance(m, dict) and isinstance(m.get("sha256"), str)
+                                                    for m in members):
+            return None
+        return [m["sha256"] for m in members]
+    digest = meta.get("checkpoint_sha256")
+    return [digest] if isinstance(digest, str) else None
+
+
+def ensemble_digest(digests: list[str]) -> str:
+    """One SHA-256 for an ensemble of checkpoints with these digests (in order): names its cached export."""
+    return hashlib.sha256(("ensemble\n" + "\n".join(digests)).encode()).hexdigest()
+
+
 def session_options(threads: int):
     """CPU session options: ``threads`` intra-op threads that sleep instead of spinning while idle."""
     import onnxruntime as ort

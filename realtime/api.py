@@ -20,7 +20,7 @@ import sys
 import threading
 import weakref
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Literal, Union
+from typing import TYPE_CHECKING, Any, Iterator, Literal, Sequence, Union
 
 import cv2
 import numpy as np
@@ -129,7 +129,8 @@ def _is_file_source(source: int | str | os.PathLike) -> bool:
 class EmotionRecognizer:
     """Faces and their emotions in photos, frames, video files and cameras, with the shipped models by default.
 
-    ``checkpoint``: an emotion model (.pt checkpoint or .onnx export); None is ``weights/default.pt``.
+    ``checkpoint``: an emotion model (.pt checkpoint or .onnx export), or a list of .pt checkpoints run as one
+    ensemble (their calibrated probabilities averaged); None is ``weights/default.pt``.
     The other options are the commands' pipeline options (README, "Pipeline options"), and each left as None
     takes the commands' default, read from realtime.cli, so the API treats a face as the commands do:
     ``detector`` (a name such as "short" or "full", or a .tflite path), ``min_confidence``, ``margin``,
@@ -140,9 +141,10 @@ class EmotionRecognizer:
     manager or call ``close()``; an instance left open is cleaned up at exit without a message.
     """
 
-    def __init__(self, checkpoint: str | os.PathLike | None = None, *, detector: str | os.PathLike | None = None,
-                 min_confidence: float | None = None, margin: float | None = None, smoothing: float | None = None,
-                 backend: str | None = None, threads: int | None = None) -> None:
+    def __init__(self, checkpoint: str | os.PathLike | Sequence[str | os.PathLike] | None = None, *,
+                 detector: str | os.PathLike | None = None, min_confidence: float | None = None,
+                 margin: float | None = None, smoothing: float | None = None, backend: str | None = None,
+                 threads: int | None = None) -> None:
         defaults = _command_defaults()
         self.detector = defaults["detector"] if detector is None else detector
         self.min_confidence = defaults["min_confidence"] if min_confidence is None else min_confidence

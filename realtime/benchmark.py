@@ -1,6 +1,7 @@
 """How fast the realtime pipeline runs (a measurement, not a test), three ways:
 
-    python -m realtime.benchmark [--checkpoint PATH] [--frames 150] [--threads N] [--modes throughput live startup]
+    python -m realtime.benchmark [--checkpoint PATH [PATH ...]] [--frames 150] [--threads N]
+                                 [--modes throughput live startup]
 
 - throughput: frames pushed through as fast as they go; per-stage milliseconds per frame (median after a
   warm-up) and end-to-end frames per second. End to end = decode + detect + crop + classify + track + draw.
@@ -27,7 +28,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fercore.paths import DEFAULT_CHECKPOINT, ROOT, SHARED_MEDIA
+from fercore.paths import ROOT, SHARED_MEDIA
 from realtime import cli
 from realtime.overlay import draw_faces, draw_fps
 from realtime.photos import read_image
@@ -138,7 +139,8 @@ with cli.pipeline_from_args(args, video=True) as pipe:
 def startup(args: argparse.Namespace, clip: Path, repeats: int = 3) -> float:
     """Median seconds from launching Python to the first processed frame, with the webcam app's options."""
     options = ["--source", str(clip), "--backend", args.backend, "--threads", str(args.threads),
-               "--detector", str(args.detector)] + (["--checkpoint", str(args.checkpoint)] if args.checkpoint else [])
+               "--detector", str(args.detector)]
+    options += ["--checkpoint", *map(str, args.checkpoint)] if args.checkpoint else []
     seconds = []
     for _ in range(repeats):
         start = time.time()
@@ -169,7 +171,9 @@ def main(argv: list[str] | None = None) -> int:
                              "(the shared media folder sits beside the checkout; or pass --media)")
     portraits = [read_image(args.media / name) for name in PORTRAITS]
     cli.pipeline_from_args(args, video=False).close()  # fail early on a missing checkpoint or detector
-    print(f"checkpoint {args.checkpoint or DEFAULT_CHECKPOINT}, backend {args.backend} ({args.threads} thread(s)), "
+    checkpoint = cli.checkpoint_setting(args.checkpoint)
+    shown = checkpoint if isinstance(checkpoint, str) else f"ensemble of {' + '.join(checkpoint)}"
+    print(f"checkpoint {shown}, backend {args.backend} ({args.threads} thread(s)), "
           f"detector {args.detector}, {args.frames} frames per case, {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.2f} before the run")
     with tempfile.TemporaryDirectory() as tmp:

@@ -4,18 +4,21 @@ Two backends run a checkpoint: ONNX Runtime (the default: faster on a CPU, and i
 torch) and PyTorch itself. A .pt checkpoint runs on ONNX Runtime through its export: the ``.onnx`` beside it
 when that was exported from exactly this checkpoint (its metadata records the checkpoint's SHA-256), else an
 export made once and kept in the cache folder, so a changed checkpoint is never served from a stale export.
+Several checkpoints run as one ensemble (models.ensemble: their calibrated probabilities averaged), on ONNX
+Runtime as one graph exported into the cache under the members' SHA-256 digests.
 """
 from __future__ import annotations
 
 import os
 import tempfile
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
 from fercore.paths import DEFAULT_CHECKPOINT
 from models.errors import CheckpointError
-from models.onnx_runtime import checkpoint_digest, open_session
+from models.onnx_runtime import checkpoint_digest, ensemble_digest, export_digests, open_session
 from models.preprocessing import Preprocessing, faces_to_input
 
 BACKENDS = ("onnx", "torch")
@@ -79,52 +82,74 @@ class OnnxClassifier(EmotionClassifier):
         return e / e.sum(axis=1, keepdims=True)
 
 
-def onnx_for(checkpoint: Path) -> Path:
-    """An ONNX export of exactly this checkpoint: the one beside it if it matches, else a cached one (made on
-    first use; that needs torch, once)."""
-    sha = checkpoint_digest(checkpoint)
-    beside = checkpoint.with_suffix(".onnx")
-    cached = ONNX_CACHE / f"{sha[:32]}.onnx"
-    for candidate in (beside, cached):
+def onnx_for(checkpoint: Path | Sequence[Path]) -> Path:
+    """An ONNX export of exactly this checkpoint, or of the ensemble of these checkpoints: the one beside a single
+    checkpoint if it matches, else a cached one (made on first use; that needs torch, once). A cached ensemble is
+    named and checked by its members' digests, so a changed member is never served from a stale export."""
+    paths = [checkpoint] if isinstance(checkpoint, Path) else list(checkpoint)
+    digests = [checkpoint_digest(path) for path in paths]
+    if len(paths) == 1:
+        candidates = [paths[0].with_suffix(".onnx"), ONNX_CACHE / f"{digests[0][:32]}.onnx"]
+    else:
+        candidates = [ONNX_CACHE / f"ensemble-{ensemble_digest(digests)[:32]}.onnx"]
+    for candidate in candidates:
         if candidate.is_file():
             try:
-                if open_session(candidate)[1].get("checkpoint_sha256") == sha:
+                if export_digests(open_session(candidate)[1]) == digests:
                     return candidate
             except CheckpointError:
                 pass  # not ours or damaged: export afresh
     from models.onnx_export import export_onnx
 
     try:
-        return export_onnx(checkpoint, cached)
+        return export_onnx(paths, candidates[-1])
     except OSError:  # no writable cache folder: an export for this run only
-        return export_onnx(checkpoint, Path(tempfile.mkdtemp(prefix="fer-emotion-")) / "model.onnx")
+        return export_onnx(paths, Path(tempfile.mkdtemp(prefix="fer-emotion-")) / "model.onnx")
 
 
-def load_classifier(checkpoint: str | Path | None = None, threads: int = 1,
+def checkpoint_paths(checkpoint: str | os.PathLike | Sequence[str | os.PathLike] | None) -> list[Path]:
+    """The model files ``checkpoint`` names: weights/default.pt for None, one path, or several (an ensemble of
+    .pt checkpoints). CheckpointError for a missing file, and for an empty list or an .onnx among several."""
+    if checkpoint is None:
+        if not DEFAULT_CHECKPOINT.is_file():
+            raise CheckpointError(f"the default emotion model {DEFAULT_CHECKPOINT} is missing: train one "
+                                  "(`python -m training.run --config training/configs/default/stage1.yaml`) and copy "
+                                  "its best checkpoint there, or pass --checkpoint PATH")
+        return [DEFAULT_CHECKPOINT]
+    paths = [Path(checkpoint)] if isinstance(checkpoint, (str, os.PathLike)) else [Path(p) for p in checkpoint]
+    if not paths:
+        raise CheckpointError("no checkpoint given")
+    for path in paths:
+        if not path.is_file():
+            raise CheckpointError(f"{'ONNX model' if path.suffix.lower() == '.onnx' else 'checkpoint'} "
+                                  f"not found: {path}")
+        if len(paths) > 1 and path.suffix.lower() == ".onnx":
+            raise CheckpointError(f"{path} is an ONNX model: an ensemble is made of .pt checkpoints (give the ones "
+                                  "it was exported from, or export the ensemble with `python -m models.onnx_export "
+                                  "A.pt B.pt -o ensemble.onnx` and pass that alone)")
+    return paths
+
+
+def load_classifier(checkpoint: str | os.PathLike | Sequence[str | os.PathLike] | None = None, threads: int = 1,
                     backend: str = "onnx") -> EmotionClassifier:
-    """The classifier of a checkpoint (.pt) or exported model (.onnx); weights/default.pt when none is given.
+    """The classifier of a checkpoint (.pt) or exported model (.onnx), or of the ensemble of several checkpoints
+    (a list of .pt paths: their calibrated probabilities averaged); weights/default.pt when none is given.
 
     ``threads``: CPU threads for inference (PyTorch's setting is process-wide).
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    path = Path(checkpoint) if checkpoint is not None else DEFAULT_CHECKPOINT
-    if checkpoint is None and not path.is_file():
-        raise CheckpointError(f"the default emotion model {path} is missing: train one "
-                              "(`python -m training.run --config training/configs/default/stage1.yaml`) and copy "
-                              "its best checkpoint there, or pass --checkpoint PATH")
-    if not path.is_file():
-        raise CheckpointError(f"{'ONNX model' if path.suffix.lower() == '.onnx' else 'checkpoint'} not found: {path}")
-    if path.suffix.lower() == ".onnx":
+    paths = checkpoint_paths(checkpoint)
+    if paths[0].suffix.lower() == ".onnx":
         if backend != "onnx":
-            raise CheckpointError(f"{path} is an ONNX model: it runs with --backend onnx only")
-        return OnnxClassifier(path, threads)
+            raise CheckpointError(f"{paths[0]} is an ONNX model: it runs with --backend onnx only")
+        return OnnxClassifier(paths[0], threads)
     if backend == "onnx":
-        return OnnxClassifier(onnx_for(path), threads)
+        return OnnxClassifier(onnx_for(paths), threads)
     import torch
 
-    from models.checkpoint import load_model
+    from models.ensemble import load_ensemble
 
     torch.set_num_threads(threads)
-    model, ckpt = load_model(path)
-    return TorchClassifier(model, ckpt["classes"])
+    model, description = load_ensemble(paths)
+    return TorchClassifier(model, description["classes"])

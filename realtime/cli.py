@@ -35,8 +35,9 @@ LIVE_DETECTOR, FILE_DETECTOR = "short", "full"
 
 def add_pipeline_args(parser: argparse.ArgumentParser, smoothing: bool = True) -> None:
     g = parser.add_argument_group("pipeline")
-    g.add_argument("--checkpoint", default=None,
-                   help="emotion model: a checkpoint (.pt) or an export of one (.onnx); default weights/default.pt")
+    g.add_argument("--checkpoint", nargs="+", default=None, metavar="PATH",
+                   help="emotion model: a checkpoint (.pt) or an export of one (.onnx); several .pt checkpoints run "
+                        "as one ensemble, their probabilities averaged; default weights/default.pt")
     detector = LIVE_DETECTOR if parser.prog in LIVE_COMMANDS else FILE_DETECTOR
     g.add_argument("--detector", default=detector,
                    help=f"face detector: {', '.join(DETECTORS)} or a .tflite path (default here: {detector}; "
@@ -79,6 +80,9 @@ def add_readability_args(parser: argparse.ArgumentParser) -> None:
                    help=f"least calibrated probability of the top emotion that is labelled "
                         f"(default {d.min_confidence:g})")
     g.add_argument("--label-all", action="store_true", help="label every face, however hard to read")
+    g.add_argument("--no-align", action="store_true",
+                   help="do not turn tilted faces upright before reading them (then a tilt past --max-roll is "
+                        "uncertain)")
 
 
 def limits_from_args(args: argparse.Namespace) -> ReadabilityLimits | None:
@@ -94,15 +98,25 @@ def pipeline_from_args(args: argparse.Namespace, video: bool) -> Pipeline:
     detector = FaceDetector(args.detector, video=video, min_confidence=args.min_confidence)
     args.min_confidence = detector.min_confidence  # the detector's own when not given: results files record it
     return Pipeline(detector, classifier, Tracker(smoothing=getattr(args, "smoothing", 0.0)), margin=args.margin,
-                    limits=limits_from_args(args))
+                    limits=limits_from_args(args), align=not getattr(args, "no_align", False))
+
+
+def checkpoint_setting(checkpoint: str | list[str] | None) -> str | list[str]:
+    """``--checkpoint`` as results files record it: the path of one model, the list of an ensemble's."""
+    if checkpoint is None:
+        return str(DEFAULT_CHECKPOINT)
+    if isinstance(checkpoint, (str, os.PathLike)):
+        return str(checkpoint)
+    paths = [str(path) for path in checkpoint]
+    return paths[0] if len(paths) == 1 else paths
 
 
 def settings(args: argparse.Namespace, pipe: Pipeline) -> dict:
     """The pipeline options of a run, recorded in its results file."""
-    return {"checkpoint": str(args.checkpoint or DEFAULT_CHECKPOINT), "backend": args.backend,
+    return {"checkpoint": checkpoint_setting(args.checkpoint), "backend": args.backend,
             "detector": str(args.detector),
             "min_confidence": args.min_confidence, "margin": pipe.margin,
-            "readability": None if pipe.limits is None else pipe.limits.to_dict(),
+            "readability": None if pipe.limits is None else pipe.limits.to_dict(), "align": pipe.align,
             "smoothing": getattr(args, "smoothing", 0.0)}
 
 

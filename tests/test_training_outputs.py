@@ -24,7 +24,7 @@ def test_evaluate_checks_its_output_folder_before_evaluating(tiny_fer_csv, tiny_
                                                              monkeypatch):
     import training.evaluate
 
-    monkeypatch.setattr(training.evaluate, "load_model", lambda *a: pytest.fail("evaluated before checking --out"))
+    monkeypatch.setattr(training.evaluate, "load_members", lambda *a: pytest.fail("evaluated before checking --out"))
     args = [str(tiny_checkpoint), "--data", str(tiny_fer_csv), "--cache-dir", "none", "--tta", "none"]
     a_file = tmp_path / "a_file"
     a_file.write_text("x")

@@ -2,12 +2,17 @@
 confusion matrix (PNG + JSON), optionally with test-time augmentation.
 
     python -m training.evaluate weights/default.pt --data ../shared/data/fer2013 --split val --tta flip
+
+Several checkpoints are evaluated as an ensemble (models.ensemble: their calibrated probabilities averaged),
+reported beside each member: accuracy and macro-F1 of every member and of the ensemble in every TTA mode.
 """
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
+from typing import Sequence
 
 from training.errors import interruptible_imports
 
@@ -22,7 +27,8 @@ with interruptible_imports():
     from fercore.metrics import classification_report, save_confusion_png
     from fercore.tta import TTA_MODES
     from models.camera import KINDS, LEVELS, corrupted_copies
-    from models.checkpoint import CheckpointError, load_model
+    from models.checkpoint import CheckpointError
+    from models.ensemble import ARCH, load_members
     from models.inference import predict
     from models.preprocessing import Preprocessing
     from training.data import DataError, load_split
@@ -44,27 +50,50 @@ def check_outputs(out_dir: str | Path, split: str, tta: list[str]) -> None:
         check_writable(path, what="--out")
 
 
-def evaluate(checkpoint: str | Path, data: str | Path, split: str, out_dir: str | Path | None,
+def evaluate(checkpoint: str | Path | Sequence[str | Path], data: str | Path, split: str, out_dir: str | Path | None,
              tta: list[str], cache_dir: str | None, device: str = "cpu", batch_size: int = 256,
              corrupted: bool = False) -> dict:
     """The metrics of ``checkpoint`` on ``split``; with ``out_dir``, written there (output_files). A write that
-    fails raises CommandError in one line."""
+    fails raises CommandError in one line.
+
+    Several checkpoints are an ensemble (models.ensemble): the result is then the ensemble's (its probabilities
+    the mean of the members' calibrated ones in each TTA mode, which is what the ensemble model computes), with
+    ``checkpoint`` the list of files and ``members`` each member's own result."""
+    paths = [checkpoint] if isinstance(checkpoint, (str, os.PathLike)) else list(checkpoint)
     if out_dir is not None:
         check_outputs(out_dir, split, tta)
-    model, ckpt = load_model(checkpoint)
-    model.to(device)
-    prep = model.preprocessing
-    classes = ckpt["classes"]
+    members = load_members(paths)  # refuses members that disagree on classes or preprocessing
+    classes = members[0][1]["classes"]
     images, labels = load_split(data, split, cache_dir)
-    result = {"checkpoint": str(checkpoint), "arch": ckpt["arch"], "arch_args": ckpt["arch_args"],
-              "data": str(data), "split": split, "results": {}}
-    for mode in tta:
-        probs = predict(model, images, prep, batch_size, device, tta=mode, progress=True)
-        result["results"][mode] = classification_report(labels, probs.argmax(1), classes)
+    results, sums = [], {}
+    for (model, ckpt), path in zip(members, paths):
+        model.to(device)
+        entry = {"checkpoint": str(path), "arch": ckpt["arch"], "arch_args": ckpt["arch_args"],
+                 "temperature": float(model.temperature), "results": {}}
+        for mode in tta:
+            probs = predict(model, images, model.preprocessing, batch_size, device, tta=mode, progress=True)
+            entry["results"][mode] = classification_report(labels, probs.argmax(1), classes)
+            sums[mode] = sums.get(mode, 0) + probs
+        results.append(entry)
+    if len(members) == 1:
+        result = {key: results[0][key] for key in ("checkpoint", "arch", "arch_args")}
+        result.update({"data": str(data), "split": split, "results": results[0]["results"]})
+    else:
+        result = {"checkpoint": [str(path) for path in paths], "arch": ARCH, "arch_args": {"members": len(paths)},
+                  "data": str(data), "split": split,
+                  "results": {mode: classification_report(labels, (sums[mode] / len(paths)).argmax(1), classes)
+                              for mode in tta},
+                  "members": results}
     if corrupted:
-        result["corrupted"] = corrupted_accuracy(model, images, labels, prep, batch_size, device)
+        models = [model for model, _ in members]
+        accs = corrupted_accuracies(models, images, labels, models[0].preprocessing, batch_size, device)
+        result["corrupted"] = accs[-1]  # the ensemble's, or the one model's
+        if len(members) > 1:
+            for entry, acc in zip(results, accs):
+                entry["corrupted"] = acc
     if out_dir is not None:
-        write_outputs(result, out_dir, Path(checkpoint).name)
+        name = Path(paths[0]).name if len(paths) == 1 else "ensemble of " + " + ".join(Path(p).name for p in paths)
+        write_outputs(result, out_dir, name)
     return result
 
 
@@ -86,53 +115,90 @@ def write_outputs(result: dict, out_dir: str | Path, name: str) -> None:
 def corrupted_accuracy(model: nn.Module, images: np.ndarray, labels: np.ndarray, prep: Preprocessing,
                        batch_size: int = 256, device: torch.device | str = "cpu", seed: int = 0) -> dict:
     """Single-crop accuracy on each corrupted copy of ``images`` (training.corrupted_val) and their mean."""
-    acc = {}
+    return corrupted_accuracies([model], images, labels, prep, batch_size, device, seed)[0]
+
+
+def corrupted_accuracies(models: list[nn.Module], images: np.ndarray, labels: np.ndarray, prep: Preprocessing,
+                         batch_size: int = 256, device: torch.device | str = "cpu", seed: int = 0) -> list[dict]:
+    """``corrupted_accuracy`` of each model and, for several, of their ensemble last (the mean of their
+    probabilities), each copy made once for all."""
+    accs: list[dict] = [{} for _ in range(len(models) + (len(models) > 1))]
     for kind, level, faces in tqdm(corrupted_copies(images, seed), total=len(KINDS) * len(LEVELS),
                                    desc="corrupted", unit="copy"):
-        acc[f"{kind}-{level}"] = float((predict(model, faces, prep, batch_size, device).argmax(1) == labels).mean())
-    return {"seed": seed, "mean": float(np.mean(list(acc.values()))), "accuracy": acc}
+        probs = [predict(model, faces, prep, batch_size, device) for model in models]
+        if len(models) > 1:
+            probs.append(np.mean(probs, axis=0))
+        for acc, p in zip(accs, probs):
+            acc[f"{kind}-{level}"] = float((p.argmax(1) == labels).mean())
+    return [{"seed": seed, "mean": float(np.mean(list(acc.values()))), "accuracy": acc} for acc in accs]
 
 
 def format_report(result: dict) -> str:
     modes = list(result["results"])
     classes = result["results"][modes[0]]["classes"]
-    lines = [f"{result['checkpoint']} on {result['data']} [{result['split']}], "
-             f"{result['results'][modes[0]]['n']} images"]
-    lines.append(f"{'':12}" + "".join(f"{m:>12}" for m in modes))
-    lines.append(f"{'accuracy':12}" + "".join(f"{result['results'][m]['accuracy']:12.4f}" for m in modes))
-    lines.append(f"{'macro-F1':12}" + "".join(f"{result['results'][m]['macro_f1']:12.4f}" for m in modes))
+    n = result["results"][modes[0]]["n"]
+    if "members" in result:
+        lines = [f"ensemble of {len(result['members'])} checkpoints on {result['data']} [{result['split']}], "
+                 f"{n} images"]
+        lines += ensemble_table(result)
+    else:
+        lines = [f"{result['checkpoint']} on {result['data']} [{result['split']}], {n} images"]
+        lines.append(f"{'':12}" + "".join(f"{m:>12}" for m in modes))
+        lines.append(f"{'accuracy':12}" + "".join(f"{result['results'][m]['accuracy']:12.4f}" for m in modes))
+        lines.append(f"{'macro-F1':12}" + "".join(f"{result['results'][m]['macro_f1']:12.4f}" for m in modes))
     first = result["results"][modes[0]]["per_class"]
-    lines.append(f"\nper class ({modes[0]}):  precision  recall      F1  support")
+    whose = "the ensemble, " if "members" in result else ""
+    lines.append(f"\nper class ({whose}{modes[0]}):  precision  recall      F1  support")
     for c in classes:
         r = first[c]
         lines.append(f"  {c:10} {r['precision']:10.3f} {r['recall']:7.3f} {r['f1']:7.3f} {r['support']:8d}")
     if "corrupted" in result:
         acc = result["corrupted"]["accuracy"]
         levels = list(dict.fromkeys(name.rsplit("-", 1)[1] for name in acc))
-        lines.append(f"\ncorrupted copies (single crop), mean {result['corrupted']['mean']:.4f}:")
+        lines.append(f"\ncorrupted copies (single crop{', the ensemble' if 'members' in result else ''}), "
+                     f"mean {result['corrupted']['mean']:.4f}:")
         lines.append(f"  {'':16}" + "".join(f"{lv:>10}" for lv in levels))
         for kind in dict.fromkeys(name.rsplit("-", 1)[0] for name in acc):
             lines.append(f"  {kind:16}" + "".join(f"{acc[f'{kind}-{lv}']:10.4f}" for lv in levels))
+        for member in result.get("members", []):
+            lines.append(f"  mean of {member['checkpoint']}: {member['corrupted']['mean']:.4f}")
     return "\n".join(lines)
+
+
+def ensemble_table(result: dict) -> list[str]:
+    """Accuracy and macro-F1 of each member and of the ensemble, a column pair per TTA mode."""
+    modes = list(result["results"])
+    rows = [(m["checkpoint"], m["results"]) for m in result["members"]] + [("ensemble", result["results"])]
+    width = max(len(name) for name, _ in rows) + 2
+    lines = [f"{'':{width}}" + "".join(f"{mode:>20}" for mode in modes),
+             f"{'':{width}}" + f"{'accuracy':>10}{'macro-F1':>10}" * len(modes)]
+    for name, res in rows:
+        lines.append(f"{name:{width}}" + "".join(f"{res[m]['accuracy']:10.4f}{res[m]['macro_f1']:10.4f}"
+                                               for m in modes))
+    return lines
 
 
 def command(argv: list[str] | None) -> int:
     ap = cli.parser("training.evaluate", __doc__)
     g = ap.add_argument_group("evaluation")
-    g.add_argument("checkpoint", help="a checkpoint written by training.run (e.g. weights/default.pt)")
+    g.add_argument("checkpoint", nargs="+",
+                   help="a checkpoint written by training.run (e.g. weights/default.pt); several are evaluated as "
+                        "an ensemble (their calibrated probabilities averaged) beside each of them")
     g.add_argument("--tta", nargs="+", default=["none", "flip"], choices=TTA_MODES,
                    help="test-time augmentation modes to report side by side (default: none flip)")
     g.add_argument("--corrupted", action="store_true",
                    help="also report accuracy on the corrupted copies of the split (training.corrupted_val)")
     g.add_argument("--out", default=None, help="folder for the metrics JSON and confusion PNGs "
-                                               "(default: eval/ beside the checkpoint)")
+                                               "(default: eval/ beside the checkpoint; for an ensemble "
+                                               "eval-ensemble/ beside the first)")
     data = cli.add_data_args(ap)
     data.add_argument("--split", default="val",
                       help="the split to evaluate: train | val | test (csv: Training | PublicTest | PrivateTest; "
                            "default val)")
     args = ap.parse_args(argv)
     device = cli.resolve_device(args.device, torch.cuda.device_count())
-    out = args.out or str(Path(args.checkpoint).parent / "eval")
+    folder = "eval-ensemble" if len(args.checkpoint) > 1 else "eval"
+    out = args.out or str(Path(args.checkpoint[0]).parent / folder)
     result = evaluate(args.checkpoint, args.data, args.split, out, args.tta, args.cache_dir, device, args.batch_size,
                       args.corrupted)
     print(format_report(result))
