@@ -14,7 +14,7 @@ from fercore.readability import ReadabilityLimits, head_pose, sharpness, unreada
 from models.preprocessing import resize_face
 from realtime.classifier import EmotionClassifier
 from realtime.detector import Detection, FaceDetector
-from realtime.faces import crop_box, gray_crop, readable_part
+from realtime.faces import ALIGN_ABOVE_DEGREES, crop_box, gray_crop, readable_part
 from realtime.results import FaceResult, FrameResult
 from realtime.tracking import Tracker
 
@@ -87,7 +87,7 @@ class Pipeline:
             return None
         x0, y0, x1, y1 = detection.box
         pose = head_pose(detection.keypoints) if len(detection.keypoints) >= 6 else None
-        if pose is not None and self.align:
+        if pose is not None and self.align and abs(pose[1]) > ALIGN_ABOVE_DEGREES:
             pose = (pose[0], 0.0)  # the crop was turned upright
         return unreadable_reason(self.limits, size=min(x1 - x0, y1 - y0), confidence=confidence, pose=pose,
                                  sharp=sharpness(resize_face(face, self.classifier.preprocessing.size)))

@@ -7,7 +7,8 @@ accuracy against coverage as the confidence threshold rises, on clean and corrup
 Each limit is where the accuracy of faces *at* that value falls to ``--target`` (default 0.5: a label as likely
 wrong as right). Head turn (yaw) and tilt (roll) are measured with the face detector's keypoints on val faces
 scaled up to 192 pixels; faces it does not find there are left out of the yaw curve, and the tilt curve is
-measured both as cropped and with the eyes levelled by the measured roll (the app's alignment). Writes a JSON of every curve and one PNG.
+measured both as cropped and with the eyes levelled by the measured roll (the app's alignment, for tilts past
+realtime.faces.ALIGN_ABOVE_DEGREES). Writes a JSON of every curve and one PNG.
 """
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ from models.preprocessing import resize_face
 from realtime import cli as realtime_cli
 from realtime.detector import FaceDetector
 from realtime.evaluate import labelled_photos
+from realtime.faces import ALIGN_ABOVE_DEGREES
 RESOLUTIONS = (6, 8, 10, 12, 14, 16, 20, 24, 32, 48)  # pixels across the model's crop
 SIGMAS = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0)
 ROLLS = (0, 10, 20, 30, 40, 50, 60)
@@ -77,7 +79,8 @@ def detector_pose(images: np.ndarray, desc: str = "head pose") -> tuple[np.ndarr
 def aligned(faces: np.ndarray, roll: np.ndarray) -> np.ndarray:
     """Each face turned so its eyes are level, as the app's crop does (models.camera.affine and
     realtime.faces.gray_crop share OpenCV's rotation); a face without a measured roll stays as it is."""
-    return np.stack([f if np.isnan(r) or abs(r) < 1.0 else affine(f, angle=r) for f, r in zip(faces, roll)])
+    return np.stack([f if np.isnan(r) or abs(r) <= ALIGN_ABOVE_DEGREES else affine(f, angle=r)
+                     for f, r in zip(faces, roll)])
 
 
 def measure(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, batch_size: int, device: str,
