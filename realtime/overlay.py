@@ -77,18 +77,39 @@ def _best(candidates: list[Box], obstacles: list[Box], w: int, h: int) -> tuple[
     return rect, cost
 
 
-def _label_size(face: FaceResult, s: float) -> tuple[int, int]:
-    (tw, th), base = cv2.getTextSize(label_text(face), FONT, s, max(1, round(s * 1.5)))
-    pad = max(2, round(3 * s))
-    return tw + 2 * pad, th + base + 2 * pad
+def _pad(s: float) -> int:
+    return max(2, round(3 * s))
+
+
+def _thickness(s: float) -> int:
+    return max(1, round(s * 1.5))
+
+
+def _text_size(text: str, s: float) -> tuple[int, int]:
+    """Width and height of a text on its filled box (what _draw_text draws)."""
+    (tw, th), base = cv2.getTextSize(text, FONT, s, _thickness(s))
+    return tw + 2 * _pad(s), th + base + 2 * _pad(s)
+
+
+@dataclass(frozen=True)
+class _PanelMetrics:
+    """Sizes of a probability panel at scale s: its font, row height, class-name column and padding."""
+
+    font: float
+    row: int
+    name_w: int
+    pad: int
+
+    @classmethod
+    def of(cls, classes: list[str], s: float) -> "_PanelMetrics":
+        font = 0.8 * s
+        return cls(font, max(8, round(15 * s)), max(cv2.getTextSize(c[:3], FONT, font, 1)[0][0] for c in classes),
+                   _pad(s))
 
 
 def _panel_size(classes: list[str], s: float) -> tuple[int, int]:
-    fs = 0.8 * s
-    row = max(8, round(15 * s))
-    name_w = max(cv2.getTextSize(c[:3], FONT, fs, 1)[0][0] for c in classes)
-    pad = max(2, round(3 * s))
-    return name_w + round(80 * s) + 3 * pad, row * len(classes) + 2 * pad
+    m = _PanelMetrics.of(classes, s)
+    return m.name_w + round(80 * s) + 3 * m.pad, m.row * len(classes) + 2 * m.pad
 
 
 def layout(faces: list[FaceResult], classes: list[str], frame_shape: tuple[int, ...]) -> list[Placement]:
@@ -98,14 +119,14 @@ def layout(faces: list[FaceResult], classes: list[str], frame_shape: tuple[int, 
     an uncertain face has none: its bars would suggest a reading."""
     h, w = frame_shape[:2]
     s = _scale(frame_shape)
-    gap = max(2, round(3 * s))
+    gap = _pad(s)
     pw, ph = _panel_size(classes, s)
     boxes = [f.box for f in faces]
     placed: list[Box] = []
     labels: list[Box] = []
     for i, face in enumerate(faces):  # labels first: they matter more than panels
         x0, y0, x1, y1 = face.box
-        lw, lh = _label_size(face, s)
+        lw, lh = _text_size(label_text(face), s)
         others = boxes[:i] + boxes[i + 1:]
         candidates = [(x0, y0 - lh, x0 + lw, y0), (x0, y1, x0 + lw, y1 + lh), (x1 - lw, y0 - lh, x1, y0),
                       (x1 - lw, y1, x1, y1 + lh), (x0, y0, x0 + lw, y0 + lh)]
@@ -133,19 +154,18 @@ def layout(faces: list[FaceResult], classes: list[str], frame_shape: tuple[int, 
     return out
 
 
-def _draw_label(frame: np.ndarray, rect: Box, text: str, s: float, bg: tuple[int, int, int]) -> None:
+def _draw_text(frame: np.ndarray, rect: Box, text: str, s: float, bg: tuple[int, int, int],
+               fg: tuple[int, int, int] = (0, 0, 0)) -> None:
+    """A text on a filled box (``rect``, from _text_size) in ``bg``."""
     x0, y0, x1, y1 = rect
     cv2.rectangle(frame, (x0, y0), (x1 - 1, y1 - 1), bg, cv2.FILLED)
-    pad = max(2, round(3 * s))
-    (_, th), _ = cv2.getTextSize(text, FONT, s, max(1, round(s * 1.5)))
-    cv2.putText(frame, text, (x0 + pad, y0 + pad + th), FONT, s, (0, 0, 0), max(1, round(s * 1.5)), cv2.LINE_AA)
+    (_, th), _ = cv2.getTextSize(text, FONT, s, _thickness(s))
+    cv2.putText(frame, text, (x0 + _pad(s), y0 + _pad(s) + th), FONT, s, fg, _thickness(s), cv2.LINE_AA)
 
 
 def _draw_panel(frame: np.ndarray, rect: Box, face: FaceResult, classes: list[str], s: float) -> None:
-    fs = 0.8 * s
-    row = max(8, round(15 * s))
-    name_w = max(cv2.getTextSize(c[:3], FONT, fs, 1)[0][0] for c in classes)
-    pad = max(2, round(3 * s))
+    m = _PanelMetrics.of(classes, s)
+    fs, row, name_w, pad = m.font, m.row, m.name_w, m.pad
     px, py, px1, py1 = rect
     bar_w = px1 - px - name_w - 3 * pad
     cv2.rectangle(frame, (px, py), (px1 - 1, py1 - 1), (30, 30, 30), cv2.FILLED)
@@ -169,15 +189,11 @@ def draw_faces(frame: np.ndarray, faces: list[FaceResult], classes: list[str]) -
         x0, y0, x1, y1 = face.box
         cv2.rectangle(frame, (x0, y0), (x1 - 1, y1 - 1), emotion_color(face.label, classes), max(2, round(2 * s)))
     for face, place in zip(faces, placements):
-        _draw_label(frame, place.label, label_text(face), s, emotion_color(face.label, classes))
+        _draw_text(frame, place.label, label_text(face), s, emotion_color(face.label, classes))
 
 
 def draw_fps(frame: np.ndarray, fps: float) -> None:
     s = _scale(frame.shape)
     text = f"FPS {fps:.1f}"
-    (tw, th), base = cv2.getTextSize(text, FONT, s, max(1, round(s * 1.5)))
-    pad = max(2, round(3 * s))
-    rect = _clamp(0, 0, tw + 2 * pad, th + base + 2 * pad, frame.shape[1], frame.shape[0])
-    cv2.rectangle(frame, rect[:2], (rect[2] - 1, rect[3] - 1), (0, 0, 0), cv2.FILLED)
-    cv2.putText(frame, text, (rect[0] + pad, rect[1] + pad + th), FONT, s, (255, 255, 255),
-                max(1, round(s * 1.5)), cv2.LINE_AA)
+    rect = _clamp(0, 0, *_text_size(text, s), frame.shape[1], frame.shape[0])
+    _draw_text(frame, rect, text, s, (0, 0, 0), (255, 255, 255))
