@@ -35,14 +35,13 @@ from tqdm import tqdm
 
 from fercore import cli as shared
 from fercore.atomic import interrupt_on_termination, output_error, printable
-from fercore.boxes import clip_box
 from fercore.classes import EMOTIONS
 from fercore.cli import number
 from fercore.paths import DEFAULT_CHECKPOINT
 from models.preprocessing import resize_face
 from realtime import cli
-from realtime.detector import DETECTORS, Detection
-from realtime.evaluate import SUBJECT_SCORE_SHARE, labelled_photos
+from realtime.detector import DETECTORS
+from realtime.evaluate import SUBJECT_SCORE_SHARE, labelled_photos, subject
 from realtime.faces import readable_part
 from realtime.photos import ImageError, read_image
 
@@ -129,22 +128,6 @@ def held_out(items: list[tuple[str, str]], share: float, seed: int = 0) -> set[s
     return out
 
 
-def subject(detections: list[Detection], width: int, height: int) -> Detection | None:
-    """The face a labelled photo is about, as realtime.evaluate picks it from the pipeline's faces: among the faces
-    with enough of them inside the photo, the largest (box inside the photo) of those scoring at least
-    SUBJECT_SCORE_SHARE x the best score. None without such a face."""
-    kept = [d for d in detections if readable_part(d.box, width, height)]
-    if not kept:
-        return None
-    best = max(d.score for d in kept)
-
-    def area(d: Detection) -> int:
-        x0, y0, x1, y1 = clip_box(d.box, width, height)
-        return (x1 - x0) * (y1 - y0)
-
-    return max((d for d in kept if d.score >= SUBJECT_SCORE_SHARE * best), key=lambda d: (area(d), d.score))
-
-
 def photo_path(photo: Path, root: Path, emotion: str) -> Path:
     """Where a photo sits under its emotion: its path in its emotion folder, after that folder's name when it is
     not the emotion's own (happiness/me.jpg -> happiness/me.jpg, happy/me.jpg -> me.jpg), so that two folders of
@@ -199,7 +182,8 @@ def crop(args: argparse.Namespace, items: list[tuple[Path, str]], tmp: Path) -> 
                 continue
             h, w = image.shape[:2]
             detections = pipe.detector.detect(image, None)
-            face = subject(detections, w, h)
+            kept = [d for d in detections if readable_part(d.box, w, h)]
+            face = subject(kept, (w, h)) if kept else None
             if face is None:
                 no_face.append({"photo": shown, "emotion": emotion, "faces": len(detections)})
                 continue

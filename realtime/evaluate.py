@@ -15,20 +15,23 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from tqdm import tqdm
 
 from fercore.atomic import OutputError, atomic_path, check_writable, interrupt_on_termination, printable
+from fercore.boxes import clip_box
 from fercore.classes import EMOTIONS, UnknownEmotionError, class_index
 from fercore.metrics import classification_report, save_confusion_png
 from realtime import cli
 from realtime.photos import ImageError, list_folder, read_image
-from realtime.results import FaceResult
 
 # The subject of a labelled photo: the largest face among those scoring at least this share of the best score.
 SUBJECT_SCORE_SHARE = 0.8
+Face = TypeVar("Face")  # a FaceResult or a Detection: anything with box and score
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -93,13 +96,18 @@ def labelled_photos(root: Path) -> tuple[list[tuple[Path, str]], list[dict]]:
     return items, ignored
 
 
-def subject(faces: list[FaceResult]) -> FaceResult:
+def subject(faces: Sequence[Face], size: tuple[int, int] | None = None) -> Face:
     """The face a labelled photo is about: the largest among those the detector is nearly as sure of as its best
     (score >= SUBJECT_SCORE_SHARE x the best). Size alone would pick a large false box on a poster or a hand;
-    score alone a small sharp face in the background over the subject."""
+    score alone a small sharp face in the background over the subject. ``faces`` are the pipeline's results or
+    the detector's detections (anything with ``box`` and ``score``); with the photo's ``size`` (width, height)
+    a box reaching outside it counts only its part inside."""
     best = max(f.score for f in faces)
-    sure = [f for f in faces if f.score >= SUBJECT_SCORE_SHARE * best]
-    return max(sure, key=lambda f: ((f.box[2] - f.box[0]) * (f.box[3] - f.box[1]), f.score))
+
+    def area(face: Face) -> int:
+        x0, y0, x1, y1 = face.box if size is None else clip_box(face.box, *size)
+        return (x1 - x0) * (y1 - y0)
+    return max((f for f in faces if f.score >= SUBJECT_SCORE_SHARE * best), key=lambda f: (area(f), f.score))
 
 
 def evaluate(args: argparse.Namespace) -> dict:
