@@ -55,6 +55,9 @@ def test_a_model_argument_override_keeps_the_other_arguments():
     ("train.amp=yes please", r"'train.amp' expects bool"),
     ("augment.mixup_alpha=-0.2", r"'augment.mixup_alpha' must be at least 0"),
     ("loss.teacher_weight=1.5", r"'loss.teacher_weight' must be in \[0, 1\]"),
+    ("loss.teacher=[]", r"'loss.teacher' must be a path, a non-empty list of paths or null, got \[\]"),
+    ("loss.teacher=[a.pt, 3]", r"'loss.teacher' must be a path, a non-empty list of paths or null"),
+    ("loss.teacher_mode=live", r"'loss.teacher_mode' must be one of \('cached', 'online'\)"),
     # issue 15 item 10: non-finite numbers, a step size that failed after epoch 1, model arguments and paths
     ("optim.lr=.inf", r"'optim.lr' must be a finite number, got inf"),
     ("augment.rotation=.nan", r"'augment.rotation' must be a finite number, got nan"),

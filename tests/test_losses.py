@@ -3,7 +3,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from training.losses import FocalLoss, Objective, balanced_class_weights, build_loss, soft_cross_entropy
+from training.losses import (FocalLoss, Objective, balanced_class_weights, build_loss, mix_targets,
+                             soft_cross_entropy)
 
 
 @pytest.fixture
@@ -91,6 +92,9 @@ def test_mixup_objective_scores_each_image_against_its_partners_targets_too(batc
         return (1 - w) * label_loss(logits, y) + w * soft_cross_entropy(logits, probs)
 
     expected = lam * blend(y, teacher_probs) + (1 - lam) * blend(y[partner], teacher_probs[partner])
-    torch.testing.assert_close(Objective(label_loss, w)(logits, y, teacher_probs, partner, lam), expected)
+    mixed = mix_targets(teacher_probs, partner, lam)
+    torch.testing.assert_close(Objective(label_loss, w)(logits, y, mixed, partner, lam), expected)
+    torch.testing.assert_close(mixed.sum(1), torch.ones(64))
+    assert mix_targets(teacher_probs, None, 1.0) is teacher_probs
     torch.testing.assert_close(Objective(label_loss)(logits, y, None, partner, lam),
                                lam * label_loss(logits, y) + (1 - lam) * label_loss(logits, y[partner]))

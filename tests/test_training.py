@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from models.checkpoint import CheckpointError, load_model, read_checkpoint
 from models.inference import predict
-from training.losses import Objective
+from training.losses import Objective, mix_targets
 from training.run import main as run_main
 from training.trainer import Trainer, build_parts
 
@@ -142,14 +142,61 @@ def test_teacher_targets_are_its_tta_predictions_fed_to_the_objective(tiny_fer_c
     trainer = Trainer(cfg, replace(parts, criterion=Recording(parts.criterion.label_loss, 0.25)))
     idx = torch.tensor([3, 1, 4])
     trainer._train_step(idx)
-    y, probs, partner, lam = calls[0]  # each image's label and teacher row, and mixup's pairs
+    y, probs, partner, lam = calls[0]  # each image's label, teacher rows mixed as the images, and mixup's pairs
     assert torch.equal(y, torch.from_numpy(parts.data.train_labels)[idx])
-    assert torch.equal(probs, parts.teacher_probs[idx])
+    assert torch.equal(probs, mix_targets(parts.teacher_probs[idx], partner, lam))
     assert sorted(partner.tolist()) == [0, 1, 2] and 0 < lam < 1
     trainer.fit()
     assert "teacher agrees with the training labels" in (tmp_path / "train.log").read_text()
     with pytest.raises(CheckpointError, match="not found"):
         Trainer.from_config(tiny_run.cfg(tiny_fer_csv, tmp_path / "b", f"loss.teacher={tmp_path / 'missing.pt'}"))
+
+
+@pytest.mark.parametrize("members", [1, 2])
+def test_a_teacher_online_scores_each_batch_as_the_model_sees_it(tiny_fer_csv, tiny_checkpoint, tmp_path, tiny_run,
+                                                                 members):
+    """teacher_mode online runs the teacher (one calibrated checkpoint, or the ensemble a list of them makes) on
+    every augmented, mixed batch instead of caching per-image targets."""
+    ckpt = read_checkpoint(tiny_checkpoint)
+    ckpt["temperature"] = 1.7
+    torch.save(ckpt, tmp_path / "teacher.pt")
+    teacher = ", ".join([str(tmp_path / "teacher.pt")] * members)
+    cfg = tiny_run.cfg(tiny_fer_csv, tmp_path / "run", "train.epochs=1", f"loss.teacher=[{teacher}]",
+                       "loss.teacher_mode=online", "augment.mixup_alpha=0.2")
+    parts = build_parts(cfg)
+    assert parts.teacher_probs is None and (members == 1) != (parts.teacher.arch == "ensemble")
+    calls = []
+
+    class Recording(Objective):
+        def forward(self, logits, y, soft=None, partner=None, lam=1.0):
+            calls.append(soft)
+            return super().forward(logits, y, soft, partner, lam)
+
+    trainer = Trainer(cfg, replace(parts, criterion=Recording(parts.criterion.label_loss, 0.5)))
+    gen_state = trainer.gen.get_state()
+    idx = torch.tensor([3, 1, 4, 0])
+    trainer._train_step(idx)
+    trainer.gen.set_state(gen_state)  # the same augmented, mixed batch again
+    x, _, _ = parts.augment(parts.data.train_images[idx], trainer.gen)
+    single, _ = load_model(tmp_path / "teacher.pt")
+    expected = torch.softmax(single.eval()(x) / 1.7, dim=1)  # two copies: their mean is one's
+    torch.testing.assert_close(calls[0], expected)
+    trainer.fit()
+    assert (tmp_path / "run" / "best.pt").is_file()
+
+
+def test_an_online_teacher_must_normalise_as_the_model_does(tiny_fer_csv, tmp_path, tiny_run):
+    teacher = tmp_path / "teacher"
+    Trainer.from_config(tiny_run.cfg(tiny_fer_csv, teacher, "train.epochs=1", "model.args.width=0.25")).fit()
+    ckpt = read_checkpoint(teacher / "best.pt")
+    ckpt["preprocessing"]["mean"] = 0.4
+    torch.save(ckpt, teacher / "shifted.pt")
+    cfg = tiny_run.cfg(tiny_fer_csv, tmp_path / "b", f"loss.teacher={teacher / 'shifted.pt'}",
+                       "loss.teacher_mode=online")
+    with pytest.raises(CheckpointError, match="normalises faces with mean 0.4"):
+        build_parts(cfg)
+    cached = tiny_run.cfg(tiny_fer_csv, tmp_path / "c", f"loss.teacher={teacher / 'shifted.pt'}")
+    assert build_parts(cached).teacher_probs is not None  # cached targets come from its own preprocessing
 
 
 def test_a_mixed_image_counts_as_its_dominant_images_class(tiny_fer_csv, tmp_path, tiny_run):

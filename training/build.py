@@ -34,7 +34,8 @@ class Parts:
     criterion: Objective
     # uint8 faces, generator -> normalised batch, each image's mixup partner (None without mixup), lambda
     augment: Callable[[torch.Tensor, torch.Generator], tuple[torch.Tensor, torch.Tensor | None, float]]
-    teacher_probs: torch.Tensor | None = None  # the teacher's probabilities for every training image
+    teacher_probs: torch.Tensor | None = None  # the teacher's probabilities for every training image (cached)
+    teacher: nn.Module | None = None  # the teacher itself, run on every batch (online)
     lock: RunLock | None = None  # the output folder's, held until the Trainer finishes (rank 0 only)
 
 
@@ -81,16 +82,21 @@ def _build(cfg: dict, dist: Dist, device: torch.device, lock: RunLock | None) ->
     optimizer = build_optimizer(cfg, model)
     scheduler = build_scheduler(cfg, optimizer, len(sampler) // t["batch_size"])
     label_loss = build_loss(loss, data.train_labels, len(EMOTIONS)).to(device)
-    teacher_probs = None
+    teacher_probs, teacher = None, None
     if loss["teacher"]:
-        teacher = load_teacher(loss["teacher"], model.preprocessing.size)
-        log.info(f"teacher {loss['teacher']}: targets ({loss['teacher_tta']} TTA) for {len(data.train_labels)} "
-                 "training images")
-        teacher_probs = teacher_targets(teacher, data.train_images, loss["teacher_tta"], t["eval_batch_size"], device,
-                                        dist.main)
-        log.info(f"teacher agrees with the training labels on "
-                 f"{(teacher_probs.numpy().argmax(1) == data.train_labels).mean():.1%}")
+        online = loss["teacher_mode"] == "online"
+        teacher = load_teacher(loss["teacher"], model.preprocessing, online).to(device)
+        if online:
+            log.info(f"teacher {loss['teacher']}: targets computed online on each augmented batch")
+        else:
+            log.info(f"teacher {loss['teacher']}: targets ({loss['teacher_tta']} TTA) for {len(data.train_labels)} "
+                     "training images")
+            teacher_probs = teacher_targets(teacher, data.train_images, loss["teacher_tta"], t["eval_batch_size"],
+                                            device, dist.main)
+            log.info(f"teacher agrees with the training labels on "
+                     f"{(teacher_probs.numpy().argmax(1) == data.train_labels).mean():.1%}")
+            teacher = None
     augment = partial(augment_and_mix, augment=BatchAugment(cfg["augment"], model.preprocessing),
                       alpha=cfg["augment"]["mixup_alpha"])
     return Parts(dist, device, model, data, sampler, optimizer, scheduler,
-                 Objective(label_loss, loss["teacher_weight"]), augment, teacher_probs, lock)
+                 Objective(label_loss, loss["teacher_weight"]), augment, teacher_probs, teacher, lock)

@@ -55,10 +55,12 @@ DEFAULTS: dict[str, Any] = {
         "zoom": 0.0,  # > 0: each face scaled by a random factor in [1 - zoom, 1 + zoom] (box size jitter)
         "camera_p": 0.0,  # probability of each camera effect (low light, blur, low resolution, noise, JPEG)
     },
-    # teacher: a checkpoint whose predictions on the training images (with test-time augmentation
-    # teacher_tta) become soft targets (distillation), weighted teacher_weight against the labels.
+    # teacher: a checkpoint, or a list of them (an ensemble: their probabilities averaged), whose predictions
+    # become soft targets (distillation), weighted teacher_weight against the labels. teacher_mode cached:
+    # its predictions on the training images (with test-time augmentation teacher_tta), computed once;
+    # online: its predictions on each augmented (and mixed) batch as the model sees it, a forward pass a step.
     "loss": {"name": "focal", "gamma": 2.0, "label_smoothing": 0.0, "class_weights": None,
-             "teacher": None, "teacher_weight": 0.5, "teacher_tta": "flip"},
+             "teacher": None, "teacher_weight": 0.5, "teacher_tta": "flip", "teacher_mode": "cached"},
     "optim": {"name": "adam", "lr": 1e-3, "weight_decay": 0.0, "momentum": 0.9, "backbone_lr": None},
     "sched": {
         "name": "none",  # none | step | plateau | cosine | onecycle
@@ -91,6 +93,7 @@ CHOICES = {
     "sched.name": ("none", "step", "plateau", "cosine", "onecycle"),
     "train.device": ("auto", "cpu", "cuda"),
     "loss.teacher_tta": TTA_MODES,
+    "loss.teacher_mode": ("cached", "online"),
 }
 FREE_FORM = {"model.args"}  # checked against the model's constructor (models.description)
 # Keys whose default is null, with the type a value must have; and the one key with a default that may be null.
@@ -119,6 +122,7 @@ RANGES = {
     "train.eval_batch_size": (1, math.inf, False, True), "train.early_stopping": (0, math.inf, False, True),
     "train.threads": (0, 1024, False, False), "data.limit": (1, math.inf, False, True),
 }
+PATH_LISTS = {"loss.teacher"}  # a path, or a non-empty list of paths
 # [low, high] pairs whose first value may not exceed the second.
 PAIRS = ("augment.erasing_scale", "augment.erasing_ratio")
 
@@ -170,6 +174,10 @@ def _check_value(name: str, default: Any, value: Any) -> Any:
         if name not in MAY_BE_NULL:
             raise ConfigError(f"config key {name!r} must not be null")
         return value
+    if name in PATH_LISTS and isinstance(value, list):
+        if not value or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"config key {name!r} must be a path, a non-empty list of paths or null, got {value!r}")
+        return [_check_value(name, None, v) for v in value]
     if default is None:
         if name not in NULLABLE:
             return value  # loss.class_weights: checked with the others (_check_consistency)

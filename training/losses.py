@@ -1,6 +1,9 @@
 """Focal loss with label smoothing and class weights, the loss factory, and what training minimises: the
-label loss blended with a teacher's soft targets (self-distillation), over mixup's pairs."""
+label loss over mixup's pairs, blended with a teacher's soft targets (distillation from one checkpoint or an
+ensemble, its targets cached per image or computed online on each augmented batch)."""
 from __future__ import annotations
+
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -8,8 +11,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from fercore.classes import EMOTIONS
-from models.checkpoint import CheckpointError, load_model
+from models.errors import CheckpointError
+from models.ensemble import load_ensemble
 from models.inference import predict
+from models.preprocessing import Preprocessing
 
 
 class FocalLoss(nn.Module):
@@ -72,39 +77,51 @@ def build_loss(cfg: dict, train_labels: np.ndarray, num_classes: int) -> nn.Modu
 
 
 class Objective(nn.Module):
-    """The training loss of a batch. Distilling, the label loss is blended with the soft cross-entropy against
-    the teacher's probabilities: (1 - w) * label + w * soft. A mixup batch (``partner``, ``lam``) is scored as
-    it was mixed: lam * against its own targets + (1 - lam) * against its partners'."""
+    """The training loss of a batch: the label loss, over mixup's pairs as the batch was mixed (lam * against
+    each image's own label + (1 - lam) * against its partner's), blended with the soft cross-entropy against the
+    teacher's probabilities for the batch as fed (``mix_targets`` or ``online_targets``): (1 - w) * label + w * soft.
+    """
 
     def __init__(self, label_loss: nn.Module, teacher_weight: float = 0.0) -> None:
         super().__init__()
         self.label_loss = label_loss
         self.teacher_weight = teacher_weight
 
-    def forward(self, logits: torch.Tensor, y: torch.Tensor, teacher_probs: torch.Tensor | None = None,
+    def forward(self, logits: torch.Tensor, y: torch.Tensor, soft_targets: torch.Tensor | None = None,
                 partner: torch.Tensor | None = None, lam: float = 1.0) -> torch.Tensor:
-        loss = self.distill(logits, y, teacher_probs)
-        if partner is None:
-            return loss
-        partner_probs = None if teacher_probs is None else teacher_probs[partner]
-        return lam * loss + (1 - lam) * self.distill(logits, y[partner], partner_probs)
-
-    def distill(self, logits: torch.Tensor, y: torch.Tensor, teacher_probs: torch.Tensor | None) -> torch.Tensor:
         loss = self.label_loss(logits, y)
-        if teacher_probs is None:
+        if partner is not None:
+            loss = lam * loss + (1 - lam) * self.label_loss(logits, y[partner])
+        if soft_targets is None:
             return loss
         w = self.teacher_weight
-        return (1 - w) * loss + w * soft_cross_entropy(logits, teacher_probs)
+        return (1 - w) * loss + w * soft_cross_entropy(logits, soft_targets)
 
 
-def load_teacher(path: str, size: int) -> nn.Module:
-    """The checkpoint of ``loss.teacher``, refused unless it predicts the training classes from ``size`` faces."""
-    teacher, ckpt = load_model(path)
-    if ckpt["classes"] != list(EMOTIONS):
-        raise CheckpointError(f"loss.teacher={path} predicts {ckpt['classes']}, training uses {list(EMOTIONS)}")
-    if teacher.preprocessing.size != size:
-        raise CheckpointError(f"loss.teacher={path} takes {teacher.preprocessing.size}-pixel faces, the model {size}")
-    return teacher
+def mix_targets(probs: torch.Tensor, partner: torch.Tensor | None, lam: float) -> torch.Tensor:
+    """Per-image target distributions mixed as mixup mixed their images (soft cross-entropy is linear in its
+    target, so this scores each image against its own and its partner's targets, weighted lam and 1 - lam)."""
+    return probs if partner is None else lam * probs + (1 - lam) * probs[partner]
+
+
+def load_teacher(paths: str | Sequence[str], preprocessing: Preprocessing, online: bool) -> nn.Module:
+    """The model of ``loss.teacher``: one checkpoint, or the Ensemble of several (their calibrated probabilities
+    averaged), in eval mode. Refused unless it predicts the training classes from faces of the model's size, and,
+    ``online`` (fed the student's normalised batches), unless it also normalises them as the model does."""
+    teacher, description = load_ensemble(paths)
+    where = f"loss.teacher={paths}"
+    if description["classes"] != list(EMOTIONS):
+        raise CheckpointError(f"{where} predicts {description['classes']}, training uses {list(EMOTIONS)}")
+    theirs = teacher.preprocessing
+    if theirs.size != preprocessing.size:
+        raise CheckpointError(f"{where} takes {theirs.size}-pixel faces, the model {preprocessing.size}")
+    if online and (theirs.mean, theirs.std) != (preprocessing.mean, preprocessing.std):
+        raise CheckpointError(f"{where} normalises faces with mean {theirs.mean} and std {theirs.std}, the model with "
+                              f"{preprocessing.mean} and {preprocessing.std}: an online teacher sees the model's "
+                              "batches, so they must agree (loss.teacher_mode: cached works)")
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher.eval()
 
 
 def teacher_targets(teacher: nn.Module, images: torch.Tensor, tta: str, batch_size: int,
@@ -113,3 +130,10 @@ def teacher_targets(teacher: nn.Module, images: torch.Tensor, tta: str, batch_si
     they never change (at half width on 2 cores about 80 s per view over FER-2013's training set)."""
     return torch.from_numpy(predict(teacher.to(device), images, teacher.preprocessing, batch_size, device, tta=tta,
                                     progress=progress))
+
+
+@torch.no_grad()
+def online_targets(teacher: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The teacher's calibrated probabilities for the normalised batch ``x`` exactly as the student sees it
+    (augmented and mixed): targets that follow every view, at the cost of a teacher forward pass per step."""
+    return F.softmax(teacher(x).float() / float(getattr(teacher, "temperature", 1.0)), dim=1)

@@ -22,6 +22,7 @@ from fercore.classes import EMOTIONS
 from fercore.cli import CommandError
 from models.checkpoint import CheckpointError, make_checkpoint, read_checkpoint, state_dict_mismatch
 from training.build import Parts, build_parts
+from training.losses import mix_targets, online_targets
 from training.optim import step_after_epoch, steps_per_batch
 from training.rundir import finished, resume_message
 from training.utils import StopFlag, any_rank, log, log_epoch, save_output, sum_across_processes, validate
@@ -35,7 +36,7 @@ class Trainer:
         p = parts if parts is not None else build_parts(cfg, resume, overwrite)
         self.cfg, self.dist, self.device, self.data, self.sampler = cfg, p.dist, p.device, p.data, p.sampler
         self.optimizer, self.scheduler, self.criterion, self.augment = p.optimizer, p.scheduler, p.criterion, p.augment
-        self.teacher_probs, self.lock = p.teacher_probs, p.lock
+        self.teacher_probs, self.teacher, self.lock = p.teacher_probs, p.teacher, p.lock
         self.train_targets = torch.from_numpy(p.data.train_labels)
         self.out, self.cuda = Path(cfg["output"]["dir"]), p.device.type == "cuda"
         self.model = self.model_without_ddp = p.model  # the first is what the loop calls, the second is saved
@@ -190,9 +191,9 @@ class Trainer:
             x = x.contiguous(memory_format=torch.channels_last)
         if self.writer is not None and self.epoch == 0 and self.step == 0:
             self.writer.add_images("train/augmented_batch", self.model_without_ddp.preprocessing.denormalize(x[:64]))
-        soft = self.teacher_probs[idx].to(self.device) if self.teacher_probs is not None else None
         amp = self.amp_dtype is not None
         with torch.autocast(self.device.type, dtype=self.amp_dtype if amp else torch.float32, enabled=amp):
+            soft = self._soft_targets(idx, x, partner, lam)
             logits = self.model(x)
             loss = self.criterion(logits, y, soft, partner, lam)
         self.optimizer.zero_grad(set_to_none=True)
@@ -207,6 +208,16 @@ class Trainer:
         if partner is not None and lam < 0.5:  # a mixed image counts as its dominant image's class
             y = y[partner]
         return loss.item(), int((logits.argmax(1) == y).sum())
+
+    def _soft_targets(self, idx: torch.Tensor, x: torch.Tensor, partner: torch.Tensor | None,
+                      lam: float) -> torch.Tensor | None:
+        """The teacher's probabilities for this batch as fed: run on it (online), or its cached per-image
+        predictions mixed as mixup mixed the images; None without a teacher."""
+        if self.teacher is not None:
+            return online_targets(self.teacher, x)
+        if self.teacher_probs is None:
+            return None
+        return mix_targets(self.teacher_probs[idx].to(self.device), partner, lam)
 
     def _end_epoch(self) -> bool:
         """Validate, log, step the scheduler, save checkpoints. True when early stopping fires."""
