@@ -208,3 +208,50 @@ print(x.shape, int(x[0, 0, 0]), int(y[0]))
     run = subprocess.run([sys.executable, "-c", code, str(tmp_path / "fer")], cwd=ROOT, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-500:]
     assert run.stdout.split() == ["(1,", "48,", "48)", "7", "3"]
+
+
+ALIGNMENT_HEADER = ("usage,kaggle_path,fer2013_label,fer2013_row,ferplus_image,match_mae,match_status,neutral,happiness,"
+                    "surprise,sadness,anger,disgust,fear,contempt,unknown,NF")
+
+
+def write_alignment(path, rows):
+    """rows: (kaggle_path, ferplus_image, NF votes, neutral votes); the other votes 0, empty without an image."""
+    lines = [ALIGNMENT_HEADER]
+    for name, image, nf, neutral in rows:
+        votes = f"{neutral},0,0,0,0,0,0,0,0,{nf}" if image else ",,,,,,,,,"
+        lines.append(f"Training,{name},angry,1,{image},1.0,unique,{votes}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_training_leaves_out_the_images_ferplus_marks_as_not_faces(tmp_path, samples, tiny_run):
+    from training.ferplus import face_mask
+    from training.utils import load_data
+
+    root = write_folders(tmp_path / "fer", samples)
+    alignment = write_alignment(tmp_path / "align.csv", [
+        ("train/angry/0000.png", "", 0, 0),  # FER+ gave it no image: dropped
+        ("train/disgust/0001.png", "fer1.png", 5, 5),  # half the votes say not a face: dropped
+        ("train/fear/0002.png", "fer2.png", 4, 6),  # fewer than half: kept
+        ("val/angry/0000.png", "", 0, 0),  # val is never touched
+    ])
+    # read class by class: angry 0000, 0007, disgust 0001, 0008, fear 0002, ...
+    assert face_mask(root, "train", alignment).tolist() == [False, True, False, True] + [True] * 10
+    cfg = tiny_run.cfg(root, tmp_path / "run", f"data.exclude_not_faces={alignment}", "data.cache_dir=null")
+    data = load_data(cfg, 48, progress=False)
+    assert len(data.train_labels) == 12 and sorted(set(data.train_labels.tolist()) - {0, 1}) == [2, 3, 4, 5, 6]
+    assert len(data.val_labels) == 7
+
+
+def test_an_alignment_that_names_none_of_the_files_or_a_csv_source_is_refused(tmp_path, samples):
+    from training.ferplus import face_mask
+
+    root = write_folders(tmp_path / "fer", samples)
+    other = write_alignment(tmp_path / "align.csv", [("train/angry/Training_1.jpg", "", 0, 0)])
+    with pytest.raises(DataError, match="names none of the 14 files"):
+        face_mask(root, "train", other)
+    with pytest.raises(DataError, match="needs FER-2013 as folders"):
+        face_mask(write_fer2013_csv(tmp_path / "fer2013.csv", samples), "train", other)
+    (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(DataError, match="not a FER\\+ alignment csv"):
+        face_mask(root, "train", tmp_path / "bad.csv")

@@ -37,6 +37,8 @@ DEFAULTS: dict[str, Any] = {
         "val_split": "val",
         "cache_dir": "~/.cache/fer-emotion",
         "limit": None,  # keep at most this many images per split (stratified), for smoke runs and tests
+        # a FER+ alignment csv: the training images it marks as not a face are left out (training.ferplus)
+        "exclude_not_faces": None,
     },
     # init_from: a checkpoint of this project whose weights start the run (a new schedule on a trained
     # model); unlike --resume it keeps no optimizer state or progress.
@@ -97,10 +99,11 @@ CHOICES = {
 }
 FREE_FORM = {"model.args"}  # checked against the model's constructor (models.description)
 # Keys whose default is null, with the type a value must have; and the one key with a default that may be null.
-NULLABLE = {"data.limit": int, "model.weights_path": str, "model.init_from": str, "loss.teacher": str,
-            "optim.backbone_lr": float, "output.dir": str}
+NULLABLE = {"data.limit": int, "data.exclude_not_faces": str, "model.weights_path": str, "model.init_from": str,
+            "loss.teacher": str, "optim.backbone_lr": float, "output.dir": str}
 MAY_BE_NULL = {"data.cache_dir", "loss.class_weights", *NULLABLE}
-PATHS = {"data.root", "data.cache_dir", "model.weights_path", "model.init_from", "loss.teacher", "output.dir"}
+PATHS = {"data.root", "data.cache_dir", "data.exclude_not_faces", "model.weights_path", "model.init_from",
+         "loss.teacher", "output.dir"}
 # Ranges of numbers: key -> (low, high, low end open, high end open); every number must also be finite.
 RANGES = {
     "seed": (0, 2**32 - 1, False, False),

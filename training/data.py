@@ -44,7 +44,8 @@ def folder_split_dir(root: Path, split: str) -> Path:
     return d
 
 
-def read_folder_split(root: Path, split: str, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def folder_split_files(root: Path, split: str) -> tuple[list[Path], list[int]]:
+    """A folder split's image files and labels, in the order read_folder_split decodes them."""
     split_dir = folder_split_dir(root, split)
     files: list[Path] = []
     labels: list[int] = []
@@ -59,6 +60,11 @@ def read_folder_split(root: Path, split: str, progress: bool = True) -> tuple[np
                 labels.append(label)
     if not files:
         raise DataError(f"{split_dir}: no images found in <emotion>/ subfolders")
+    return files, labels
+
+
+def read_folder_split(root: Path, split: str, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    files, labels = folder_split_files(root, split)
 
     def decode(path: Path) -> np.ndarray:  # faces of another size are resized as the realtime app would
         # Read by Python, decoded by OpenCV: cv2.imread crashes the process on a path that is not UTF-8.

@@ -23,6 +23,7 @@ from fercore.metrics import classification_report, confusion_figure
 from models.checkpoint import CheckpointError, read_checkpoint, state_dict_mismatch
 from models.inference import predict
 from training.data import load_split, stratified_subset
+from training.ferplus import face_mask
 from training.errors import ConfigError, DataError
 from training.outputs import write_failure
 from training.rundir import RunLock, check_run_folder, claim_run_folder
@@ -132,10 +133,15 @@ class Data:
 
 
 def load_data(cfg: dict, size: int, progress: bool) -> Data:
-    """The configured train and val splits (``data.limit`` of each, keeping class proportions) of ``size`` faces."""
+    """The configured train and val splits of ``size`` faces: the training images FER+ marks as not a face left
+    out (``data.exclude_not_faces``), then ``data.limit`` of each split, keeping class proportions."""
     d = cfg["data"]
     train_x, train_y = load_split(d["root"], d["train_split"], d["cache_dir"], progress)
     val_x, val_y = load_split(d["root"], d["val_split"], d["cache_dir"], progress)
+    if d["exclude_not_faces"]:
+        keep = face_mask(d["root"], d["train_split"], d["exclude_not_faces"])
+        log.info(f"left out {len(keep) - keep.sum()} training images {d['exclude_not_faces']} marks as not a face")
+        train_x, train_y = train_x[keep], train_y[keep]
     if d["limit"]:
         keep = stratified_subset(train_y, d["limit"], cfg["seed"])
         train_x, train_y = train_x[keep], train_y[keep]
