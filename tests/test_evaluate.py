@@ -61,3 +61,33 @@ def test_classification_report_by_hand():
     assert np.isclose(r["per_class"]["b"]["precision"], 2 / 3) and np.isclose(r["per_class"]["b"]["recall"], 2 / 3)
     assert r["confusion_matrix"] == [[1, 1, 0], [1, 2, 0], [0, 0, 1]]
     assert np.isclose(r["macro_f1"], (0.5 + 2 / 3 + 1) / 3)
+
+
+class Brightness(torch.nn.Module):
+    """Answers by mean brightness (class k for the k-th seventh of the range), so corruptions change answers."""
+
+    temperature = 1.0
+
+    def forward(self, x):
+        centres = torch.linspace(-1, 1, len(EMOTIONS))
+        return -100 * (x.mean(dim=(1, 2, 3))[:, None] - centres) ** 2
+
+
+def test_corrupted_report_scores_every_copy_and_the_share_of_each_answer(tiny_fer_csv, tiny_checkpoint):
+    from models.camera import KINDS, LEVELS, corrupted_copies
+    from training.evaluate import corrupted_accuracy, evaluate, format_report
+
+    model, _ = load_model(tiny_checkpoint)
+    images, labels = read_split(tiny_fer_csv, "val", progress=False)
+    images = (images * np.linspace(0.2, 1.0, len(images))[:, None, None]).astype(np.uint8)  # all brightnesses
+    corrupted = corrupted_accuracy(Brightness(), images, labels, model.preprocessing)
+    assert set(corrupted["accuracy"]) == {f"{kind}-{level}" for kind in KINDS for level in LEVELS}
+    assert np.isclose(corrupted["mean"], np.mean(list(corrupted["accuracy"].values())))
+    answers = [predict(Brightness(), faces, model.preprocessing).argmax(1)
+               for _, _, faces in corrupted_copies(images, 0)]
+    assert len({tuple(np.bincount(a, minlength=len(EMOTIONS))) for a in answers}) > 1  # copies differ
+    counts = sum(np.bincount(a, minlength=len(EMOTIONS)) for a in answers)
+    assert np.allclose(corrupted["predicted"], counts / counts.sum())
+    assert np.isclose(corrupted["accuracy"][f"{KINDS[0]}-{next(iter(LEVELS))}"], (answers[0] == labels).mean())
+    result = evaluate(tiny_checkpoint, tiny_fer_csv, "val", None, ["none"], None, corrupted=True)
+    assert "share of each class among the answers on the corrupted copies" in format_report(result)

@@ -121,16 +121,21 @@ def corrupted_accuracy(model: nn.Module, images: np.ndarray, labels: np.ndarray,
 def corrupted_accuracies(models: list[nn.Module], images: np.ndarray, labels: np.ndarray, prep: Preprocessing,
                          batch_size: int = 256, device: torch.device | str = "cpu", seed: int = 0) -> list[dict]:
     """``corrupted_accuracy`` of each model and, for several, of their ensemble last (the mean of their
-    probabilities), each copy made once for all."""
-    accs: list[dict] = [{} for _ in range(len(models) + (len(models) > 1))]
+    probabilities), each copy made once for all; with the share of each class among the predictions on all
+    copies (``predicted``, in class order), which shows a corruption pulling answers to one class."""
+    n = len(models) + (len(models) > 1)
+    accs: list[dict] = [{} for _ in range(n)]
+    counts = [0] * n
     for kind, level, faces in tqdm(corrupted_copies(images, seed), total=len(KINDS) * len(LEVELS),
                                    desc="corrupted", unit="copy"):
         probs = [predict(model, faces, prep, batch_size, device) for model in models]
         if len(models) > 1:
             probs.append(np.mean(probs, axis=0))
-        for acc, p in zip(accs, probs):
-            acc[f"{kind}-{level}"] = float((p.argmax(1) == labels).mean())
-    return [{"seed": seed, "mean": float(np.mean(list(acc.values()))), "accuracy": acc} for acc in accs]
+        for i, p in enumerate(probs):
+            accs[i][f"{kind}-{level}"] = float((p.argmax(1) == labels).mean())
+            counts[i] = counts[i] + np.bincount(p.argmax(1), minlength=p.shape[1])
+    return [{"seed": seed, "mean": float(np.mean(list(acc.values()))), "accuracy": acc,
+             "predicted": (c / c.sum()).tolist()} for acc, c in zip(accs, counts)]
 
 
 def format_report(result: dict) -> str:
@@ -162,6 +167,10 @@ def format_report(result: dict) -> str:
             lines.append(f"  {kind:16}" + "".join(f"{acc[f'{kind}-{lv}']:10.4f}" for lv in levels))
         for member in result.get("members", []):
             lines.append(f"  mean of {member['checkpoint']}: {member['corrupted']['mean']:.4f}")
+        support = np.array([first[c]["support"] for c in classes])
+        lines.append("  share of each class among the answers on the corrupted copies (among the true labels):")
+        lines.append("  " + ", ".join(f"{c} {p:.1%} ({t:.1%})" for c, p, t in
+                                      zip(classes, result["corrupted"]["predicted"], support / support.sum())))
     return "\n".join(lines)
 
 
