@@ -82,11 +82,12 @@ def _build(cfg: dict, dist: Dist, device: torch.device, lock: RunLock | None) ->
     optimizer = build_optimizer(cfg, model)
     scheduler = build_scheduler(cfg, optimizer, len(sampler) // t["batch_size"])
     label_loss = build_loss(loss, data.train_labels, len(EMOTIONS)).to(device)
-    teacher_probs, teacher = None, None
+    teacher_probs, online_teacher = None, None
     if loss["teacher"]:
         online = loss["teacher_mode"] == "online"
         teacher = load_teacher(loss["teacher"], model.preprocessing, online).to(device)
         if online:
+            online_teacher = teacher
             log.info(f"teacher {loss['teacher']}: targets computed online on each augmented batch")
         else:
             log.info(f"teacher {loss['teacher']}: targets ({loss['teacher_tta']} TTA) for {len(data.train_labels)} "
@@ -95,8 +96,7 @@ def _build(cfg: dict, dist: Dist, device: torch.device, lock: RunLock | None) ->
                                             device, dist.main)
             log.info(f"teacher agrees with the training labels on "
                      f"{(teacher_probs.numpy().argmax(1) == data.train_labels).mean():.1%}")
-            teacher = None
     augment = partial(augment_and_mix, augment=BatchAugment(cfg["augment"], model.preprocessing),
                       alpha=cfg["augment"]["mixup_alpha"])
     return Parts(dist, device, model, data, sampler, optimizer, scheduler,
-                 Objective(label_loss, loss["teacher_weight"]), augment, teacher_probs, teacher, lock)
+                 Objective(label_loss, loss["teacher_weight"]), augment, teacher_probs, online_teacher, lock)
