@@ -2,7 +2,9 @@
 command works from any folder."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Sequence
 
 ROOT = Path(__file__).resolve().parents[1]
 # The shipped models: weights/ in a checkout (and an editable install); an installed copy (`pip install .`)
@@ -19,3 +21,8 @@ CONFIGS = ROOT / "training" / "configs"
 SHARED = ROOT.parent / "shared"
 SHARED_FER = SHARED / "data" / "fer2013"
 SHARED_MEDIA = SHARED / "media"
+
+
+def one_or_more(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> list[str | os.PathLike]:
+    """A checkpoint argument as a list: one path (a str or os.PathLike) alone, or the several of an ensemble."""
+    return [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)

@@ -12,7 +12,6 @@ std, margin); a member that differs is refused with a CheckpointError naming its
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 from typing import Sequence
 
@@ -20,6 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from fercore.paths import one_or_more
 from models.checkpoint import load_model
 from models.errors import CheckpointError
 
@@ -81,7 +81,7 @@ def describe(members: list[tuple[nn.Module, dict]], paths: Sequence[str | Path])
 def load_ensemble(paths: str | Path | Sequence[str | Path]) -> tuple[nn.Module, dict]:
     """The model of one checkpoint or the Ensemble of several, and its description: for one path exactly
     ``load_model``'s model and checkpoint; for several an Ensemble and ``describe``'s dict."""
-    paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    paths = one_or_more(paths)
     if len(paths) == 1:
         return load_model(paths[0])
     members = load_members(paths)

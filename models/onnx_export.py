@@ -11,7 +11,6 @@ export never replaces its input.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import warnings
 from pathlib import Path
@@ -19,15 +18,11 @@ from typing import Sequence
 
 from fercore import cli
 from fercore.atomic import atomic_path
+from fercore.paths import one_or_more
 from models.errors import CheckpointError
 from models.onnx_runtime import METADATA_KEY, checkpoint_digest
 
 # torch and models.checkpoint load inside export_onnx: the command's Ctrl-C then ends in fercore.cli.run.
-
-
-def as_paths(checkpoint: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:
-    """One checkpoint or several (an ensemble) as a list of paths."""
-    return [Path(checkpoint)] if isinstance(checkpoint, (str, os.PathLike)) else [Path(p) for p in checkpoint]
 
 
 def check_output(checkpoint: str | Path | Sequence[str | Path], output: str | Path) -> Path:
@@ -38,7 +33,7 @@ def check_output(checkpoint: str | Path | Sequence[str | Path], output: str | Pa
         raise cli.CommandError(f"the output must be a .onnx file, got {output}")
     if output.is_dir():
         raise cli.CommandError(f"the output {output} is a folder; give a .onnx file")
-    paths = as_paths(checkpoint)
+    paths = [Path(p) for p in one_or_more(checkpoint)]
     for path in paths:
         same = output.resolve() == path.resolve() or (
             output.exists() and path.exists() and output.samefile(path))  # a link to it, too
@@ -57,7 +52,7 @@ def export_onnx(checkpoint: str | Path | Sequence[str | Path], output: str | Pat
 
     from models.ensemble import load_ensemble
 
-    paths = as_paths(checkpoint)
+    paths = [Path(p) for p in one_or_more(checkpoint)]
     if not paths:
         raise cli.CommandError("no checkpoint to export")
     if len(paths) > 1 and not output:

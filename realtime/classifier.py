@@ -16,7 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
-from fercore.paths import DEFAULT_CHECKPOINT
+from fercore.paths import DEFAULT_CHECKPOINT, one_or_more
 from models.errors import CheckpointError
 from models.onnx_runtime import checkpoint_digest, ensemble_digest, export_digests, open_session
 from models.preprocessing import Preprocessing, faces_to_input
@@ -86,7 +86,7 @@ def onnx_for(checkpoint: Path | Sequence[Path]) -> Path:
     """An ONNX export of exactly this checkpoint, or of the ensemble of these checkpoints: the one beside a single
     checkpoint if it matches, else a cached one (made on first use; that needs torch, once). A cached ensemble is
     named and checked by its members' digests, so a changed member is never served from a stale export."""
-    paths = [checkpoint] if isinstance(checkpoint, Path) else list(checkpoint)
+    paths = [Path(p) for p in one_or_more(checkpoint)]
     digests = [checkpoint_digest(path) for path in paths]
     if len(paths) == 1:
         candidates = [paths[0].with_suffix(".onnx"), ONNX_CACHE / f"{digests[0][:32]}.onnx"]
@@ -116,7 +116,7 @@ def checkpoint_paths(checkpoint: str | os.PathLike | Sequence[str | os.PathLike]
                                   "(`python -m training.run --config training/configs/default/stage1.yaml`) and copy "
                                   "its best checkpoint there, or pass --checkpoint PATH")
         return [DEFAULT_CHECKPOINT]
-    paths = [Path(checkpoint)] if isinstance(checkpoint, (str, os.PathLike)) else [Path(p) for p in checkpoint]
+    paths = [Path(p) for p in one_or_more(checkpoint)]
     if not paths:
         raise CheckpointError("no checkpoint given")
     for path in paths:

@@ -8,7 +8,7 @@ from typing import Callable
 
 from fercore import cli as shared
 from fercore.cli import number
-from fercore.paths import DEFAULT_CHECKPOINT
+from fercore.paths import DEFAULT_CHECKPOINT, one_or_more
 from fercore.readability import ReadabilityLimits
 from models.errors import CheckpointError
 from realtime.classifier import BACKENDS, load_classifier
@@ -105,9 +105,7 @@ def checkpoint_setting(checkpoint: str | list[str] | None) -> str | list[str]:
     """``--checkpoint`` as results files record it: the path of one model, the list of an ensemble's."""
     if checkpoint is None:
         return str(DEFAULT_CHECKPOINT)
-    if isinstance(checkpoint, (str, os.PathLike)):
-        return str(checkpoint)
-    paths = [str(path) for path in checkpoint]
+    paths = [str(path) for path in one_or_more(checkpoint)]
     return paths[0] if len(paths) == 1 else paths
 
 

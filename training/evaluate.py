@@ -9,7 +9,6 @@ reported beside each member: accuracy and macro-F1 of every member and of the en
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -25,6 +24,7 @@ with interruptible_imports():
     from fercore import cli
     from fercore.atomic import atomic_path
     from fercore.metrics import classification_report, save_confusion_png
+    from fercore.paths import one_or_more
     from fercore.tta import TTA_MODES
     from models.camera import KINDS, LEVELS, corrupted_copies
     from models.checkpoint import CheckpointError
@@ -59,7 +59,7 @@ def evaluate(checkpoint: str | Path | Sequence[str | Path], data: str | Path, sp
     Several checkpoints are an ensemble (models.ensemble): the result is then the ensemble's (its probabilities
     the mean of the members' calibrated ones in each TTA mode, which is what the ensemble model computes), with
     ``checkpoint`` the list of files and ``members`` each member's own result."""
-    paths = [checkpoint] if isinstance(checkpoint, (str, os.PathLike)) else list(checkpoint)
+    paths = one_or_more(checkpoint)
     if out_dir is not None:
         check_outputs(out_dir, split, tta)
     members = load_members(paths)  # refuses members that disagree on classes or preprocessing
