@@ -29,7 +29,8 @@ with interruptible_imports():
     from models.checkpoint import CheckpointError, atomic_save, make_checkpoint, model_from_checkpoint, read_checkpoint
     from models.preprocessing import Preprocessing
     from training.data import DataError, load_split
-    from training.outputs import check_writable, write_failure
+    from fercore.atomic import describe
+    from training.outputs import check_writable
 
 USER_ERRORS = (CheckpointError, DataError)
 SAME = ("arch", "arch_args", "classes", "preprocessing")  # what every averaged checkpoint must share
@@ -101,7 +102,7 @@ def command(argv: list[str] | None) -> int:
         atomic_save(make_checkpoint(model, ckpt["classes"], config=ckpt["config"],
                                     epoch=ckpt["epoch"], metrics=metrics), args.out)
     except OSError as exc:
-        raise cli.CommandError(write_failure(args.out, exc)) from None
+        raise cli.CommandError(describe(args.out, exc)) from None
     print(f"wrote {args.out}")
     return 0
 

@@ -25,7 +25,8 @@ with interruptible_imports():
     from models.checkpoint import CheckpointError, atomic_save, load_model, read_checkpoint
     from models.inference import predict
     from training.data import DataError, load_split
-    from training.outputs import check_writable, write_failure
+    from fercore.atomic import describe
+    from training.outputs import check_writable
 
 USER_ERRORS = (CheckpointError, DataError)
 
@@ -83,7 +84,7 @@ def command(argv: list[str] | None) -> int:
         save_reliability_png(report["before"], report["after"], diagram,
                              title=f"{out.name} on {args.split}: temperature {report['temperature']:.3f}")
     except OSError as exc:
-        raise cli.CommandError(write_failure(path, exc)) from None
+        raise cli.CommandError(describe(path, exc)) from None
     print(f"temperature {report['temperature']:.4f} fitted on {args.split} ({len(labels)} images)")
     print(f"NLL {report['nll_before']:.4f} -> {report['nll_after']:.4f}; expected calibration error "
           f"{report['before']['ece']:.2%} -> {report['after']['ece']:.2%} "

@@ -23,11 +23,10 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from fercore.atomic import atomic_path, printable
+from fercore.atomic import atomic_path, describe, printable
 from fercore.classes import EMOTIONS, IMAGE_SUFFIXES, UnknownEmotionError, class_index
 from models.preprocessing import resize_face
 from training.errors import DataError
-from training.outputs import write_failure
 
 SIZE = 48
 CSV_USAGE = {"train": "Training", "val": "PublicTest", "test": "PrivateTest"}
@@ -197,7 +196,7 @@ def load_split(root: str | Path, split: str, cache_dir: str | Path | None = None
         with atomic_path(cache) as tmp:
             np.savez(tmp, images=images, labels=labels)
     except OSError as exc:  # a read-only or full disk, a file where the folder should be
-        log.warning(f"warning: {write_failure(cache, exc)}; continuing without the data cache")
+        log.warning(f"warning: {describe(cache, exc)}; continuing without the data cache")
     return images, labels
 
 

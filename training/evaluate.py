@@ -22,7 +22,7 @@ with interruptible_imports():
     from tqdm import tqdm
 
     from fercore import cli
-    from fercore.atomic import atomic_path
+    from fercore.atomic import atomic_path, describe
     from fercore.metrics import classification_report, save_confusion_png
     from fercore.paths import one_or_more
     from fercore.tta import TTA_MODES
@@ -32,7 +32,7 @@ with interruptible_imports():
     from models.inference import predict
     from models.preprocessing import Preprocessing
     from training.data import DataError, load_split
-    from training.outputs import check_writable, write_failure
+    from training.outputs import check_writable
 
 USER_ERRORS = (CheckpointError, DataError)
 
@@ -109,7 +109,7 @@ def write_outputs(result: dict, out_dir: str | Path, name: str) -> None:
         with atomic_path(path) as tmp:
             tmp.write_text(json.dumps(result, indent=2))
     except OSError as exc:  # the disk filled up or the folder went away since check_outputs
-        raise cli.CommandError(write_failure(path, exc)) from None
+        raise cli.CommandError(describe(path, exc)) from None
 
 
 def corrupted_accuracy(model: nn.Module, images: np.ndarray, labels: np.ndarray, prep: Preprocessing,

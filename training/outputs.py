@@ -1,4 +1,4 @@
-"""Outputs tried before the work starts, and write failures told in one line, for the training commands.
+"""Outputs tried before the work starts, for the training commands.
 
 An evaluation, a preview or a training run should not end in a traceback after its work because its output
 folder is read-only, a file stands where a folder should be, or the disk is full. The probing and the wording
@@ -9,13 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fercore.atomic import OutputError, check_writable as probe, describe
+from fercore.atomic import OutputError, check_writable as probe
 from fercore.cli import CommandError
-
-
-def write_failure(path: str | Path, exc: OSError) -> str:
-    """One line saying why ``path`` could not be written."""
-    return describe(path, exc)
 
 
 def check_writable(path: str | Path, folder: bool = False, what: str = "",

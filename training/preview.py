@@ -14,14 +14,14 @@ with interruptible_imports():
     import torch
 
     from fercore import cli
-    from fercore.atomic import atomic_path
+    from fercore.atomic import atomic_path, describe
     from fercore.classes import EMOTIONS
     from fercore.paths import CONFIGS, ROOT
     from models import build_model
     from training.augment import BatchAugment
     from training.config import ConfigError
     from training.data import DataError, load_split
-    from training.outputs import check_writable, write_failure
+    from training.outputs import check_writable
     from training.run import config_from_args
 
 USER_ERRORS = (ConfigError, DataError)
@@ -89,7 +89,7 @@ def command(argv: list[str] | None) -> int:
         with atomic_path(args.output) as tmp:
             fig.savefig(tmp, format=fmt)
     except OSError as exc:
-        raise cli.CommandError(write_failure(args.output, exc)) from None
+        raise cli.CommandError(describe(args.output, exc)) from None
     print(f"wrote {args.output}")
     return 0
 

@@ -16,7 +16,7 @@ import torch
 import torch.distributed as torch_dist
 import torch.nn as nn
 
-from fercore.atomic import atomic_path
+from fercore.atomic import atomic_path, describe
 from fercore.classes import EMOTIONS
 from fercore.cli import CommandError
 from fercore.metrics import classification_report, confusion_figure
@@ -25,7 +25,6 @@ from models.inference import predict
 from training.data import load_split, stratified_subset
 from training.ferplus import face_mask
 from training.errors import ConfigError, DataError
-from training.outputs import write_failure
 from training.rundir import RunLock, check_run_folder, claim_run_folder
 
 if TYPE_CHECKING:
@@ -177,7 +176,7 @@ def save_output(path: Path, obj: dict | str) -> None:
                 torch.save(obj, tmp)
     except OSError as exc:
         then = "; make room and continue with --resume" if (path.parent / "last.pt").is_file() else ""
-        raise CommandError(write_failure(path, exc) + then) from None
+        raise CommandError(describe(path, exc) + then) from None
 
 
 def validate(model: nn.Module, data: Data, label_loss: nn.Module, batch_size: int,
