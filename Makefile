@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 SOURCE ?= 0
 DEMO_OUT ?= outputs/demo
 # The shipped default model's stages, in training order (training/configs/<stage>.yaml; output runs/<stage>).
-DEFAULT_CHAIN := default/stage1 default/stage2 default/stage3 default/stage4 default/stage5
+DEFAULT_CHAIN := default/stage1 default/stage2 default/stage3 default/stage4 default/stage5 default/stage6
 
 .PHONY: setup run demo train test benchmark
 

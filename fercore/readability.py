@@ -54,9 +54,9 @@ class ReadabilityLimits:
 
     max_yaw: float = 82.0         # degrees of head turn
     max_roll: float = 37.0        # degrees of head tilt
-    min_size: float = 16.0        # pixels, the shorter side of the detector's box
-    min_sharpness: float = 78.0   # Laplacian variance of the model-size crop
-    min_confidence: float = 0.53  # calibrated probability of the top class
+    min_size: float = 13.0        # pixels, the shorter side of the detector's box
+    min_sharpness: float = 33.0   # Laplacian variance of the model-size crop
+    min_confidence: float = 0.57  # calibrated probability of the top class
 
     def to_dict(self) -> dict:
         return asdict(self)

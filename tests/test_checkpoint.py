@@ -150,14 +150,15 @@ def test_the_argument_table_matches_the_constructors():
 
 
 def test_shipped_and_older_checkpoints_still_load():
-    """The validation accepts what this project wrote: the shipped model (channels in its preprocessing, no
-    margin) and a checkpoint without a temperature."""
+    """The validation accepts what this project wrote: the shipped model, and the format of the earlier default
+    (stage 5: channels in its preprocessing, no margin) and of checkpoints without a temperature."""
     from fercore.paths import DEFAULT_CHECKPOINT
+    from models.checkpoint import model_from_checkpoint
 
     model, ckpt = load_model(DEFAULT_CHECKPOINT)
     assert ckpt["arch"] == "cnn" and model.preprocessing.size == 48
     old = _valid()
+    old["preprocessing"] = {"size": 48, "channels": 1, "mean": 0.5, "std": 0.5}
     del old["temperature"]
-    from models.checkpoint import model_from_checkpoint
-
-    assert model_from_checkpoint(old).temperature == 1.0
+    model = model_from_checkpoint(old)
+    assert model.temperature == 1.0 and model.preprocessing.margin == 0.15

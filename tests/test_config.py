@@ -140,6 +140,13 @@ EXPECTED = {
                                             "augment.mixup_alpha": 0.2, "optim.lr": 2.0e-4, "sched.name": "none",
                                             "sched.pct_start": 0.2, "train.epochs": 17,
                                             "output.dir": "runs/default/stage5", "output.keep_epochs": True},
+    # stage 6 is the campaign's camera recipe (campaign/w075_sgd_camera.yaml) at width 0.5, not a base on stage 5
+    "default/stage6": {"model.name": "cnn", "model.args": _DROPOUT["model.args"],
+                       "model.init_from": "runs/default/stage5/best.pt", "augment.rotation": 15.0,
+                       "augment.zoom": 0.1, "augment.camera_p": 0.15, "loss.name": "cross_entropy",
+                       "loss.label_smoothing": 0.1, "optim.name": "sgd", "optim.lr": 2.0e-3, "optim.momentum": 0.9,
+                       "optim.weight_decay": 5.0e-4, "sched.name": "cosine", "train.epochs": 6,
+                       "output.dir": "runs/default/stage6"},
     "experiments/distill": _RECIPE | _DROPOUT | {
         "model.init_from": "runs/default/stage4/best.pt", "loss.teacher": "runs/default/stage4/best.pt",
         "augment.mixup_alpha": 0.2, "optim.lr": 5.0e-4, "sched.pct_start": 0.2, "train.epochs": 21,
@@ -165,13 +172,22 @@ def _makefile_chain() -> list[str]:
 
 def test_the_makefile_chain_is_the_stage_order_and_each_stage_starts_from_the_one_before():
     chain = _makefile_chain()
-    assert chain == [f"default/stage{i}" for i in range(1, 6)]
+    assert chain == [f"default/stage{i}" for i in range(1, 7)]
     previous = None
     for stage in chain:
         cfg = load_config(CONFIG_DIR / f"{stage}.yaml")
         assert cfg["output"]["dir"] == f"runs/{stage}"
         assert cfg["model"]["init_from"] == (None if previous is None else f"runs/{previous}/best.pt")
         previous = stage
+
+
+def test_stage_6_is_the_probe_that_trained_the_shipped_weights():
+    """weights/default.pt was trained as campaign/probe/control.yaml, from stage 5's weights as then shipped."""
+    stage6 = _flat(load_config(CONFIG_DIR / "default/stage6.yaml"))
+    probe = _flat(load_config(CONFIG_DIR / "campaign/probe/control.yaml"))
+    differ = {k for k in stage6.keys() | probe.keys() if stage6.get(k) != probe.get(k)}
+    assert differ == {"model.init_from", "output.dir"}
+    assert probe["model.init_from"] == "weights/default.pt"
 
 
 def test_a_child_config_changes_one_model_argument_and_keeps_the_others(tmp_path):
