@@ -140,7 +140,7 @@ EXPECTED = {
                                             "augment.mixup_alpha": 0.2, "optim.lr": 2.0e-4, "sched.name": "none",
                                             "sched.pct_start": 0.2, "train.epochs": 17,
                                             "output.dir": "runs/default/stage5", "output.keep_epochs": True},
-    # stage 6 is the campaign's camera recipe (campaign/w075_sgd_camera.yaml) at width 0.5, not a base on stage 5
+    # stage 6 is the campaign's camera recipe (campaign/probe/control.yaml), not a base on stage 5
     "default/stage6": {"model.name": "cnn", "model.args": _DROPOUT["model.args"],
                        "model.init_from": "runs/default/stage5/best.pt", "augment.rotation": 15.0,
                        "augment.zoom": 0.1, "augment.camera_p": 0.15, "loss.name": "cross_entropy",
