@@ -4,10 +4,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SOURCE ?= 0
 DEMO_OUT ?= outputs/demo
-# The shipped default model's stages, in training order (training/configs/<stage>.yaml; output runs/<stage>).
-DEFAULT_CHAIN := default/stage1 default/stage2 default/stage3 default/stage4 default/stage5 default/stage6
+# The shipped models' stages, in training order (training/configs/<stage>.yaml; output runs/<stage>):
+# weights/default.pt and weights/fast.pt.
+DEFAULT_CHAIN := default/stage1 default/stage2
+FAST_CHAIN := fast/stage1 fast/stage2 fast/stage3 fast/stage4 fast/stage5 fast/stage6
 
-.PHONY: setup run demo train test benchmark
+.PHONY: setup run demo train train-fast test benchmark
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -33,11 +35,15 @@ demo: setup  # no camera or display needed: annotates the sample media in sample
 
 # A stage whose run folder already holds a run is refused: make train TRAIN_FLAGS=--overwrite starts afresh.
 TRAIN_FLAGS ?=
+CHAIN ?= $(DEFAULT_CHAIN)
 train: setup  # the shipped default model: the stages of DEFAULT_CHAIN in order, each from the previous one's best.pt
-	@for stage in $(DEFAULT_CHAIN); do \
+	@for stage in $(CHAIN); do \
 		echo "$(PY) -m training.run --config training/configs/$$stage.yaml $(TRAIN_FLAGS)"; \
 		$(PY) -m training.run --config training/configs/$$stage.yaml $(TRAIN_FLAGS) || exit $$?; \
 	done
+
+train-fast:  # the shipped fast model (weights/fast.pt): the stages of FAST_CHAIN
+	@$(MAKE) --no-print-directory train CHAIN="$(FAST_CHAIN)"
 
 test: setup
 	$(PY) -m pytest -q tests

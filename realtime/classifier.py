@@ -113,8 +113,8 @@ def checkpoint_paths(checkpoint: str | os.PathLike | Sequence[str | os.PathLike]
     if checkpoint is None:
         if not DEFAULT_CHECKPOINT.is_file():
             raise CheckpointError(f"the default emotion model {DEFAULT_CHECKPOINT} is missing: train one "
-                                  "(`python -m training.run --config training/configs/default/stage1.yaml`) and copy "
-                                  "its best checkpoint there, or pass --checkpoint PATH")
+                                  "(`make train`) and copy the last stage's best checkpoint there, or pass "
+                                  "--checkpoint PATH")
         return [DEFAULT_CHECKPOINT]
     paths = [Path(p) for p in one_or_more(checkpoint)]
     if not paths:

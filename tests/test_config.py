@@ -23,7 +23,7 @@ def test_every_shipped_config_loads_and_builds_its_model(path):
 
 
 def test_expected_configs_exist():
-    assert {"cnn", "resnet18", "default/stage1", "default/stage5", "experiments/distill",
+    assert {"cnn", "resnet18", "default/stage1", "fast/stage1", "fast/stage5", "experiments/distill",
             "campaign/w075_sgd_camera"} <= {_name(p) for p in CONFIGS}
 
 
@@ -35,7 +35,7 @@ def test_overrides_are_typed_and_nested():
 
 
 def test_a_model_argument_override_keeps_the_other_arguments():
-    default = ROOT / "training/configs/default/stage1.yaml"
+    default = ROOT / "training/configs/fast/stage1.yaml"
     cfg = load_config(default, ["model.args.fc_dropout=0.2", "model.args.conv_dropout=0.1"])
     assert cfg["model"]["args"] == {"width": 0.5, "fc_dropout": 0.2, "conv_dropout": 0.1}
     assert load_config(default, ["model.args={fc_dropout: 0.2}"])["model"]["args"] == {"fc_dropout": 0.2}  # replaces
@@ -116,46 +116,61 @@ def _flat(cfg: dict, prefix: str = "") -> dict:
     return out
 
 
-# What the shipped model's stage files (and the distillation experiment) gave before they were written as a
-# chain of bases (training/configs/default.yaml, default_continue.yaml, default_stage3..5.yaml,
-# default_distill.yaml at commit f2dada6): the values they set, with the run folders renamed to the derived
-# ones; every other value is the default. One difference: stage 5 inherits stage 4's sched.pct_start 0.2 (was the
-# default 0.3), which its constant schedule (sched.name none) does not read.
+# What the fast model's stage files (the default's until the campaign; and the distillation experiment) gave
+# before they were written as a chain of bases (training/configs/default.yaml, default_continue.yaml,
+# default_stage3..5.yaml, default_distill.yaml at commit f2dada6): the values they set, with the run folders
+# renamed to the derived ones (runs/fast/ since the chain moved to fast/); every other value is the default. One
+# difference: stage 5 inherits stage 4's sched.pct_start 0.2 (was the default 0.3), which its constant schedule
+# (sched.name none) does not read.
 _RECIPE = {"model.name": "cnn", "loss.name": "cross_entropy", "loss.label_smoothing": 0.1,
            "optim.name": "adamw", "optim.weight_decay": 1.0e-2, "sched.name": "onecycle", "train.batch_size": 64}
 _DROPOUT = {"model.args": {"width": 0.5, "conv_dropout": 0.1, "fc_dropout": 0.3}, "augment.erasing_p": 0.25}
 EXPECTED = {
-    "default/stage1": _RECIPE | {"model.args": {"width": 0.5}, "optim.lr": 2.0e-3, "sched.pct_start": 0.25,
-                                 "train.epochs": 12, "output.dir": "runs/default/stage1"},
-    "default/stage2": _RECIPE | _DROPOUT | {"model.init_from": "runs/default/stage1/best.pt", "optim.lr": 1.5e-3,
-                                            "sched.pct_start": 0.2, "train.epochs": 15,
-                                            "output.dir": "runs/default/stage2"},
-    "default/stage3": _RECIPE | _DROPOUT | {"model.init_from": "runs/default/stage2/best.pt", "optim.lr": 1.0e-3,
-                                            "sched.pct_start": 0.15, "train.epochs": 16,
-                                            "output.dir": "runs/default/stage3"},
-    "default/stage4": _RECIPE | _DROPOUT | {"model.init_from": "runs/default/stage3/best.pt",
-                                            "augment.mixup_alpha": 0.2, "optim.lr": 5.0e-4, "sched.pct_start": 0.2,
-                                            "train.epochs": 16, "output.dir": "runs/default/stage4"},
-    "default/stage5": _RECIPE | _DROPOUT | {"model.init_from": "runs/default/stage4/best.pt",
-                                            "augment.mixup_alpha": 0.2, "optim.lr": 2.0e-4, "sched.name": "none",
-                                            "sched.pct_start": 0.2, "train.epochs": 17,
-                                            "output.dir": "runs/default/stage5", "output.keep_epochs": True},
+    "fast/stage1": _RECIPE | {"model.args": {"width": 0.5}, "optim.lr": 2.0e-3, "sched.pct_start": 0.25,
+                              "train.epochs": 12, "output.dir": "runs/fast/stage1"},
+    "fast/stage2": _RECIPE | _DROPOUT | {"model.init_from": "runs/fast/stage1/best.pt", "optim.lr": 1.5e-3,
+                                         "sched.pct_start": 0.2, "train.epochs": 15,
+                                         "output.dir": "runs/fast/stage2"},
+    "fast/stage3": _RECIPE | _DROPOUT | {"model.init_from": "runs/fast/stage2/best.pt", "optim.lr": 1.0e-3,
+                                         "sched.pct_start": 0.15, "train.epochs": 16,
+                                         "output.dir": "runs/fast/stage3"},
+    "fast/stage4": _RECIPE | _DROPOUT | {"model.init_from": "runs/fast/stage3/best.pt",
+                                         "augment.mixup_alpha": 0.2, "optim.lr": 5.0e-4, "sched.pct_start": 0.2,
+                                         "train.epochs": 16, "output.dir": "runs/fast/stage4"},
+    "fast/stage5": _RECIPE | _DROPOUT | {"model.init_from": "runs/fast/stage4/best.pt",
+                                         "augment.mixup_alpha": 0.2, "optim.lr": 2.0e-4, "sched.name": "none",
+                                         "sched.pct_start": 0.2, "train.epochs": 17,
+                                         "output.dir": "runs/fast/stage5", "output.keep_epochs": True},
     # stage 6 is the campaign's camera recipe (campaign/probe/control.yaml), not a base on stage 5
-    "default/stage6": {"model.name": "cnn", "model.args": _DROPOUT["model.args"],
-                       "model.init_from": "runs/default/stage5/best.pt", "augment.rotation": 15.0,
-                       "augment.zoom": 0.1, "augment.camera_p": 0.15, "loss.name": "cross_entropy",
-                       "loss.label_smoothing": 0.1, "optim.name": "sgd", "optim.lr": 2.0e-3, "optim.momentum": 0.9,
-                       "optim.weight_decay": 5.0e-4, "sched.name": "cosine", "train.epochs": 6,
-                       "output.dir": "runs/default/stage6"},
+    "fast/stage6": {"model.name": "cnn", "model.args": _DROPOUT["model.args"],
+                    "model.init_from": "runs/fast/stage5/best.pt", "augment.rotation": 15.0,
+                    "augment.zoom": 0.1, "augment.camera_p": 0.15, "loss.name": "cross_entropy",
+                    "loss.label_smoothing": 0.1, "optim.name": "sgd", "optim.lr": 2.0e-3, "optim.momentum": 0.9,
+                    "optim.weight_decay": 5.0e-4, "sched.name": "cosine", "train.epochs": 6,
+                    "output.dir": "runs/fast/stage6"},
     "experiments/distill": _RECIPE | _DROPOUT | {
-        "model.init_from": "runs/default/stage4/best.pt", "loss.teacher": "runs/default/stage4/best.pt",
+        "model.init_from": "runs/fast/stage4/best.pt", "loss.teacher": "runs/fast/stage4/best.pt",
         "augment.mixup_alpha": 0.2, "optim.lr": 5.0e-4, "sched.pct_start": 0.2, "train.epochs": 21,
         "output.dir": "runs/experiments/distill"},
 }
 
 
+# The default's chain (issue 11's campaign runs, started from this chain's run folders): the recipe of
+# campaign/w075_sgd_camera.yaml and its second cosine cycle.
+_CAMPAIGN = {"model.name": "cnn", "model.args": {"width": 0.75, "conv_dropout": 0.1, "fc_dropout": 0.3},
+             "augment.rotation": 15.0, "augment.zoom": 0.1, "augment.camera_p": 0.15, "loss.name": "cross_entropy",
+             "loss.label_smoothing": 0.1, "optim.name": "sgd", "optim.momentum": 0.9, "optim.weight_decay": 5.0e-4,
+             "sched.name": "cosine"}
+EXPECTED |= {
+    "default/stage1": _CAMPAIGN | {"optim.lr": 1.0e-2, "train.epochs": 40, "output.dir": "runs/default/stage1",
+                                   "output.keep_epochs": True},
+    "default/stage2": _CAMPAIGN | {"model.init_from": "runs/default/stage1/best.pt", "augment.erasing_p": 0.25,
+                                   "optim.lr": 5.0e-3, "train.epochs": 30, "output.dir": "runs/default/stage2"},
+}
+
+
 @pytest.mark.parametrize("name", EXPECTED)
-def test_the_default_chain_keeps_the_recipe_that_trained_the_shipped_model(name):
+def test_the_chains_keep_the_recipes_that_trained_the_shipped_models(name):
     cfg = _flat(load_config(CONFIG_DIR / f"{name}.yaml"))
     assert {k: cfg[k] for k in EXPECTED[name]} == EXPECTED[name]
     defaults = _flat(DEFAULTS)
@@ -163,16 +178,17 @@ def test_the_default_chain_keeps_the_recipe_that_trained_the_shipped_model(name)
         {k: v for k, v in defaults.items() if k not in EXPECTED[name]}
 
 
-def _makefile_chain() -> list[str]:
+def _makefile_chain(variable: str) -> list[str]:
     for line in (ROOT / "Makefile").read_text().splitlines():
-        if line.startswith("DEFAULT_CHAIN :="):
+        if line.startswith(f"{variable} :="):
             return line.split(":=", 1)[1].split()
-    raise AssertionError("no DEFAULT_CHAIN in the Makefile")
+    raise AssertionError(f"no {variable} in the Makefile")
 
 
-def test_the_makefile_chain_is_the_stage_order_and_each_stage_starts_from_the_one_before():
-    chain = _makefile_chain()
-    assert chain == [f"default/stage{i}" for i in range(1, 7)]
+@pytest.mark.parametrize("variable, folder, stages", [("DEFAULT_CHAIN", "default", 2), ("FAST_CHAIN", "fast", 6)])
+def test_the_makefile_chains_are_the_stage_order_and_each_stage_starts_from_the_one_before(variable, folder, stages):
+    chain = _makefile_chain(variable)
+    assert chain == [f"{folder}/stage{i}" for i in range(1, stages + 1)]
     previous = None
     for stage in chain:
         cfg = load_config(CONFIG_DIR / f"{stage}.yaml")
@@ -181,13 +197,25 @@ def test_the_makefile_chain_is_the_stage_order_and_each_stage_starts_from_the_on
         previous = stage
 
 
-def test_stage_6_is_the_probe_that_trained_the_shipped_weights():
-    """weights/default.pt was trained as campaign/probe/control.yaml, from stage 5's weights as then shipped."""
-    stage6 = _flat(load_config(CONFIG_DIR / "default/stage6.yaml"))
-    probe = _flat(load_config(CONFIG_DIR / "campaign/probe/control.yaml"))
-    differ = {k for k in stage6.keys() | probe.keys() if stage6.get(k) != probe.get(k)}
-    assert differ == {"model.init_from", "output.dir"}
-    assert probe["model.init_from"] == "weights/default.pt"
+def _differences(a: str, b: str) -> set[str]:
+    first, second = _flat(load_config(CONFIG_DIR / f"{a}.yaml")), _flat(load_config(CONFIG_DIR / f"{b}.yaml"))
+    return {k for k in first.keys() | second.keys() if first.get(k) != second.get(k)}
+
+
+@pytest.mark.parametrize("stage, run, init_from", [
+    ("default/stage1", "campaign/w075_sgd_camera", None),
+    ("default/stage2", "campaign/w075_stage2", "checkpoints/campaign/w075_sgd_camera/best.pt"),
+])
+def test_each_default_stage_is_the_campaign_run_that_trained_it(stage, run, init_from):
+    """weights/default.pt was trained as the campaign's runs, each from the committed best.pt of the one before."""
+    assert _differences(stage, run) == ({"output.dir"} if init_from is None else {"model.init_from", "output.dir"})
+    assert load_config(CONFIG_DIR / f"{run}.yaml")["model"]["init_from"] == init_from
+
+
+def test_fast_stage_6_is_the_probe_that_trained_the_shipped_weights():
+    """weights/fast.pt was trained as campaign/probe/control.yaml, from stage 5's weights as then shipped."""
+    assert _differences("fast/stage6", "campaign/probe/control") == {"model.init_from", "output.dir"}
+    assert load_config(CONFIG_DIR / "campaign/probe/control.yaml")["model"]["init_from"] == "weights/default.pt"
 
 
 def test_a_child_config_changes_one_model_argument_and_keeps_the_others(tmp_path):
@@ -231,7 +259,7 @@ def test_a_missing_or_bad_base_is_an_error_naming_the_file(tmp_path):
 
 
 def test_output_dir_is_derived_from_the_config_name_unless_set(tmp_path):
-    assert load_config(CONFIG_DIR / "default" / "stage3.yaml")["output"]["dir"] == "runs/default/stage3"
+    assert load_config(CONFIG_DIR / "fast" / "stage3.yaml")["output"]["dir"] == "runs/fast/stage3"
     assert load_config(CONFIG_DIR / "cnn.yaml")["output"]["dir"] == "runs/cnn"
     assert load_config(CONFIG_DIR / "campaign" / "w075_sgd_camera.yaml")["output"]["dir"] == \
         "runs/campaign/w075_sgd_camera"

@@ -57,3 +57,19 @@ def test_the_first_limit_a_face_breaks_is_its_reason(measures, reason):
     ok = {"size": 100, "sharp": 500.0, "confidence": 0.9, "pose": (5.0, 5.0)}
     assert unreadable_reason(limits, **(ok | measures)) == reason
     assert reason is None or reason in REASONS
+
+
+def test_the_default_limits_are_the_ones_measured_for_the_shipped_model():
+    """fercore's defaults round what `realtime.readability_curves` measured with weights/default.pt (docs/readability);
+    a new model needs both re-measured. Head turn keeps the earlier limit where the curve never falls to 50%."""
+    import json
+
+    from fercore.paths import ROOT
+
+    measured = json.loads((ROOT / "docs" / "readability" / "readability.json").read_text())
+    assert measured["checkpoint"] == "weights/default.pt"
+    limits, defaults = measured["limits"], ReadabilityLimits()
+    for key in ("max_roll", "min_size", "min_sharpness"):
+        assert getattr(defaults, key) == pytest.approx(limits[key], abs=0.5), key
+    assert defaults.min_confidence == pytest.approx(limits["min_confidence"], abs=0.005)
+    assert limits["max_yaw"] is None or defaults.max_yaw == pytest.approx(limits["max_yaw"], abs=1.0)

@@ -1,4 +1,5 @@
-"""The shipped default model: loads on its own, scores on val what its card says, ONNX agrees with PyTorch."""
+"""The shipped models (default and fast): each loads on its own, scores on val what it recorded, and its ONNX
+export agrees with PyTorch."""
 
 import numpy as np
 import onnxruntime as ort
@@ -13,9 +14,10 @@ from models.preprocessing import Preprocessing
 from training.data import load_split
 
 
-@pytest.fixture(scope="module")
-def shipped():
-    return load_model(WEIGHTS / "default.pt")
+@pytest.fixture(scope="module", params=["default", "fast"])
+def shipped(request):
+    model, ckpt = load_model(WEIGHTS / f"{request.param}.pt")
+    return model, ckpt, request.param
 
 
 @pytest.fixture(scope="module")
@@ -23,16 +25,17 @@ def val(shared_fer, fer_cache):
     return load_split(shared_fer, "val", fer_cache, progress=False)
 
 
-def test_default_checkpoint_describes_itself(shipped):
-    model, ckpt = shipped
+def test_shipped_checkpoint_describes_itself(shipped):
+    model, ckpt, name = shipped
     assert ckpt["classes"] == list(EMOTIONS)
     assert Preprocessing.from_dict(ckpt["preprocessing"]) == Preprocessing(size=48, mean=0.5, std=0.5, margin=0.15)
     assert ckpt["arch"] == "cnn" and "training" not in ckpt  # no optimizer state in the shipped file
-    assert (WEIGHTS / "default.pt").stat().st_size < 10 * 2**20
+    assert ckpt["arch_args"]["width"] == {"default": 0.75, "fast": 0.5}[name]
+    assert (WEIGHTS / f"{name}.pt").stat().st_size < 20 * 2**20
 
 
-def test_default_model_scores_on_val_what_it_recorded(shipped, val):
-    model, ckpt = shipped
+def test_shipped_model_scores_on_val_what_it_recorded(shipped, val):
+    model, ckpt, _ = shipped
     images, labels = val
     probs = predict(model, images, model.preprocessing)
     accuracy = float((probs.argmax(1) == labels).mean())
@@ -41,11 +44,11 @@ def test_default_model_scores_on_val_what_it_recorded(shipped, val):
 
 
 def test_shipped_onnx_export_gives_the_same_predictions(shipped, val):
-    model, ckpt = shipped
+    model, ckpt, name = shipped
     images = val[0][:512]
-    meta = read_metadata(WEIGHTS / "default.onnx")
+    meta = read_metadata(WEIGHTS / f"{name}.onnx")
     assert meta["classes"] == ckpt["classes"] and meta["metrics"] == ckpt["metrics"]
-    session = ort.InferenceSession(str(WEIGHTS / "default.onnx"), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(WEIGHTS / f"{name}.onnx"), providers=["CPUExecutionProvider"])
     import torch
 
     x = model.preprocessing.normalize(torch.from_numpy(images))
@@ -53,7 +56,7 @@ def test_shipped_onnx_export_gives_the_same_predictions(shipped, val):
     torch_probs = predict(model, images, model.preprocessing)
     assert (onnx_logits.argmax(1) == torch_probs.argmax(1)).mean() == 1.0
     assert meta["temperature"] == ckpt["temperature"] == model.temperature
-    assert meta["checkpoint_sha256"] == checkpoint_digest(WEIGHTS / "default.pt")  # the app serves it without torch
+    assert meta["checkpoint_sha256"] == checkpoint_digest(WEIGHTS / f"{name}.pt")  # the app serves it without torch
     onnx_logits = onnx_logits / meta["temperature"]
     onnx_probs = np.exp(onnx_logits - onnx_logits.max(1, keepdims=True))
     onnx_probs /= onnx_probs.sum(1, keepdims=True)

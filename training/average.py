@@ -5,8 +5,8 @@ Averaging the epochs of a constant-learning-rate run lands nearer the middle of 
 weights wander in than any single epoch does. BatchNorm running statistics are not linear in the
 weights, so they are measured anew with one pass over the (unaugmented) training images.
 
-    python -m training.run --config training/configs/default/stage5.yaml   # keeps epoch_NNN.pt
-    python -m training.average runs/default/stage5/epoch_*.pt --out runs/default/stage5/swa.pt
+    python -m training.run --config training/configs/fast/stage5.yaml   # keeps epoch_NNN.pt
+    python -m training.average runs/fast/stage5/epoch_*.pt --out runs/fast/stage5/swa.pt
 """
 from __future__ import annotations
 

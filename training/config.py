@@ -7,8 +7,8 @@ A config file may name another with a top-level ``base:`` (a path relative to th
 base is loaded first (and its own base before it), then this file's keys go on top, so a file holds only
 what differs from its base. ``model.args`` is updated key by key, so a child can change one dropout and keep
 the width. ``output.dir`` is not inherited: unless the file itself sets it, it is derived from the file's
-name, ``runs/<path under training/configs without .yaml>`` (``training/configs/default/stage3.yaml`` ->
-``runs/default/stage3``), or ``runs/<file stem>`` for a file elsewhere.
+name, ``runs/<path under training/configs without .yaml>`` (``training/configs/fast/stage3.yaml`` ->
+``runs/fast/stage3``), or ``runs/<file stem>`` for a file elsewhere.
 
 Numbers are read as YAML 1.2 reads them: ``3e-4`` is a float (YAML 1.1, PyYAML's default, would read a string).
 Non-finite numbers, values out of their range and model arguments its constructor does not take are refused
