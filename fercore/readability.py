@@ -2,13 +2,15 @@
 
 A face turned away, tilted, tiny, blurred, or one the model is unsure of gets no emotion word but the reason
 ("uncertain"), never a confident guess. The measures come from the face detector's six keypoints, the box and
-the model-size crop; the limits come from accuracy-versus-coverage curves measured on FER-2013's val split
-(``python -m realtime.readability_curves``, figures in the README) and can be changed on the command line.
+the model-size crop. The limits belong to a model: ``python -m realtime.readability_curves --store`` measures
+where its accuracy on FER-2013's val split falls to 50% and stores them in its checkpoint (figures in the
+README); the app reads them from there, and the command line can change each one.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
+from typing import Any
 
 import numpy as np
 
@@ -46,11 +48,17 @@ def sharpness(face: np.ndarray) -> float:
     return float(lap.var())
 
 
+# The range each limit may take (a checkpoint's stored limits and the command-line options are checked against it).
+RANGES = {"max_yaw": (0.0, 90.0), "max_roll": (0.0, 180.0), "min_size": (0.0, 10000.0),
+          "min_sharpness": (0.0, 1e6), "min_confidence": (0.0, 1.0)}
+
+
 @dataclass(frozen=True)
 class ReadabilityLimits:
-    """Where a face stops being readable. The defaults are where the shipped model's accuracy on FER-2013 val
-    falls to 50% (a label as likely wrong as right), measured by ``python -m realtime.readability_curves``
-    (docs/readability/, README "Uncertain faces"); re-measure them when the model changes."""
+    """Where a face stops being readable: where a model's accuracy on FER-2013 val falls to 50% (a label as
+    likely wrong as right). Each model carries its own (``from_curves``, stored by ``python -m
+    realtime.readability_curves --store``); these defaults, measured for weights/default.pt
+    (weights/eval/default/readability.json), stand in for a model that carries none."""
 
     max_yaw: float = 82.0         # degrees of head turn (kept from the model before: today's never falls to 50%)
     max_roll: float = 39.0        # degrees of head tilt
@@ -60,6 +68,37 @@ class ReadabilityLimits:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "ReadabilityLimits":
+        """Limits as a checkpoint stores them (``to_dict``), checked: ValueError naming a missing, unknown or
+        out-of-range value."""
+        names = [f.name for f in fields(cls)]
+        if not isinstance(data, dict):
+            raise ValueError(f"readability limits must be a mapping of {', '.join(names)}, got {data!r}")
+        problems = [f"unknown {key!r}" for key in data if key not in names]
+        problems += [f"missing {name!r}" for name in names if name not in data]
+        if problems:
+            raise ValueError(f"readability limits: {', '.join(problems)}")
+        for name in names:
+            value, (lo, hi) = data[name], RANGES[name]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
+                raise ValueError(f"readability limit {name} must be a number in [{lo:g}, {hi:g}], got {value!r}")
+        return cls(**{name: float(data[name]) for name in names})
+
+    @classmethod
+    def from_curves(cls, measured: dict) -> "ReadabilityLimits":
+        """The limits ``realtime.readability_curves`` measured (its ``limits``: None where accuracy never
+        crossed the target), rounded to whole degrees, pixels and sharpness and to 0.01 of confidence; where a
+        curve never crossed, the default stands. Tilt is the limit as cropped: it applies with --no-align."""
+        fallback = cls()
+
+        def rounded(name: str, digits: int = 0) -> float:
+            value = measured.get(name)
+            return getattr(fallback, name) if value is None else round(float(value), digits)
+
+        return cls(max_yaw=rounded("max_yaw"), max_roll=rounded("max_roll"), min_size=rounded("min_size"),
+                   min_sharpness=rounded("min_sharpness"), min_confidence=rounded("min_confidence", 2))
 
 
 def unreadable_reason(limits: ReadabilityLimits, *, size: float, sharp: float, confidence: float,

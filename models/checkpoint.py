@@ -6,6 +6,8 @@ Layout (a plain dict of tensors and builtins, so ``torch.load(weights_only=True)
     arch        registry name                 arch_args  constructor keyword arguments
     classes     label names in output order   preprocessing  Preprocessing.to_dict()
     temperature logits are divided by it before the softmax (1.0 until training.calibrate fits one)
+    readability optional: the uncertain-face limits measured for it (fercore.readability; written by
+                realtime.readability_curves --store)
     config      the training config           epoch, metrics
     model       state dict                    training   optional resume state (optimizer, RNG, ...)
 """
@@ -19,6 +21,7 @@ import torch.nn as nn
 
 from fercore.atomic import atomic_path
 from fercore.classes import EMOTIONS
+from fercore.readability import ReadabilityLimits
 from models.description import INITIAL_WEIGHTS, check_arch_args, check_classes, check_temperature
 from models.errors import CheckpointError
 from models.preprocessing import Preprocessing
@@ -78,8 +81,8 @@ def validate_checkpoint(ckpt: dict, where: str = "the checkpoint") -> None:
     """Everything a checkpoint says, checked before a model is built from it (CheckpointError naming ``where``
     and the fault): the required keys, an integer version this code reads, a known architecture with arguments
     its constructor takes in sensible ranges, distinct class names one per output, valid preprocessing and
-    temperature, and finite weights. That the weights fit the architecture is checked when it is built
-    (check_state_dict)."""
+    temperature, valid readability limits where it has them, and finite weights. That the weights fit the
+    architecture is checked when it is built (check_state_dict)."""
     missing = [key for key in REQUIRED if key not in ckpt]
     if missing:
         raise CheckpointError(f"{where} lacks {', '.join(map(repr, missing))}")
@@ -93,6 +96,8 @@ def validate_checkpoint(ckpt: dict, where: str = "the checkpoint") -> None:
         check_classes(ckpt["classes"], args.get("num_classes", len(EMOTIONS)))
         Preprocessing.from_dict(ckpt["preprocessing"])
         check_temperature(ckpt.get("temperature", 1.0))
+        if "readability" in ckpt:
+            ReadabilityLimits.from_dict(ckpt["readability"])
     except ValueError as exc:
         raise CheckpointError(f"{where}: {exc}") from None
     for key, kind in (("epoch", int), ("metrics", dict), ("config", dict), ("training", dict)):

@@ -7,7 +7,8 @@ softmax(logits / its temperature)), and the ensemble's own temperature is 1, so 
 that mean. Everything that applies softmax(logits / temperature) to a model (models.inference.predict, the ONNX
 export, the app's classifiers) therefore runs an ensemble unchanged. The members must agree on what they
 predict and how they are fed: the same class names in the same order and the same preprocessing (size, mean,
-std, margin); a member that differs is refused with a CheckpointError naming its file.
+std, margin); a member that differs is refused with a CheckpointError naming its file. Where faces stop being
+readable has not been measured for an ensemble: it takes its first member's limits (fercore.readability).
 """
 from __future__ import annotations
 
@@ -68,10 +69,12 @@ def load_members(paths: Sequence[str | Path]) -> list[tuple[nn.Module, dict]]:
 
 def describe(members: list[tuple[nn.Module, dict]], paths: Sequence[str | Path]) -> dict:
     """The description of an ensemble (what a checkpoint's metadata says of one model): its classes and
-    preprocessing, temperature 1, and per member its file, architecture, temperature, epoch and metrics."""
+    preprocessing, temperature 1, the first member's readability limits where it has them, and per member its
+    file, architecture, temperature, epoch and metrics."""
     first = members[0][1]
+    limits = {"readability": first["readability"]} if "readability" in first else {}
     return {"arch": ARCH, "arch_args": {"members": len(members)}, "classes": list(first["classes"]),
-            "preprocessing": members[0][0].preprocessing.to_dict(), "temperature": 1.0,
+            "preprocessing": members[0][0].preprocessing.to_dict(), "temperature": 1.0, **limits,
             "members": [{"checkpoint": str(path), "arch": ckpt["arch"], "arch_args": ckpt["arch_args"],
                          "temperature": float(model.temperature), "epoch": ckpt.get("epoch", 0),
                          "metrics": ckpt.get("metrics", {})}

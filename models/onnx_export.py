@@ -3,8 +3,8 @@
     python -m models.onnx_export weights/default.pt            # writes weights/default.onnx
     python -m models.onnx_export a.pt b.pt -o ensemble.onnx    # an ensemble (models.ensemble) as one graph
 
-The ONNX file carries the checkpoint's description (architecture, classes, preprocessing) in its
-metadata, so it is as self-describing as the checkpoint it came from; an ensemble's records each member (its
+The ONNX file carries the checkpoint's description (architecture, classes, preprocessing, temperature,
+readability limits) in its metadata, so it is as self-describing as the checkpoint it came from; an ensemble's records each member (its
 file, SHA-256, architecture, temperature). The output must be a .onnx file other than the checkpoints, so an
 export never replaces its input.
 """
@@ -64,6 +64,8 @@ def export_onnx(checkpoint: str | Path | Sequence[str | Path], output: str | Pat
         meta = {key: description[key] for key in ("arch", "arch_args", "classes", "preprocessing", "epoch",
                                                   "metrics")}
         meta["temperature"] = model.temperature
+        if "readability" in description:
+            meta["readability"] = description["readability"]
         meta["checkpoint_sha256"] = checkpoint_digest(paths[0])  # the app tells a stale export from a fresh one
     else:
         meta = dict(description)

@@ -78,9 +78,11 @@ def open_session(path: str | Path, threads: int = 1):
 
 def check_export(session, meta: dict, where: str) -> None:
     """CheckpointError unless the exported graph and its description agree: one input ``faces`` of shape
-    (n, 1, size, size) for the preprocessing's size, one output per class name, a valid temperature. The
-    metadata is only text beside the graph, so it is checked against the graph itself."""
-    from models.preprocessing import Preprocessing  # OpenCV: loaded with ONNX Runtime, not with models.onnx_export
+    (n, 1, size, size) for the preprocessing's size, one output per class name, a valid temperature and valid
+    readability limits (where it has them). The metadata is only text beside the graph, so it is checked against
+    the graph itself."""
+    from fercore.readability import ReadabilityLimits  # numpy, and OpenCV next: loaded with ONNX Runtime, not with
+    from models.preprocessing import Preprocessing  # models.onnx_export (whose Ctrl-C ends in fercore.cli.run)
 
     try:
         for key in ("classes", "preprocessing"):
@@ -88,6 +90,8 @@ def check_export(session, meta: dict, where: str) -> None:
                 raise ValueError(f"no {key!r} in its description")
         prep = Preprocessing.from_dict(meta["preprocessing"])
         check_temperature(meta.get("temperature", 1.0))
+        if "readability" in meta:
+            ReadabilityLimits.from_dict(meta["readability"])
         inputs, outputs = session.get_inputs(), session.get_outputs()
         if len(inputs) != 1 or inputs[0].name != "faces" or len(outputs) < 1:
             raise ValueError("the graph does not take one input named 'faces'")

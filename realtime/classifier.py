@@ -5,7 +5,8 @@ torch) and PyTorch itself. A .pt checkpoint runs on ONNX Runtime through its exp
 when that was exported from exactly this checkpoint (its metadata records the checkpoint's SHA-256), else an
 export made once and kept in the cache folder, so a changed checkpoint is never served from a stale export.
 Several checkpoints run as one ensemble (models.ensemble: their calibrated probabilities averaged), on ONNX
-Runtime as one graph exported into the cache under the members' SHA-256 digests.
+Runtime as one graph exported into the cache under the members' SHA-256 digests. Each classifier also carries
+where its model stops reading faces well (the readability limits stored with it, fercore.readability).
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from typing import Sequence
 import numpy as np
 
 from fercore.paths import DEFAULT_CHECKPOINT, one_or_more
+from fercore.readability import ReadabilityLimits
 from models.errors import CheckpointError
 from models.onnx_runtime import checkpoint_digest, ensemble_digest, export_digests, open_session
 from models.preprocessing import Preprocessing, faces_to_input
@@ -25,13 +27,22 @@ BACKENDS = ("onnx", "torch")
 ONNX_CACHE = Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")).expanduser() / "fer-emotion" / "onnx"
 
 
-class EmotionClassifier:
-    """The interface of a backend: the checkpoint's classes and preprocessing; all faces of a frame in one batch."""
+def model_limits(description: dict) -> ReadabilityLimits:
+    """The readability limits a checkpoint's (or export's) description stores; the defaults when it has none."""
+    return ReadabilityLimits.from_dict(description["readability"]) if "readability" in description \
+        else ReadabilityLimits()
 
-    def __init__(self, classes: list[str], preprocessing: Preprocessing, temperature: float = 1.0) -> None:
+
+class EmotionClassifier:
+    """The interface of a backend: the checkpoint's classes, preprocessing and readability limits; all faces of a
+    frame in one batch."""
+
+    def __init__(self, classes: list[str], preprocessing: Preprocessing, temperature: float = 1.0,
+                 limits: ReadabilityLimits | None = None) -> None:
         self.classes = list(classes)
         self.preprocessing = preprocessing
         self.temperature = temperature  # calibration: logits / temperature before the softmax
+        self.limits = limits or ReadabilityLimits()  # where this model's labels stop being worth printing
 
     def prepare(self, gray_faces: list[np.ndarray]) -> np.ndarray:
         """The model input for face crops: models.preprocessing with the checkpoint's parameters."""
@@ -50,8 +61,8 @@ class EmotionClassifier:
 class TorchClassifier(EmotionClassifier):
     """A checkpoint's model run by PyTorch on the CPU."""
 
-    def __init__(self, model, classes: list[str]) -> None:
-        super().__init__(classes, model.preprocessing, getattr(model, "temperature", 1.0))
+    def __init__(self, model, classes: list[str], limits: ReadabilityLimits | None = None) -> None:
+        super().__init__(classes, model.preprocessing, getattr(model, "temperature", 1.0), limits)
         self.model = model.eval()
 
     def _probabilities(self, batch: np.ndarray) -> np.ndarray:
@@ -70,11 +81,12 @@ class OnnxClassifier(EmotionClassifier):
             preprocessing = Preprocessing.from_dict(meta["preprocessing"])
             classes = meta["classes"]
             temperature = float(meta.get("temperature", 1.0))
+            limits = model_limits(meta)
         except (KeyError, TypeError, ValueError) as exc:
             raise CheckpointError(f"{path}: its model description is incomplete or invalid ({exc})") from exc
         if not 0.01 <= temperature <= 100:
             raise CheckpointError(f"{path}: temperature {temperature} is outside [0.01, 100]")
-        super().__init__(classes, preprocessing, temperature)
+        super().__init__(classes, preprocessing, temperature, limits)
 
     def _probabilities(self, batch: np.ndarray) -> np.ndarray:
         logits = self.session.run(None, {"faces": batch})[0] / self.temperature
@@ -152,4 +164,4 @@ def load_classifier(checkpoint: str | os.PathLike | Sequence[str | os.PathLike] 
 
     torch.set_num_threads(threads)
     model, description = load_ensemble(paths)
-    return TorchClassifier(model, description["classes"])
+    return TorchClassifier(model, description["classes"], model_limits(description))

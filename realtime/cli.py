@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 from typing import Callable
 
 from fercore import cli as shared
 from fercore.cli import number
 from fercore.paths import DEFAULT_CHECKPOINT, one_or_more
-from fercore.readability import ReadabilityLimits
+from fercore.readability import RANGES, ReadabilityLimits
 from models.errors import CheckpointError
 from realtime.classifier import BACKENDS, load_classifier
 from realtime.detector import DETECTORS, DetectorError, FaceDetector
@@ -62,34 +63,41 @@ def add_pipeline_args(parser: argparse.ArgumentParser, smoothing: bool = True) -
     add_readability_args(parser)
 
 
+# Each readability option and the limit it sets (fercore.readability.ReadabilityLimits).
+LIMIT_OPTIONS = {"max_yaw": "max_yaw", "max_roll": "max_roll", "min_face": "min_size",
+                 "min_sharpness": "min_sharpness", "min_label_confidence": "min_confidence"}
+
+
 def add_readability_args(parser: argparse.ArgumentParser) -> None:
-    """Limits past which a face is reported as uncertain (no label, a reason) instead of labelled."""
+    """Limits past which a face is reported as uncertain (no label, a reason) instead of labelled. Each one left
+    out is the model's own (measured for it and stored with it)."""
     d = ReadabilityLimits()
-    g = parser.add_argument_group("uncertain faces (defaults measured on FER-2013 val; README, \"Uncertain faces\")")
-    g.add_argument("--max-yaw", type=number(0, 90), default=d.max_yaw,
-                   help=f"degrees a head may be turned away and still be labelled (default {d.max_yaw:g})")
-    g.add_argument("--max-roll", type=number(0, 180), default=d.max_roll,
-                   help=f"degrees a head may be tilted and still be labelled (default {d.max_roll:g})")
-    g.add_argument("--min-face", type=number(0, 10000), default=d.min_size,
-                   help=f"smallest face (pixels, the shorter side of its box) that is labelled "
-                        f"(default {d.min_size:g})")
-    g.add_argument("--min-sharpness", type=number(0, 1e6), default=d.min_sharpness,
-                   help=f"least sharpness (Laplacian variance of the model's crop) that is labelled "
-                        f"(default {d.min_sharpness:g})")
-    g.add_argument("--min-label-confidence", type=number(0, 1), default=d.min_confidence,
-                   help=f"least calibrated probability of the top emotion that is labelled "
-                        f"(default {d.min_confidence:g})")
+    g = parser.add_argument_group("uncertain faces (default: the limits measured for the model and stored with it; "
+                                  "README, \"Uncertain faces\")")
+
+    def option(name: str, what: str) -> None:
+        limit = LIMIT_OPTIONS[name]
+        g.add_argument("--" + name.replace("_", "-"), type=number(*RANGES[limit]), default=None,
+                       help=f"{what} (default: the model's; {getattr(d, limit):g} for weights/default.pt)")
+
+    option("max_yaw", "degrees a head may be turned away and still be labelled")
+    option("max_roll", "degrees a head may be tilted and still be labelled")
+    option("min_face", "smallest face (pixels, the shorter side of its box) that is labelled")
+    option("min_sharpness", "least sharpness (Laplacian variance of the model's crop) that is labelled")
+    option("min_label_confidence", "least calibrated probability of the top emotion that is labelled")
     g.add_argument("--label-all", action="store_true", help="label every face, however hard to read")
     g.add_argument("--no-align", action="store_true",
                    help="do not turn tilted faces upright before reading them (then a tilt past --max-roll is "
                         "uncertain)")
 
 
-def limits_from_args(args: argparse.Namespace) -> ReadabilityLimits | None:
+def limits_from_args(args: argparse.Namespace, model: ReadabilityLimits) -> ReadabilityLimits | None:
+    """The limits to apply: the ``model``'s, each overridden by its option where given; None with --label-all."""
     if getattr(args, "label_all", False) or not hasattr(args, "max_yaw"):
         return None
-    return ReadabilityLimits(args.max_yaw, args.max_roll, args.min_face, args.min_sharpness,
-                             args.min_label_confidence)
+    given = {limit: getattr(args, option) for option, limit in LIMIT_OPTIONS.items()
+             if getattr(args, option) is not None}
+    return dataclasses.replace(model, **given)
 
 
 def pipeline_from_args(args: argparse.Namespace, video: bool) -> Pipeline:
@@ -98,7 +106,7 @@ def pipeline_from_args(args: argparse.Namespace, video: bool) -> Pipeline:
     detector = FaceDetector(args.detector, video=video, min_confidence=args.min_confidence)
     args.min_confidence = detector.min_confidence  # the detector's own when not given: results files record it
     return Pipeline(detector, classifier, Tracker(smoothing=getattr(args, "smoothing", 0.0)), margin=args.margin,
-                    limits=limits_from_args(args), align=not getattr(args, "no_align", False))
+                    limits=limits_from_args(args, classifier.limits), align=not getattr(args, "no_align", False))
 
 
 def checkpoint_setting(checkpoint: str | list[str] | None) -> str | list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Iterator, Literal
 
 import numpy as np
 
@@ -37,18 +37,19 @@ class StageTimer:
 class Pipeline:
     """The path every entry point shares. ``margin`` widens face boxes before cropping (see faces.crop_box);
     None takes the margin the model was trained for, from its checkpoint. ``limits`` say which faces are too
-    turned away, tilted, small, blurred or unsure to label; None labels every face. ``align`` turns each crop
+    turned away, tilted, small, blurred or unsure to label: by default the model's own (the classifier's),
+    None labels every face. ``align`` turns each crop
     with the head so the eyes are level (measured: a face tilted 40 degrees is read as well as an upright one,
     README "Uncertain faces"), and then tilt is no reason to refuse a face."""
 
     def __init__(self, detector: FaceDetector, classifier: EmotionClassifier, tracker: Tracker,
-                 margin: float | None = None, limits: ReadabilityLimits | None = ReadabilityLimits(),
+                 margin: float | None = None, limits: ReadabilityLimits | None | Literal["model"] = "model",
                  align: bool = True) -> None:
         self.detector = detector
         self.classifier = classifier
         self.tracker = tracker
         self.margin = classifier.preprocessing.margin if margin is None else margin
-        self.limits = limits
+        self.limits = classifier.limits if limits == "model" else limits
         self.align = align
         self.classes = list(classifier.classes)
         self.timer = StageTimer()

@@ -2,13 +2,16 @@
 accuracy of a checkpoint on FER-2013 val as faces get smaller, blurrier, more tilted, more turned away, and
 accuracy against coverage as the confidence threshold rises, on clean and corrupted val.
 
-    python -m realtime.readability_curves --checkpoint weights/default.pt --out docs/readability
+    python -m realtime.readability_curves --checkpoint weights/default.pt --store
 
 Each limit is where the accuracy of faces *at* that value falls to ``--target`` (default 0.5: a label as likely
-wrong as right). Head turn (yaw) and tilt (roll) are measured with the face detector's keypoints on val faces
+wrong as right). ``--store`` writes them into the checkpoint (rounded, fercore.readability.ReadabilityLimits.
+from_curves; re-exporting the .onnx beside it), where the app reads them; measure a calibrated checkpoint, as
+the confidence limit depends on its temperature. Head turn (yaw) and tilt (roll) are measured with the face detector's keypoints on val faces
 scaled up to 192 pixels; faces it does not find there are left out of the yaw curve, and the tilt curve is
 measured both as cropped and with the eyes levelled by the measured roll (the app's alignment, for tilts past
-realtime.faces.ALIGN_ABOVE_DEGREES). Writes a JSON of every curve and one PNG.
+realtime.faces.ALIGN_ABOVE_DEGREES). Writes a JSON of every curve and one PNG, by default into eval/<name>/
+beside the checkpoint (weights/eval/default/ for weights/default.pt).
 """
 from __future__ import annotations
 
@@ -25,9 +28,9 @@ from fercore import cli
 from fercore.atomic import atomic_path
 from fercore.classes import EMOTIONS
 from fercore.paths import DEFAULT_CHECKPOINT, SHARED_FER
-from fercore.readability import head_pose, sharpness
+from fercore.readability import ReadabilityLimits, head_pose, sharpness
 from models.camera import affine, blur, corrupted_copies, low_resolution
-from models.checkpoint import load_model
+from models.checkpoint import atomic_save, load_model, read_checkpoint
 from models.inference import predict
 from models.preprocessing import resize_face
 from realtime import cli as realtime_cli
@@ -215,22 +218,46 @@ def command(argv: list[str] | None) -> int:
                    help="a calibrated checkpoint (default weights/default.pt)")
     g.add_argument("--data", type=Path, default=SHARED_FER / "val",
                    help="a folder of <emotion>/<face image> files (default ../shared/data/fer2013/val)")
-    g.add_argument("--out", type=Path, default=Path("docs/readability"),
-                   help="folder for readability.json and readability.png (default docs/readability)")
+    g.add_argument("--out", type=Path, default=None,
+                   help="folder for readability.json and readability.png (default: eval/<checkpoint name>/ beside "
+                        "the checkpoint)")
+    g.add_argument("--store", action="store_true",
+                   help="store the measured limits in the checkpoint (and re-export the .onnx beside it), where the "
+                        "app reads them")
     g.add_argument("--target", type=cli.number(0, 1), default=0.5,
                    help="accuracy at which a face stops counting as readable (default 0.5)")
     g.add_argument("--batch-size", type=cli.number(1, kind=int), default=256, help="faces per forward pass")
     args = ap.parse_args(argv)
-    model, _ = load_model(args.checkpoint)
+    out = args.out or args.checkpoint.parent / "eval" / args.checkpoint.stem
+    model, ckpt = load_model(args.checkpoint)
+    if float(ckpt.get("temperature", 1.0)) == 1.0:
+        print(f"note: {args.checkpoint} is not calibrated (temperature 1): its confidence limit will move when it "
+              "is (python -m training.calibrate)", file=sys.stderr)
     images, labels = read_faces(args.data, model.preprocessing.size)
     result = measure(model, images, labels, args.batch_size, "cpu", args.target)
     result["checkpoint"] = str(args.checkpoint)
-    with atomic_path(args.out / "readability.json") as tmp:
+    result["app_limits"] = ReadabilityLimits.from_curves(result["limits"]).to_dict()  # what --store stores
+    with atomic_path(out / "readability.json") as tmp:
         tmp.write_text(json.dumps(result, indent=1))
-    save_png(result, args.out / "readability.png")
-    print(json.dumps(result["limits"], indent=1))
-    print(f"wrote {args.out / 'readability.json'} and {args.out / 'readability.png'}")
+    save_png(result, out / "readability.png")
+    print("measured:", json.dumps(result["limits"]))
+    print(f"wrote {out / 'readability.json'} and {out / 'readability.png'}")
+    if args.store:
+        store_limits(args.checkpoint, ReadabilityLimits.from_curves(result["limits"]))
     return 0
+
+
+def store_limits(checkpoint: Path, limits: ReadabilityLimits) -> None:
+    """Write ``limits`` into the checkpoint (atomically) and re-export the .onnx beside it, if there is one."""
+    ckpt = read_checkpoint(checkpoint)
+    ckpt["readability"] = limits.to_dict()
+    atomic_save(ckpt, checkpoint)
+    print(f"stored in {checkpoint}: {json.dumps(limits.to_dict())}")
+    onnx = checkpoint.with_suffix(".onnx")
+    if onnx.is_file():
+        from models.onnx_export import export_onnx
+
+        print(f"re-exported {export_onnx(checkpoint, onnx)}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from fercore.classes import EMOTIONS
+from fercore.readability import ReadabilityLimits
 from models import build_model
 from models.checkpoint import CheckpointError, atomic_save, load_model, make_checkpoint, read_checkpoint
 
@@ -86,6 +87,9 @@ def _other_shapes(ckpt):
     (lambda c: c.update(model={"x": 3}), r"model must be a state dict"),
     (lambda c: c.update(temperature=float("inf")), r"temperature must be a number in \[0.01, 100\]"),
     (lambda c: c.update(epoch="five"), r"epoch must be a int"),
+    (lambda c: c.update(readability={"max_yaw": 80}), r"readability limits: missing 'max_roll'"),
+    (lambda c: c.update(readability={**ReadabilityLimits().to_dict(), "min_confidence": 2}),
+     r"min_confidence must be a number in \[0, 1\], got 2"),
     (_other_shapes, r"the weights do not fit cnn .*classifier.9.weight has shape \[7, 3\], the model \[7, 32\]"),
     (lambda c: c["model"].pop("classifier.9.bias"), r"the weights do not fit cnn .*missing classifier.9.bias"),
 ])

@@ -60,16 +60,38 @@ def test_the_first_limit_a_face_breaks_is_its_reason(measures, reason):
 
 
 def test_the_default_limits_are_the_ones_measured_for_the_shipped_model():
-    """fercore's defaults round what `realtime.readability_curves` measured with weights/default.pt (docs/readability);
-    a new model needs both re-measured. Head turn keeps the earlier limit where the curve never falls to 50%."""
+    """fercore's defaults (for a model that carries no limits of its own) are those measured with
+    weights/default.pt (weights/eval/default/readability.json): a new default model needs both re-measured."""
     import json
 
-    from fercore.paths import ROOT
+    from fercore.paths import WEIGHTS
 
-    measured = json.loads((ROOT / "docs" / "readability" / "readability.json").read_text())
+    measured = json.loads((WEIGHTS / "eval" / "default" / "readability.json").read_text())
     assert measured["checkpoint"] == "weights/default.pt"
-    limits, defaults = measured["limits"], ReadabilityLimits()
-    for key in ("max_roll", "min_size", "min_sharpness"):
-        assert getattr(defaults, key) == pytest.approx(limits[key], abs=0.5), key
-    assert defaults.min_confidence == pytest.approx(limits["min_confidence"], abs=0.005)
-    assert limits["max_yaw"] is None or defaults.max_yaw == pytest.approx(limits["max_yaw"], abs=1.0)
+    assert ReadabilityLimits.from_curves(measured["limits"]) == ReadabilityLimits()
+
+
+def test_limits_from_curves_are_rounded_and_keep_the_default_where_a_curve_never_crossed():
+    measured = {"max_yaw": None, "max_roll": 36.7, "max_roll_aligned": None, "min_size": 12.68,
+                "min_sharpness": 33.17, "min_confidence": 0.5710}
+    limits = ReadabilityLimits.from_curves(measured)
+    assert limits == ReadabilityLimits(max_yaw=ReadabilityLimits().max_yaw, max_roll=37.0, min_size=13.0,
+                                       min_sharpness=33.0, min_confidence=0.57)
+
+
+def test_limits_survive_the_round_trip_through_a_dict_and_bad_ones_are_refused():
+    limits = ReadabilityLimits(max_yaw=80, max_roll=35, min_size=12, min_sharpness=30, min_confidence=0.6)
+    assert ReadabilityLimits.from_dict(limits.to_dict()) == limits
+    assert ReadabilityLimits.from_dict({**limits.to_dict(), "min_size": 12}).min_size == 12.0  # an int is a number
+    bad = [
+        ({**limits.to_dict(), "min_confidence": 1.5}, r"min_confidence must be a number in \[0, 1\], got 1.5"),
+        ({**limits.to_dict(), "max_yaw": True}, r"max_yaw must be a number"),
+        ({**limits.to_dict(), "max_roll": "30"}, r"max_roll must be a number"),
+        ({**limits.to_dict(), "min_size": float("nan")}, r"min_size must be a number"),
+        ({**limits.to_dict(), "extra": 1}, r"unknown 'extra'"),
+        ({k: v for k, v in limits.to_dict().items() if k != "min_sharpness"}, r"missing 'min_sharpness'"),
+        ([1, 2], r"must be a mapping"),
+    ]
+    for data, message in bad:
+        with pytest.raises(ValueError, match=message):
+            ReadabilityLimits.from_dict(data)

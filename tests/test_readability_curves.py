@@ -3,6 +3,8 @@ import shutil
 
 import pytest
 
+from fercore.readability import ReadabilityLimits
+from models.checkpoint import read_checkpoint
 from realtime.readability_curves import limit, main
 
 
@@ -19,9 +21,13 @@ def test_the_command_measures_every_curve_on_a_labelled_folder(shared_fer, tiny_
         (faces / emotion).mkdir(parents=True)
         for photo in sorted((shared_fer / "val" / emotion).iterdir())[:8]:
             shutil.copy(photo, faces / emotion / photo.name)
-    out = tmp_path / "out"
-    assert main(["--checkpoint", str(tiny_checkpoint), "--data", str(faces), "--out", str(out)]) == 0
+    ckpt = tmp_path / "model.pt"
+    shutil.copy(tiny_checkpoint, ckpt)
+    assert main(["--checkpoint", str(ckpt), "--data", str(faces), "--store"]) == 0
+    out = tmp_path / "eval" / "model"  # the default: eval/<name>/ beside the checkpoint
     result = json.loads((out / "readability.json").read_text())
+    assert ReadabilityLimits.from_dict(read_checkpoint(ckpt)["readability"]) == ReadabilityLimits.from_curves(
+        result["limits"]) == ReadabilityLimits.from_dict(result["app_limits"])
     assert result["n"] == 24
     assert set(result["limits"]) == {"min_confidence", "min_size", "min_sharpness", "max_roll", "max_roll_aligned",
                                      "max_yaw"}

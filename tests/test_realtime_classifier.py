@@ -132,3 +132,50 @@ def test_a_changed_checkpoint_is_never_served_from_its_stale_export(tiny_checkpo
     assert not np.allclose(before, after.predict(faces), atol=1e-3)
     assert np.allclose(after.predict(faces), load_classifier(ckpt, backend="torch").predict(faces), atol=1e-5)
     assert list((tmp_path / "cache").glob("*.onnx"))  # the fresh export went to the cache, not over model.onnx
+
+
+@pytest.fixture
+def measured_checkpoint(tiny_checkpoint, tmp_path):
+    """The tiny checkpoint with readability limits of its own stored in it, and those limits."""
+    from fercore.readability import ReadabilityLimits
+    from models.checkpoint import atomic_save, read_checkpoint
+
+    own = ReadabilityLimits(max_yaw=70, max_roll=30, min_size=20, min_sharpness=50, min_confidence=0.6)
+    ckpt = read_checkpoint(tiny_checkpoint)
+    ckpt["readability"] = own.to_dict()
+    atomic_save(ckpt, tmp_path / "measured.pt")
+    return tmp_path / "measured.pt", own
+
+
+@pytest.mark.parametrize("backend", ["onnx", "torch"])
+def test_the_readability_limits_stored_with_a_model_travel_with_it(tiny_checkpoint, measured_checkpoint, tmp_path,
+                                                                    monkeypatch, backend):
+    from fercore.readability import ReadabilityLimits
+
+    monkeypatch.setattr(classifier_module, "ONNX_CACHE", tmp_path / "cache")
+    measured, own = measured_checkpoint
+    assert load_classifier(measured, backend=backend).limits == own
+    assert load_classifier(tiny_checkpoint, backend=backend).limits == ReadabilityLimits()  # none stored: defaults
+    # an ensemble has not been measured: it takes its first member's
+    assert load_classifier([measured, tiny_checkpoint], backend=backend).limits == own
+    assert load_classifier([tiny_checkpoint, measured], backend=backend).limits == ReadabilityLimits()
+    if backend == "onnx":
+        assert load_classifier(export_onnx(measured, tmp_path / "measured.onnx")).limits == own
+
+
+def test_each_readability_option_overrides_only_its_own_limit(measured_checkpoint):
+    import dataclasses
+
+    from realtime import cli
+    from realtime.pipeline import Pipeline
+    from realtime.tracking import Tracker
+    from realtime.webcam import parse_args
+
+    measured, own = measured_checkpoint
+    args = parse_args(["--checkpoint", str(measured), "--no-display", "--min-face", "5", "--max-yaw", "60"])
+    with cli.pipeline_from_args(args, video=True) as pipe:
+        assert pipe.limits == dataclasses.replace(own, min_size=5.0, max_yaw=60.0)
+        assert Pipeline(pipe.detector, pipe.classifier, Tracker()).limits == own  # the default: the model's own
+    args = parse_args(["--checkpoint", str(measured), "--no-display", "--label-all", "--min-face", "5"])
+    with cli.pipeline_from_args(args, video=True) as pipe:
+        assert pipe.limits is None

@@ -1,5 +1,7 @@
-"""The shipped models (default and fast): each loads on its own, scores on val what it recorded, and its ONNX
-export agrees with PyTorch."""
+"""The shipped models (default and fast): each loads on its own, scores on val what it recorded, carries the
+readability limits measured for it, and its ONNX export agrees with PyTorch."""
+
+import json
 
 import numpy as np
 import onnxruntime as ort
@@ -7,6 +9,7 @@ import pytest
 
 from fercore.classes import EMOTIONS
 from fercore.paths import WEIGHTS
+from fercore.readability import ReadabilityLimits
 from models.checkpoint import load_model
 from models.inference import predict
 from models.onnx_runtime import checkpoint_digest, read_metadata
@@ -32,6 +35,18 @@ def test_shipped_checkpoint_describes_itself(shipped):
     assert ckpt["arch"] == "cnn" and "training" not in ckpt  # no optimizer state in the shipped file
     assert ckpt["arch_args"]["width"] == {"default": 0.75, "fast": 0.5}[name]
     assert (WEIGHTS / f"{name}.pt").stat().st_size < 20 * 2**20
+
+
+def test_shipped_model_carries_the_readability_limits_measured_for_it(shipped):
+    """The limits stored in the checkpoint and its export are those its curves measured
+    (weights/eval/<name>/readability.json, `python -m realtime.readability_curves --store`)."""
+    _, ckpt, name = shipped
+    measured = json.loads((WEIGHTS / "eval" / name / "readability.json").read_text())
+    assert measured["checkpoint"] == f"weights/{name}.pt"
+    limits = ReadabilityLimits.from_curves(measured["limits"])
+    assert ReadabilityLimits.from_dict(ckpt["readability"]) == limits == ReadabilityLimits.from_dict(
+        measured["app_limits"])
+    assert read_metadata(WEIGHTS / f"{name}.onnx")["readability"] == ckpt["readability"]
 
 
 def test_shipped_model_scores_on_val_what_it_recorded(shipped, val):

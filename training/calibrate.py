@@ -90,6 +90,9 @@ def command(argv: list[str] | None) -> int:
           f"{report['before']['ece']:.2%} -> {report['after']['ece']:.2%} "
           f"({report['ece_after_two_fold']:.2%} fitted and measured on different halves)")
     print(f"wrote {out} and {diagram}")
+    if "readability" in ckpt:
+        print(f"note: its readability limits were measured at the temperature before; re-measure them with "
+              f"python -m realtime.readability_curves --checkpoint {out} --store")
     onnx = out.with_suffix(".onnx")
     if onnx.is_file():
         from models.onnx_export import export_onnx
