@@ -36,7 +36,7 @@ demo: setup  # no camera or display needed: annotates the sample media in sample
 # A stage whose run folder already holds a run is refused: make train TRAIN_FLAGS=--overwrite starts afresh.
 TRAIN_FLAGS ?=
 CHAIN ?= $(DEFAULT_CHAIN)
-train: setup  # the shipped default model: the stages of DEFAULT_CHAIN in order, each from the previous one's best.pt
+train: setup  # the stages of CHAIN in order, each from the previous one's best.pt (default: DEFAULT_CHAIN, the shipped default model)
 	@for stage in $(CHAIN); do \
 		echo "$(PY) -m training.run --config training/configs/$$stage.yaml $(TRAIN_FLAGS)"; \
 		$(PY) -m training.run --config training/configs/$$stage.yaml $(TRAIN_FLAGS) || exit $$?; \

@@ -35,10 +35,10 @@ def test_overrides_are_typed_and_nested():
 
 
 def test_a_model_argument_override_keeps_the_other_arguments():
-    default = ROOT / "training/configs/fast/stage1.yaml"
-    cfg = load_config(default, ["model.args.fc_dropout=0.2", "model.args.conv_dropout=0.1"])
+    stage1 = ROOT / "training/configs/fast/stage1.yaml"
+    cfg = load_config(stage1, ["model.args.fc_dropout=0.2", "model.args.conv_dropout=0.1"])
     assert cfg["model"]["args"] == {"width": 0.5, "fc_dropout": 0.2, "conv_dropout": 0.1}
-    assert load_config(default, ["model.args={fc_dropout: 0.2}"])["model"]["args"] == {"fc_dropout": 0.2}  # replaces
+    assert load_config(stage1, ["model.args={fc_dropout: 0.2}"])["model"]["args"] == {"fc_dropout": 0.2}  # replaces
 
 
 @pytest.mark.parametrize("override, message", [
