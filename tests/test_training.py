@@ -46,6 +46,19 @@ def test_tiny_training_on_real_fer2013_loss_falls(shared_fer, tmp_path, tiny_run
     assert list((tmp_path / "tensorboard").iterdir())
 
 
+def test_the_model_trains_channels_last_on_the_cpu_unless_told_not_to(tiny_fer_csv, tmp_path, tiny_run):
+    """train.channels_last (on by default) stores the model and each batch NHWC on the CPU too: 15-20% faster
+    there (training.benchmark --contiguous times the other); the checkpoint loads either way."""
+    for on in (True, False):
+        cfg = tiny_run.cfg(tiny_fer_csv, tmp_path / str(on), f"train.channels_last={str(on).lower()}",
+                           "train.epochs=1")
+        trainer = Trainer(cfg)
+        conv = next(p for p in trainer.model.parameters() if p.dim() == 4 and p.shape[1] > 1)
+        assert conv.is_contiguous(memory_format=torch.channels_last) == on
+        trainer.fit()
+        load_model(tmp_path / str(on) / "best.pt")
+
+
 @pytest.mark.parametrize("sched, mixup_alpha", [("step", 0.0), ("plateau", 0.3)])
 def test_resume_after_a_finished_epoch_gives_the_same_weights(tiny_fer_csv, tmp_path, sched, mixup_alpha, tiny_run):
     extra = ("data.train_split=train", f"sched.name={sched}", "sched.step_size=1", "sched.patience=0",

@@ -51,12 +51,14 @@ def rates(seconds: list[float], batch: int) -> tuple[float, float]:
     return batch / statistics.median(seconds), batch * len(seconds) / sum(seconds)
 
 
-def train_images_per_second(name: str, args: dict, batch: int, steps: int,
-                            device: torch.device) -> tuple[float, float]:
-    model = build_model(name, **args).to(device).train()
+def train_images_per_second(name: str, args: dict, batch: int, steps: int, device: torch.device,
+                            channels_last: bool = True) -> tuple[float, float]:
+    """As the trainer runs (train.channels_last): NHWC tensors unless ``channels_last`` is False."""
+    memory = torch.channels_last if channels_last else torch.contiguous_format
+    model = build_model(name, **args).to(device).train().to(memory_format=memory)
     opt = torch.optim.Adam(model.parameters(), 1e-3)
     loss_fn = FocalLoss()
-    x = torch.randn(batch, 1, 48, 48, device=device)
+    x = torch.randn(batch, 1, 48, 48, device=device).contiguous(memory_format=memory)
     y = torch.randint(0, 7, (batch,), device=device)
 
     def step() -> None:
@@ -86,9 +88,12 @@ def command(argv: list[str] | None) -> int:
                         "runs ten times as many)")
     g.add_argument("--device", type=cli.device_name, default="auto",
                    help="cpu, cuda, cuda:N, or auto: cuda when there is a GPU (default auto)")
+    g.add_argument("--contiguous", action="store_true",
+                   help="time the models with NCHW tensors (train.channels_last false) instead of NHWC")
     args = ap.parse_args(argv)
     device = torch.device(cli.resolve_device(args.device, torch.cuda.device_count()))
-    print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}")
+    print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, "
+          f"{'NCHW' if args.contiguous else 'NHWC (channels-last)'} tensors")
     seed = DEFAULTS["augment"]
     strong = dict(seed, equalize_p=0.2, brightness=0.4, contrast=0.4)
     print("images/s of the median step (mean over all steps in brackets), after two warm-up steps")
@@ -97,7 +102,8 @@ def command(argv: list[str] | None) -> int:
         print(f"data pipeline ({label}): {median:10.0f} images/s ({mean:.0f})")
     for key in args.models:
         name, model_args = MODELS[key]
-        median, mean = train_images_per_second(name, model_args, args.batch, args.steps, device)
+        median, mean = train_images_per_second(name, model_args, args.batch, args.steps, device,
+                                               channels_last=not args.contiguous)
         print(f"train {key:30} {median:8.1f} images/s ({mean:.1f})  ({28709 / median / 60:5.1f} min per FER-2013 "
               "epoch)")
     return 0

@@ -72,7 +72,7 @@ def _build(cfg: dict, dist: Dist, device: torch.device, lock: RunLock | None) ->
         init_from(model, m["init_from"], cfg)
     data = load_data(cfg, model.preprocessing.size, dist.main)
     model.to(device)
-    if device.type == "cuda" and t["channels_last"]:
+    if t["channels_last"]:
         model.to(memory_format=torch.channels_last)
     sampler = DistributedSampler(range(len(data.train_labels)), num_replicas=dist.world, rank=dist.rank,
                                  shuffle=True, seed=cfg["seed"], drop_last=True)

@@ -78,7 +78,7 @@ DEFAULTS: dict[str, Any] = {
         "early_stopping": 0,  # epochs without a better val accuracy before stopping; 0 = off
         "device": "auto",  # auto | cpu | cuda
         "amp": True,  # mixed precision, CUDA only
-        "channels_last": True,  # CUDA only
+        "channels_last": True,  # NHWC tensors: 15-20% faster CPU training of the cnn (training.benchmark), and on CUDA
         "threads": 0,  # torch CPU threads; 0 = torch's default
     },
     # keep_epochs: also save every epoch's weights as epoch_NNN.pt, for weight averaging (training.average)

@@ -187,7 +187,7 @@ class Trainer:
         faces = self.data.train_images[idx].to(self.device, non_blocking=True)
         y = self.train_targets[idx].to(self.device, non_blocking=True)
         x, partner, lam = self.augment(faces, self.gen)
-        if self.cuda and self.cfg["train"]["channels_last"]:
+        if self.cfg["train"]["channels_last"]:
             x = x.contiguous(memory_format=torch.channels_last)
         if self.writer is not None and self.epoch == 0 and self.step == 0:
             self.writer.add_images("train/augmented_batch", self.model_without_ddp.preprocessing.denormalize(x[:64]))
