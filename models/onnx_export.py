@@ -4,9 +4,9 @@
     python -m models.onnx_export a.pt b.pt -o ensemble.onnx    # an ensemble (models.ensemble) as one graph
 
 The ONNX file carries the checkpoint's description (architecture, classes, preprocessing, temperature,
-readability limits) in its metadata, so it is as self-describing as the checkpoint it came from; an ensemble's records each member (its
-file, SHA-256, architecture, temperature). The output must be a .onnx file other than the checkpoints, so an
-export never replaces its input.
+readability limits) in its metadata, so it is as self-describing as the checkpoint it came from; an ensemble's
+records each member (its file, SHA-256, architecture, temperature). The output must be a .onnx file other than
+the checkpoints, so an export never replaces its input.
 """
 from __future__ import annotations
 

@@ -81,8 +81,9 @@ def check_export(session, meta: dict, where: str) -> None:
     (n, 1, size, size) for the preprocessing's size, one output per class name, a valid temperature and valid
     readability limits (where it has them). The metadata is only text beside the graph, so it is checked against
     the graph itself."""
-    from fercore.readability import ReadabilityLimits  # numpy, and OpenCV next: loaded with ONNX Runtime, not with
-    from models.preprocessing import Preprocessing  # models.onnx_export (whose Ctrl-C ends in fercore.cli.run)
+    # numpy and OpenCV load here, with ONNX Runtime, not with models.onnx_export (whose Ctrl-C ends in fercore.cli.run)
+    from fercore.readability import ReadabilityLimits
+    from models.preprocessing import Preprocessing
 
     try:
         for key in ("classes", "preprocessing"):

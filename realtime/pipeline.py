@@ -38,9 +38,9 @@ class Pipeline:
     """The path every entry point shares. ``margin`` widens face boxes before cropping (see faces.crop_box);
     None takes the margin the model was trained for, from its checkpoint. ``limits`` say which faces are too
     turned away, tilted, small, blurred or unsure to label: by default the model's own (the classifier's),
-    None labels every face. ``align`` turns each crop
-    with the head so the eyes are level (measured: a face tilted 40 degrees is read as well as an upright one,
-    README "Uncertain faces"), and then tilt is no reason to refuse a face."""
+    None labels every face. ``align`` turns each crop with the head so the eyes are level (measured: a face
+    tilted 40 degrees is read as well as an upright one, README "Uncertain faces"), and then tilt is no reason
+    to refuse a face."""
 
     def __init__(self, detector: FaceDetector, classifier: EmotionClassifier, tracker: Tracker,
                  margin: float | None = None, limits: ReadabilityLimits | None | Literal["model"] = "model",

@@ -5,10 +5,10 @@ accuracy against coverage as the confidence threshold rises, on clean and corrup
     python -m realtime.readability_curves --checkpoint weights/default.pt --store
 
 Each limit is where the accuracy of faces *at* that value falls to ``--target`` (default 0.5: a label as likely
-wrong as right). ``--store`` writes them into the checkpoint (rounded, fercore.readability.ReadabilityLimits.
-from_curves; re-exporting the .onnx beside it), where the app reads them; measure a calibrated checkpoint, as
-the confidence limit depends on its temperature. Head turn (yaw) and tilt (roll) are measured with the face detector's keypoints on val faces
-scaled up to 192 pixels; faces it does not find there are left out of the yaw curve, and the tilt curve is
+wrong as right). ``--store`` writes them into the checkpoint (rounded: ReadabilityLimits.from_curves), where
+the app reads them, and re-exports the .onnx beside it; measure a calibrated checkpoint, as the confidence limit
+depends on its temperature. Head turn (yaw) and tilt (roll) are measured with the face detector's keypoints on
+val faces scaled up to 192 pixels; faces it does not find there are left out of the yaw curve, and the tilt curve is
 measured both as cropped and with the eyes levelled by the measured roll (the app's alignment, for tilts past
 realtime.faces.ALIGN_ABOVE_DEGREES). Writes a JSON of every curve and one PNG, by default into eval/<name>/
 beside the checkpoint (weights/eval/default/ for weights/default.pt).
