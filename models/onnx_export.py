@@ -84,6 +84,13 @@ def export_onnx(checkpoint: str | Path | Sequence[str | Path], output: str | Pat
     return output
 
 
+def refresh_export(checkpoint: str | Path) -> Path | None:
+    """Re-export the .onnx beside a checkpoint that was just rewritten (calibrated, given readability limits), so the
+    app serves it instead of a cached export; None when there is no .onnx beside it."""
+    onnx = Path(checkpoint).with_suffix(".onnx")
+    return export_onnx(checkpoint, onnx) if onnx.is_file() else None
+
+
 def command(argv: list[str] | None) -> int:
     ap = cli.parser("models.onnx_export", __doc__)
     g = ap.add_argument_group("export")

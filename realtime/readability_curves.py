@@ -30,7 +30,7 @@ from fercore.classes import EMOTIONS
 from fercore.paths import DEFAULT_CHECKPOINT, SHARED_FER
 from fercore.readability import ReadabilityLimits, head_pose, sharpness
 from models.camera import affine, blur, corrupted_copies, low_resolution
-from models.checkpoint import atomic_save, load_model, read_checkpoint
+from models.checkpoint import atomic_save, load_model
 from models.inference import predict
 from models.preprocessing import resize_face
 from realtime import cli as realtime_cli
@@ -236,28 +236,28 @@ def command(argv: list[str] | None) -> int:
     images, labels = read_faces(args.data, model.preprocessing.size)
     result = measure(model, images, labels, args.batch_size, "cpu", args.target)
     result["checkpoint"] = str(args.checkpoint)
-    result["app_limits"] = ReadabilityLimits.from_curves(result["limits"]).to_dict()  # what --store stores
+    limits = ReadabilityLimits.from_curves(result["limits"])
+    result["app_limits"] = limits.to_dict()  # what --store stores
     with atomic_path(out / "readability.json") as tmp:
         tmp.write_text(json.dumps(result, indent=1))
     save_png(result, out / "readability.png")
     print("measured:", json.dumps(result["limits"]))
     print(f"wrote {out / 'readability.json'} and {out / 'readability.png'}")
     if args.store:
-        store_limits(args.checkpoint, ReadabilityLimits.from_curves(result["limits"]))
+        store_limits(args.checkpoint, ckpt, limits)
     return 0
 
 
-def store_limits(checkpoint: Path, limits: ReadabilityLimits) -> None:
-    """Write ``limits`` into the checkpoint (atomically) and re-export the .onnx beside it, if there is one."""
-    ckpt = read_checkpoint(checkpoint)
+def store_limits(checkpoint: Path, ckpt: dict, limits: ReadabilityLimits) -> None:
+    """Write ``limits`` into ``ckpt``, the checkpoint read from ``checkpoint``, save it there (atomically) and
+    re-export the .onnx beside it, if there is one."""
+    from models.onnx_export import refresh_export
+
     ckpt["readability"] = limits.to_dict()
     atomic_save(ckpt, checkpoint)
     print(f"stored in {checkpoint}: {json.dumps(limits.to_dict())}")
-    onnx = checkpoint.with_suffix(".onnx")
-    if onnx.is_file():
-        from models.onnx_export import export_onnx
-
-        print(f"re-exported {export_onnx(checkpoint, onnx)}")
+    if (onnx := refresh_export(checkpoint)) is not None:
+        print(f"re-exported {onnx}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -132,3 +132,22 @@ def test_an_onnx_file_with_forged_metadata_is_refused(tmp_path, changes, message
 
     with pytest.raises(CheckpointError, match=message):
         OnnxClassifier(forged)
+
+
+def test_a_rewritten_checkpoint_gets_its_export_beside_it_refreshed(tiny_checkpoint, tmp_path):
+    import shutil
+
+    from models.checkpoint import read_checkpoint
+    from models.onnx_export import refresh_export
+    from models.onnx_runtime import checkpoint_digest
+
+    ckpt = tmp_path / "model.pt"
+    shutil.copy(tiny_checkpoint, ckpt)
+    assert refresh_export(ckpt) is None and not (tmp_path / "model.onnx").exists()  # none beside it: none made
+    export_onnx(ckpt)
+    rewritten = read_checkpoint(ckpt)
+    rewritten["temperature"] = 2.0  # as training.calibrate does
+    atomic_save(rewritten, ckpt)
+    assert refresh_export(ckpt) == tmp_path / "model.onnx"
+    meta = read_metadata(tmp_path / "model.onnx")
+    assert meta["temperature"] == 2.0 and meta["checkpoint_sha256"] == checkpoint_digest(ckpt)

@@ -93,11 +93,10 @@ def command(argv: list[str] | None) -> int:
     if "readability" in ckpt:
         print(f"note: its readability limits were measured at the temperature before; re-measure them with "
               f"python -m realtime.readability_curves --checkpoint {out} --store")
-    onnx = out.with_suffix(".onnx")
-    if onnx.is_file():
-        from models.onnx_export import export_onnx
+    from models.onnx_export import refresh_export
 
-        print(f"re-exported {export_onnx(out, onnx)}")
+    if (onnx := refresh_export(out)) is not None:
+        print(f"re-exported {onnx}")
     return 0
 
 
