@@ -11,7 +11,7 @@ from fercore import cli
 from fercore.paths import ROOT
 
 ENTRY_POINTS = ["training.run", "training.evaluate", "training.average", "training.preview", "training.benchmark",
-                "training.corrupted_val", "training.calibrate", "models.onnx_export",
+                "training.corrupted_val", "training.calibrate", "training.curves", "models.onnx_export",
                 "realtime.webcam", "realtime.annotate", "realtime.evaluate", "realtime.benchmark",
                 "realtime.detector_eval", "realtime.readability_curves", "realtime.crop_faces"]
 
