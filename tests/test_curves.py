@@ -30,7 +30,7 @@ def test_the_line_the_trainer_logs_is_read_back(tmp_path, caplog):
     epochs, planned = read_log(tmp_path / "train.log")
     assert planned == 40 and len(epochs) == 1
     e = epochs[0]
-    assert (e.epoch, e.train_acc, e.val_acc, e.seconds) == (7, 0.5625, 0.6543, 301)
+    assert (e.epoch, e.val_acc, e.seconds) == (7, 0.6543, 301)
 
 
 def test_a_restarted_epoch_counts_once_with_its_later_figures(tmp_path):
@@ -61,6 +61,8 @@ def test_a_chain_of_stages_is_followed_through_init_from(tmp_path, monkeypatch):
     assert hs1 == [0, 1, 2] and hs2 == [2, 2.5] and hs3 == [2.5, 2.75, 3.0]
     assert acc1 == [50.0, 60.0] and acc3 == [61.0, 65.0]
     assert [r.name for r in read_chain("runs/one/train.log")] == ["one"]
+    make_run(tmp_path / "runs/self", [epoch_line(1, 0.5, 60)], "runs/self/best.pt")  # a loop ends the chain
+    assert [r.name for r in read_chain("runs/self")] == ["self"]
 
 
 def test_the_command_prints_each_run_and_draws_the_png(tmp_path, monkeypatch, capsys):

@@ -25,14 +25,13 @@ from training.outputs import check_writable
 
 USER_ERRORS = (ConfigError,)
 # The line training.utils.log_epoch writes at the end of every epoch.
-EPOCH_LINE = re.compile(r"epoch\s+(\d+)/(\d+)\s+train loss \S+ acc ([\d.]+) \| val loss \S+ acc ([\d.]+) "
+EPOCH_LINE = re.compile(r"epoch\s+(\d+)/(\d+)\s+train loss \S+ acc \S+ \| val loss \S+ acc ([\d.]+) "
                         r"macro-F1 \S+ \| lr \S+ \| (\d+)s")
 
 
 @dataclass(frozen=True)
 class Epoch:
     epoch: int
-    train_acc: float
     val_acc: float
     seconds: int
 
@@ -63,7 +62,7 @@ def read_log(path: Path) -> tuple[list[Epoch], int]:
     found, planned = {}, 0
     for m in EPOCH_LINE.finditer(text):
         e = int(m[1])
-        found[e] = Epoch(e, float(m[3]), float(m[4]), int(m[5]))
+        found[e] = Epoch(e, float(m[3]), int(m[4]))
         planned = int(m[2])
     if not found:
         raise ConfigError(f"{path}: no finished epoch in it (not a training log, or the run has not finished one)")
@@ -81,27 +80,28 @@ def parent_folder(folder: Path) -> Path | None:
     """The run folder whose weights ``folder``'s run started from, when its config.yaml names one (relative
     paths are taken from the working directory, as training.run took them) that has a train.log."""
     config = folder / "config.yaml"
-    if not config.is_file():
-        return None
-    cfg = read_yaml_text(config.read_text(errors="replace"), str(config))
-    init = (cfg or {}).get("model", {}).get("init_from") if isinstance(cfg, dict) else None
-    if not init:
+    try:
+        cfg = read_yaml_text(config.read_text(errors="replace"), str(config)) if config.is_file() else None
+    except OSError as exc:
+        raise ConfigError(describe(config, exc)) from None
+    model = cfg.get("model") if isinstance(cfg, dict) else None
+    init = model.get("init_from") if isinstance(model, dict) else None
+    if not isinstance(init, str):
         return None
     parent = Path(init).parent
-    return parent if (parent / "train.log").is_file() and parent.resolve() != folder.resolve() else None
+    return parent if (parent / "train.log").is_file() else None
 
 
 def read_chain(path: str | Path) -> list[Run]:
     """The run at ``path`` (a run folder or its train.log) with the runs it started from, first run first."""
-    log = _log_of(Path(path))
-    chain, seen, folder = [], set(), log.parent
-    while folder is not None and folder.resolve() not in seen:
-        seen.add(folder.resolve())
-        epochs, planned = read_log(log)
-        chain.insert(0, Run(folder, epochs, planned))
-        folder = parent_folder(folder)
-        log = folder / "train.log" if folder is not None else log
-    return chain
+    log, chain, seen = _log_of(Path(path)), [], set()
+    while True:
+        seen.add(log.parent.resolve())
+        chain.insert(0, Run(log.parent, *read_log(log)))
+        parent = parent_folder(log.parent)
+        if parent is None or parent.resolve() in seen:  # the first run, or a cycle of configs
+            return chain
+        log = parent / "train.log"
 
 
 def cumulative(chain: list[Run]) -> list[tuple[list[float], list[float], list[float]]]:
