@@ -23,6 +23,14 @@ SHARED_FER = SHARED / "data" / "fer2013"
 SHARED_MEDIA = SHARED / "media"
 
 
+def eval_folder(checkpoints: str | os.PathLike | Sequence[str | os.PathLike]) -> Path:
+    """Where a model's measurements go by default: eval/<name>/ beside its checkpoint (weights/eval/default/
+    for weights/default.pt), eval/<name>+<name>/ beside the first member for an ensemble; so the models in one
+    folder never overwrite each other's figures."""
+    paths = [Path(p) for p in one_or_more(checkpoints)]
+    return paths[0].parent / "eval" / "+".join(p.stem for p in paths)
+
+
 def one_or_more(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> list[str | os.PathLike]:
     """A checkpoint argument as a list: one path (a str or os.PathLike) alone, or the several of an ensemble."""
     return [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)

@@ -27,7 +27,7 @@ from tqdm import tqdm
 from fercore import cli
 from fercore.atomic import atomic_path
 from fercore.classes import EMOTIONS
-from fercore.paths import DEFAULT_CHECKPOINT, SHARED_FER
+from fercore.paths import DEFAULT_CHECKPOINT, SHARED_FER, eval_folder
 from fercore.readability import ReadabilityLimits, head_pose, sharpness
 from models.camera import affine, blur, corrupted_copies, low_resolution
 from models.checkpoint import atomic_save, load_model
@@ -228,7 +228,7 @@ def command(argv: list[str] | None) -> int:
                    help="accuracy at which a face stops counting as readable (default 0.5)")
     g.add_argument("--batch-size", type=cli.number(1, kind=int), default=256, help="faces per forward pass")
     args = ap.parse_args(argv)
-    out = args.out or args.checkpoint.parent / "eval" / args.checkpoint.stem
+    out = args.out or eval_folder(args.checkpoint)
     model, ckpt = load_model(args.checkpoint)
     if float(ckpt.get("temperature", 1.0)) == 1.0:
         print(f"note: {args.checkpoint} is not calibrated (temperature 1): its confidence limit will move when it "

@@ -42,7 +42,7 @@ def test_calibrate_command_stores_a_temperature_that_every_backend_applies(tiny_
     ckpt = read_checkpoint(out)
     t = ckpt["temperature"]
     assert t != 1.0 and ckpt["metrics"]["calibration"]["temperature"] == t
-    assert (tmp_path / "eval" / "reliability_val.png").stat().st_size > 1000
+    assert (tmp_path / "eval" / "calibrated" / "reliability_val.png").stat().st_size > 1000  # eval/<name>/
     faces = [np.random.default_rng(1).integers(0, 256, (60, 50), dtype=np.uint8) for _ in range(3)]
     plain = load_classifier(tiny_checkpoint, backend="torch")
     with torch.inference_mode():

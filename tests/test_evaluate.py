@@ -91,3 +91,13 @@ def test_corrupted_report_scores_every_copy_and_the_share_of_each_answer(tiny_fe
     assert np.isclose(corrupted["accuracy"][f"{KINDS[0]}-{next(iter(LEVELS))}"], (answers[0] == labels).mean())
     result = evaluate(tiny_checkpoint, tiny_fer_csv, "val", None, ["none"], None, corrupted=True)
     assert "share of each class among the answers on the corrupted copies" in format_report(result)
+
+
+def test_by_default_each_model_and_each_ensemble_has_its_own_eval_folder(tiny_fer_csv, tiny_checkpoint, tmp_path):
+    import shutil
+
+    a, b = shutil.copy(tiny_checkpoint, tmp_path / "a.pt"), shutil.copy(tiny_checkpoint, tmp_path / "b.pt")
+    common = ["--data", str(tiny_fer_csv), "--tta", "none", "--cache-dir", "none"]
+    assert main([str(a), *common]) == 0 and main([str(b), *common]) == 0 and main([str(a), str(b), *common]) == 0
+    written = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.glob("eval/*/metrics_val.json"))
+    assert written == ["eval/a+b/metrics_val.json", "eval/a/metrics_val.json", "eval/b/metrics_val.json"]

@@ -26,6 +26,7 @@ with interruptible_imports():
     from models.inference import predict
     from training.data import DataError, load_split
     from fercore.atomic import describe
+    from fercore.paths import eval_folder
     from training.outputs import check_writable
 
 USER_ERRORS = (CheckpointError, DataError)
@@ -59,13 +60,14 @@ def command(argv: list[str] | None) -> int:
     g.add_argument("--out", type=Path, default=None,
                    help="where to write the calibrated checkpoint (default: in place, re-exporting a .onnx beside it)")
     g.add_argument("--diagram", type=Path, default=None,
-                   help="reliability diagram PNG (default: eval/reliability_<split>.png beside the output)")
+                   help="reliability diagram PNG (default: eval/<name>/reliability_<split>.png beside the "
+                        "output)")
     data = cli.add_data_args(ap)
     data.add_argument("--split", default="val", help="the held-out split to fit on (default val; never test)")
     args = ap.parse_args(argv)
     device = cli.resolve_device(args.device, torch.cuda.device_count())
     out = args.out or args.checkpoint
-    diagram = args.diagram or out.parent / "eval" / f"reliability_{args.split}.png"
+    diagram = args.diagram or eval_folder(out) / f"reliability_{args.split}.png"
     check_writable(out, what="--out")
     check_writable(diagram, what="--diagram")
     ckpt = read_checkpoint(args.checkpoint)

@@ -24,7 +24,7 @@ with interruptible_imports():
     from fercore import cli
     from fercore.atomic import atomic_path, describe
     from fercore.metrics import classification_report, save_confusion_png
-    from fercore.paths import one_or_more
+    from fercore.paths import eval_folder, one_or_more
     from fercore.tta import TTA_MODES
     from models.camera import KINDS, LEVELS, corrupted_copies
     from models.checkpoint import CheckpointError
@@ -198,16 +198,15 @@ def command(argv: list[str] | None) -> int:
     g.add_argument("--corrupted", action="store_true",
                    help="also report accuracy on the corrupted copies of the split (training.corrupted_val)")
     g.add_argument("--out", default=None, help="folder for the metrics JSON and confusion PNGs "
-                                               "(default: eval/ beside the checkpoint; for an ensemble "
-                                               "eval-ensemble/ beside the first)")
+                                               "(default: eval/<name>/ beside the checkpoint; for an "
+                                               "ensemble eval/<name>+<name>/ beside the first)")
     data = cli.add_data_args(ap)
     data.add_argument("--split", default="val",
                       help="the split to evaluate: train | val | test (csv: Training | PublicTest | PrivateTest; "
                            "default val)")
     args = ap.parse_args(argv)
     device = cli.resolve_device(args.device, torch.cuda.device_count())
-    folder = "eval-ensemble" if len(args.checkpoint) > 1 else "eval"
-    out = args.out or str(Path(args.checkpoint[0]).parent / folder)
+    out = args.out or str(eval_folder(args.checkpoint))
     result = evaluate(args.checkpoint, args.data, args.split, out, args.tta, args.cache_dir, device, args.batch_size,
                       args.corrupted)
     print(format_report(result))
