@@ -9,7 +9,7 @@ DEMO_OUT ?= outputs/demo
 DEFAULT_CHAIN := default/stage1 default/stage2
 FAST_CHAIN := fast/stage1 fast/stage2 fast/stage3 fast/stage4 fast/stage5 fast/stage6
 
-.PHONY: setup run demo train train-fast test benchmark
+.PHONY: setup run demo train train-fast measure test benchmark
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,17 @@ train: setup  # the stages of CHAIN in order, each from the previous one's best.
 
 train-fast:  # the shipped fast model (weights/fast.pt): the stages of FAST_CHAIN
 	@$(MAKE) --no-print-directory train CHAIN="$(FAST_CHAIN)"
+
+# The figures a model card needs (weights/README.md) for CHECKPOINT, e.g. make measure CHECKPOINT=runs/x/best.pt:
+# it is calibrated and its uncertain-face limits stored in it, in place (a .onnx beside it re-exported); the
+# figures go to eval/<name>/ beside it. About half an hour for the default model on 2 cores; pause training first.
+CHECKPOINT ?=
+measure: setup
+	@test -n "$(CHECKPOINT)" || { echo "give the checkpoint to measure: make measure CHECKPOINT=runs/x/best.pt" >&2; exit 2; }
+	$(PY) -m training.calibrate $(CHECKPOINT)
+	$(PY) -m training.evaluate $(CHECKPOINT) --tta none flip tencrop --corrupted
+	$(PY) -m realtime.readability_curves --checkpoint $(CHECKPOINT) --store
+	$(PY) -m realtime.benchmark --checkpoint $(CHECKPOINT) --modes throughput
 
 test: setup
 	$(PY) -m pytest -q tests
