@@ -51,6 +51,10 @@ class Run:
     def best(self) -> Epoch:
         return max(self.epochs, key=lambda e: e.val_acc)
 
+    @property
+    def hours(self) -> float:
+        return sum(e.seconds for e in self.epochs) / 3600
+
 
 def read_log(path: Path) -> tuple[list[Epoch], int]:
     """The epochs a train.log records (a later line for the same epoch number wins: a restarted run) and the
@@ -111,12 +115,11 @@ def cumulative(chain: list[Run]) -> list[tuple[list[float], list[float], list[fl
     for run in chain:
         xs, hs, accs = [epochs], [hours], []
         for e in run.epochs:
-            hours += e.seconds / 3600
             xs.append(xs[0] + e.epoch)
-            hs.append(hours)
+            hs.append(hs[-1] + e.seconds / 3600)
             accs.append(100 * e.val_acc)
         out.append((xs, hs, accs))
-        epochs = xs[-1]
+        epochs, hours = xs[-1], hs[-1]
     return out
 
 
@@ -125,9 +128,8 @@ def summary(chains: list[list[Run]]) -> str:
     lines = [f"{'run':<24} {'from':<24} {'epochs':>8} {'hours':>6}  best val"]
     for chain in chains:
         for parent, run in zip([None, *chain], chain):
-            hours = sum(e.seconds for e in run.epochs) / 3600
             lines.append(f"{run.name:<24} {parent.name if parent else '-':<24} "
-                         f"{f'{len(run.epochs)}/{run.planned}':>8} {hours:6.2f}  "
+                         f"{f'{len(run.epochs)}/{run.planned}':>8} {run.hours:6.2f}  "
                          f"{100 * run.best.val_acc:.2f}% (epoch {run.best.epoch})")
     return "\n".join(lines)
 
@@ -143,9 +145,9 @@ def draw(chains: list[list[Run]], targets: list[float], path: str | Path) -> Non
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), dpi=100, sharey=True)
     for i, chain in enumerate(chains):
         colour = f"C{i}"
-        for j, (xs, hs, accs) in enumerate(cumulative(chain)):
+        for j, (run, (xs, hs, accs)) in enumerate(zip(chain, cumulative(chain))):
             label = " -> ".join(r.name for r in chain) if j == 0 else None
-            b = accs.index(max(accs))
+            b = run.epochs.index(run.best)
             for ax, x in zip(axes, (xs, hs)):
                 ax.plot(x[1:], accs, color=colour, linewidth=1.4, label=label)
                 ax.plot(x[1 + b], accs[b], marker="*", markersize=10, color=colour)
