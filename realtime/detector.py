@@ -25,6 +25,12 @@ from fercore.paths import DETECTOR_MODELS, WEIGHTS
 
 
 
+# An interrupt (Ctrl-C, or SIGTERM and SIGHUP raised like it) that lands inside mp.Image's constructor before it
+# sets _image_ptr leaves a half-built image whose finaliser fails, printing a traceback on the way out; this
+# class-level default lets that finaliser see nothing to free (every finished image sets its own).
+mp.Image._image_ptr = None
+
+
 class DetectorError(RuntimeError):
     """The face-detector model is missing or is not a MediaPipe face-detection model."""
 
