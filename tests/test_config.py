@@ -4,6 +4,7 @@ import pytest
 
 from models import build_model
 from training.config import DEFAULTS, ConfigError, load_config, parse_override
+from training.losses import load_teacher
 from training.utils import init_from
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -226,6 +227,19 @@ def test_the_full_width_runs_follow_the_width_075_recipe():
         args = load_config(CONFIG_DIR / f"campaign/{full}.yaml")["model"]["args"]
         assert args["width"] == 1.0
         assert args | {"width": 0.75} == load_config(CONFIG_DIR / f"campaign/{narrow}.yaml")["model"]["args"]
+
+
+def test_the_distillation_run_is_run_3s_recipe_with_an_online_teacher_it_can_load():
+    """Campaign run 6 changes run 3's recipe in where it starts and in the teacher alone, and that teacher (the
+    shipped pair) is accepted online: same classes, face size and normalisation as the student."""
+    assert _differences("campaign/w075_distill", "campaign/w075_stage2") == {
+        "model.init_from", "loss.teacher", "loss.teacher_weight", "loss.teacher_mode", "output.dir"}
+    cfg = load_config(CONFIG_DIR / "campaign/w075_distill.yaml")
+    assert cfg["model"]["init_from"] == "checkpoints/campaign/w075_stage2/best.pt"
+    student = build_model(cfg["model"]["name"], **cfg["model"]["args"])
+    teacher = load_teacher([str(ROOT / p) for p in cfg["loss"]["teacher"]], student.preprocessing, online=True)
+    assert len(teacher.members) == 2 and not teacher.training
+    assert all(t != 1.0 for t in teacher.temperatures)  # calibrated: soft targets at the members' temperatures
 
 
 def test_fast_stage_6_is_the_probe_that_trained_the_shipped_weights():
