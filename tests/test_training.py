@@ -112,6 +112,13 @@ def test_init_from_starts_a_new_run_from_trained_weights(tiny_fer_csv, tmp_path,
                                           "model.args.fc_dropout=0.1", f"model.init_from={tmp_path / 'first/last.pt'}"))
     assert_same_weights(first, second.model_without_ddp.state_dict())
     assert second.epoch == 0  # a new schedule, not a resume
+    second.fit()
+    aside = (tmp_path / "first/last.pt").rename(tmp_path / "aside.pt")  # resuming needs second/last.pt alone
+    resumed = Trainer.from_config(tiny_run.cfg(tiny_fer_csv, tmp_path / "second", "train.epochs=2",
+                                           "model.args.fc_dropout=0.1", f"model.init_from={tmp_path / 'first/last.pt'}"),
+                                  resume=True)
+    assert_same_weights(weights(tmp_path / "second/last.pt"), resumed.model_without_ddp.state_dict())
+    aside.rename(tmp_path / "first/last.pt")
     with pytest.raises(CheckpointError, match="does not fit"):
         Trainer.from_config(tiny_run.cfg(tiny_fer_csv, tmp_path / "third", "model.args.width=0.25",
                                      f"model.init_from={tmp_path / 'first/last.pt'}"))

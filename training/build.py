@@ -52,14 +52,14 @@ def build_parts(cfg: dict, resume: bool = False, overwrite: bool = False) -> Par
     (random until loaded) last. The lock on output.dir is given back if building fails."""
     dist, device, lock = setup_process(cfg, resume, overwrite)
     try:
-        return _build(cfg, dist, device, lock)
+        return _build(cfg, dist, device, lock, resume)
     except BaseException:
         if lock is not None:
             lock.release()
         raise
 
 
-def _build(cfg: dict, dist: Dist, device: torch.device, lock: RunLock | None) -> Parts:
+def _build(cfg: dict, dist: Dist, device: torch.device, lock: RunLock | None, resume: bool) -> Parts:
     t, m, loss = cfg["train"], cfg["model"], cfg["loss"]
     try:
         model = build_model(m["name"], pretrained=m["pretrained"], weights_path=m["weights_path"], **m["args"])
@@ -68,7 +68,7 @@ def _build(cfg: dict, dist: Dist, device: torch.device, lock: RunLock | None) ->
     if dist.main:
         check_free_space(cfg["output"]["dir"], sum(v.numel() * v.element_size() for v in model.state_dict().values()),
                          cfg)
-    if m["init_from"]:
+    if m["init_from"] and not resume:  # a resumed run's own last.pt replaces these weights
         init_from(model, m["init_from"], cfg)
     data = load_data(cfg, model.preprocessing.size, dist.main)
     model.to(device)
