@@ -242,6 +242,17 @@ def test_the_distillation_run_is_run_3s_recipe_with_an_online_teacher_it_can_loa
     assert all(t != 1.0 for t in teacher.temperatures)  # calibrated: soft targets at the members' temperatures
 
 
+def test_the_resnet_run_is_run_1s_recipe_with_another_network():
+    """Campaign run 7 changes run 1's recipe in the network (ResNet-18, ImageNet stem at 96 pixels, from
+    scratch) and the epochs alone (and in what it writes), so its figures compare with the seed CNN's."""
+    assert _differences("campaign/r18_96_scratch", "campaign/w075_sgd_camera") == {
+        "model.name", "model.args", "train.epochs", "output.dir", "output.keep_epochs"}
+    cfg = load_config(CONFIG_DIR / "campaign/r18_96_scratch.yaml")
+    assert not cfg["model"]["pretrained"] and cfg["model"]["weights_path"] is None
+    model = build_model(cfg["model"]["name"], **cfg["model"]["args"])
+    assert model.preprocessing.size == 48  # FER-2013 faces in; the network upsamples them itself
+
+
 def test_fast_stage_6_is_the_probe_that_trained_the_shipped_weights():
     """weights/fast.pt was trained as campaign/probe/control.yaml, from stage 5's weights as then shipped."""
     assert _differences("fast/stage6", "campaign/probe/control") == {"model.init_from", "output.dir"}
