@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from torchvision.models import resnet18 as tv_resnet18
 
 from models.checkpoint import CheckpointError, load_model, read_checkpoint
 from models.inference import predict
+from training.errors import ConfigError
 from training.losses import Objective, mix_targets
 from training.run import main as run_main
 from training.trainer import Trainer, build_parts
@@ -125,6 +127,20 @@ def test_init_from_starts_a_new_run_from_trained_weights(tiny_fer_csv, tmp_path,
     with pytest.raises(CheckpointError, match="resnet18"):
         Trainer.from_config(tiny_run.cfg(tiny_fer_csv, tmp_path / "fourth", "model.name=resnet18", "model.args={}",
                                      "model.pretrained=false", f"model.init_from={tmp_path / 'first/last.pt'}"))
+
+
+def test_a_pretrained_run_resumes_without_its_imagenet_file(tiny_fer_csv, tmp_path, tiny_run):
+    """The ImageNet weights only start a run; resuming it (maybe on another machine) needs its own last.pt alone."""
+    imagenet = tmp_path / "resnet18-imagenet.pth"
+    torch.save(tv_resnet18(weights=None).state_dict(), imagenet)  # same keys and shapes as the ImageNet file
+    resnet = ("model.name=resnet18", "model.args={}", "model.pretrained=true", f"model.weights_path={imagenet}")
+    Trainer.from_config(tiny_run.cfg(tiny_fer_csv, tmp_path / "run", "train.epochs=1", *resnet)).fit()
+    imagenet.unlink()
+    resumed = Trainer.from_config(tiny_run.cfg(tiny_fer_csv, tmp_path / "run", "train.epochs=2", *resnet),
+                                  resume=True)
+    assert_same_weights(weights(tmp_path / "run/last.pt"), resumed.model_without_ddp.state_dict())
+    with pytest.raises(ConfigError, match="not found"):  # a new run still needs it
+        Trainer.from_config(tiny_run.cfg(tiny_fer_csv, tmp_path / "new", "train.epochs=1", *resnet))
 
 
 @pytest.mark.slow

@@ -61,14 +61,15 @@ def build_parts(cfg: dict, resume: bool = False, overwrite: bool = False) -> Par
 
 def _build(cfg: dict, dist: Dist, device: torch.device, lock: RunLock | None, resume: bool) -> Parts:
     t, m, loss = cfg["train"], cfg["model"], cfg["loss"]
-    try:
-        model = build_model(m["name"], pretrained=m["pretrained"], weights_path=m["weights_path"], **m["args"])
+    try:  # a resumed run's own last.pt replaces the starting weights: no ImageNet file needed then
+        model = build_model(m["name"], pretrained=m["pretrained"] and not resume,
+                            weights_path=None if resume else m["weights_path"], **m["args"])
     except FileNotFoundError as exc:  # model.weights_path
         raise ConfigError(str(exc)) from None
     if dist.main:
         check_free_space(cfg["output"]["dir"], sum(v.numel() * v.element_size() for v in model.state_dict().values()),
                          cfg)
-    if m["init_from"] and not resume:  # a resumed run's own last.pt replaces these weights
+    if m["init_from"] and not resume:
         init_from(model, m["init_from"], cfg)
     data = load_data(cfg, model.preprocessing.size, dist.main)
     model.to(device)
