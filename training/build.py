@@ -61,7 +61,8 @@ def build_parts(cfg: dict, resume: bool = False, overwrite: bool = False) -> Par
 
 def _build(cfg: dict, dist: Dist, device: torch.device, lock: RunLock | None, resume: bool) -> Parts:
     t, m, loss = cfg["train"], cfg["model"], cfg["loss"]
-    try:  # a resumed run's own last.pt replaces the starting weights: no ImageNet file needed then
+    # A resumed run's own last.pt replaces the starting weights (ImageNet's, init_from's): neither file is read then.
+    try:
         model = build_model(m["name"], pretrained=m["pretrained"] and not resume,
                             weights_path=None if resume else m["weights_path"], **m["args"])
     except FileNotFoundError as exc:  # model.weights_path
