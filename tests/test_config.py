@@ -253,6 +253,16 @@ def test_the_resnet_run_is_run_1s_recipe_with_another_network():
     assert model.preprocessing.size == 48  # FER-2013 faces in; the network upsamples them itself
 
 
+def test_the_adamw_run_is_run_1_with_the_fast_models_optimizer_and_schedule():
+    """Campaign run 8 changes run 1 in the optimizer and schedule alone, and those are the fast model's stage 1's."""
+    recipe = {"optim.name", "optim.lr", "optim.weight_decay", "sched.name", "sched.pct_start"}
+    assert _differences("campaign/w075_adamw_onecycle", "campaign/w075_sgd_camera") == recipe | {
+        "output.dir", "output.keep_epochs"}
+    run8, fast = (_flat(load_config(CONFIG_DIR / f"{name}.yaml")) for name in ("campaign/w075_adamw_onecycle",
+                                                                                "fast/stage1"))
+    assert {k: run8[k] for k in recipe} == {k: fast[k] for k in recipe}
+
+
 def test_fast_stage_6_is_the_probe_that_trained_the_shipped_weights():
     """weights/fast.pt was trained as campaign/probe/control.yaml, from stage 5's weights as then shipped."""
     assert _differences("fast/stage6", "campaign/probe/control") == {"model.init_from", "output.dir"}
