@@ -122,6 +122,11 @@ def _flat(cfg: dict, prefix: str = "") -> dict:
     return out
 
 
+def _resolved(name: str) -> dict:
+    """A shipped config (``name`` under training/configs, without .yaml), resolved and flattened by _flat."""
+    return _flat(load_config(CONFIG_DIR / f"{name}.yaml"))
+
+
 # What the fast model's stage files (the default's until the campaign; and the distillation experiment) gave
 # before they were written as a chain of bases (training/configs/default.yaml, default_continue.yaml,
 # default_stage3..5.yaml, default_distill.yaml at commit f2dada6): the values they set, with the run folders
@@ -177,7 +182,7 @@ EXPECTED |= {
 
 @pytest.mark.parametrize("name", EXPECTED)
 def test_the_chains_keep_the_recipes_that_trained_the_shipped_models(name):
-    cfg = _flat(load_config(CONFIG_DIR / f"{name}.yaml"))
+    cfg = _resolved(name)
     assert {k: cfg[k] for k in EXPECTED[name]} == EXPECTED[name]
     defaults = _flat(DEFAULTS)
     assert {k: v for k, v in cfg.items() if k not in EXPECTED[name]} == \
@@ -204,7 +209,7 @@ def test_the_makefile_chains_are_the_stage_order_and_each_stage_starts_from_the_
 
 
 def _differences(a: str, b: str) -> set[str]:
-    first, second = _flat(load_config(CONFIG_DIR / f"{a}.yaml")), _flat(load_config(CONFIG_DIR / f"{b}.yaml"))
+    first, second = _resolved(a), _resolved(b)
     return {k for k in first.keys() | second.keys() if first.get(k) != second.get(k)}
 
 
@@ -258,8 +263,7 @@ def test_the_adamw_run_is_run_1_with_the_fast_models_optimizer_and_schedule():
     recipe = {"optim.name", "optim.lr", "optim.weight_decay", "sched.name", "sched.pct_start"}
     assert _differences("campaign/w075_adamw_onecycle", "campaign/w075_sgd_camera") == recipe | {
         "output.dir", "output.keep_epochs"}
-    run8, fast = (_flat(load_config(CONFIG_DIR / f"{name}.yaml")) for name in ("campaign/w075_adamw_onecycle",
-                                                                                "fast/stage1"))
+    run8, fast = _resolved("campaign/w075_adamw_onecycle"), _resolved("fast/stage1")
     assert {k: run8[k] for k in recipe} == {k: fast[k] for k in recipe}
 
 
