@@ -267,6 +267,17 @@ def test_the_adamw_run_is_run_1_with_the_fast_models_optimizer_and_schedule():
     assert {k: run8[k] for k in recipe} == {k: fast[k] for k in recipe}
 
 
+def test_the_adamw_runs_second_cycle_starts_from_its_best_weights_at_half_the_peak_lr():
+    """Campaign run 9 continues run 8 as run 3 continued run 1: from the committed best.pt, half the peak
+    learning rate, half the erasing; the rest of run 8's recipe (AdamW, camera effects) is kept."""
+    assert _differences("campaign/w075_adamw_stage2", "campaign/w075_adamw_onecycle") == {
+        "model.init_from", "augment.erasing_p", "optim.lr", "sched.pct_start", "train.epochs", "output.dir"}
+    run9, run8, run3 = (_resolved(f"campaign/{n}") for n in ("w075_adamw_stage2", "w075_adamw_onecycle",
+                                                             "w075_stage2"))
+    assert run9["model.init_from"] == "checkpoints/campaign/w075_adamw_onecycle/best.pt"
+    assert run9["optim.lr"] == run8["optim.lr"] / 2 and run9["augment.erasing_p"] == run3["augment.erasing_p"]
+
+
 def test_fast_stage_6_is_the_probe_that_trained_the_shipped_weights():
     """weights/fast.pt was trained as campaign/probe/control.yaml, from stage 5's weights as then shipped."""
     assert _differences("fast/stage6", "campaign/probe/control") == {"model.init_from", "output.dir"}
