@@ -61,10 +61,10 @@ class ReadabilityLimits:
     (weights/eval/default/readability.json), stand in for a model that carries none."""
 
     max_yaw: float = 82.0         # degrees of head turn (kept from the model before: today's never falls to 50%)
-    max_roll: float = 39.0        # degrees of head tilt
+    max_roll: float = 41.0        # degrees of head tilt
     min_size: float = 9.0         # pixels, the shorter side of the detector's box
-    min_sharpness: float = 11.0   # Laplacian variance of the model-size crop
-    min_confidence: float = 0.53  # calibrated probability of the top class
+    min_sharpness: float = 10.0   # Laplacian variance of the model-size crop
+    min_confidence: float = 0.46  # calibrated probability of the top class
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -166,17 +166,18 @@ EXPECTED = {
 }
 
 
-# The default's chain (issue 11's campaign runs, started from this chain's run folders): the recipe of
-# campaign/w075_sgd_camera.yaml and its second cosine cycle.
+# The default's chain (issue 11's campaign runs 8 and 9, started from this chain's run folders): the camera recipe
+# of campaign/w075_sgd_camera.yaml with AdamW one-cycle, and its second one-cycle.
 _CAMPAIGN = {"model.name": "cnn", "model.args": {"width": 0.75, "conv_dropout": 0.1, "fc_dropout": 0.3},
              "augment.rotation": 15.0, "augment.zoom": 0.1, "augment.camera_p": 0.15, "loss.name": "cross_entropy",
-             "loss.label_smoothing": 0.1, "optim.name": "sgd", "optim.momentum": 0.9, "optim.weight_decay": 5.0e-4,
-             "sched.name": "cosine"}
+             "loss.label_smoothing": 0.1, "optim.name": "adamw", "optim.weight_decay": 1.0e-2,
+             "sched.name": "onecycle"}
 EXPECTED |= {
-    "default/stage1": _CAMPAIGN | {"optim.lr": 1.0e-2, "train.epochs": 40, "output.dir": "runs/default/stage1",
-                                   "output.keep_epochs": True},
+    "default/stage1": _CAMPAIGN | {"optim.lr": 2.0e-3, "sched.pct_start": 0.25, "train.epochs": 40,
+                                   "output.dir": "runs/default/stage1"},
     "default/stage2": _CAMPAIGN | {"model.init_from": "runs/default/stage1/best.pt", "augment.erasing_p": 0.25,
-                                   "optim.lr": 5.0e-3, "train.epochs": 30, "output.dir": "runs/default/stage2"},
+                                   "optim.lr": 1.0e-3, "sched.pct_start": 0.2, "train.epochs": 20,
+                                   "output.dir": "runs/default/stage2"},
 }
 
 
@@ -214,8 +215,8 @@ def _differences(a: str, b: str) -> set[str]:
 
 
 @pytest.mark.parametrize("stage, run, init_from", [
-    ("default/stage1", "campaign/w075_sgd_camera", None),
-    ("default/stage2", "campaign/w075_stage2", "checkpoints/campaign/w075_sgd_camera/best.pt"),
+    ("default/stage1", "campaign/w075_adamw_onecycle", None),
+    ("default/stage2", "campaign/w075_adamw_stage2", "checkpoints/campaign/w075_adamw_onecycle/best.pt"),
 ])
 def test_each_default_stage_is_the_campaign_run_that_trained_it(stage, run, init_from):
     """weights/default.pt was trained as the campaign's runs, each from the committed best.pt of the one before."""
@@ -276,6 +277,16 @@ def test_the_adamw_runs_second_cycle_starts_from_its_best_weights_at_half_the_pe
                                                              "w075_stage2"))
     assert run9["model.init_from"] == "checkpoints/campaign/w075_adamw_onecycle/best.pt"
     assert run9["optim.lr"] == run8["optim.lr"] / 2 and run9["augment.erasing_p"] == run3["augment.erasing_p"]
+
+
+def test_the_adamw_runs_third_cycle_starts_from_the_defaults_weights_at_half_the_second_cycles_lr():
+    """Campaign run 10 continues run 9 (weights/default.pt's run) as run 4 continued run 3: from the committed
+    best.pt, half the peak learning rate, a shorter cycle, every epoch kept for weight averaging."""
+    assert _differences("campaign/w075_adamw_stage3", "campaign/w075_adamw_stage2") == {
+        "model.init_from", "optim.lr", "train.epochs", "output.dir", "output.keep_epochs"}
+    run10, run9 = _resolved("campaign/w075_adamw_stage3"), _resolved("campaign/w075_adamw_stage2")
+    assert run10["model.init_from"] == "checkpoints/campaign/w075_adamw_stage2/best.pt"
+    assert run10["optim.lr"] == run9["optim.lr"] / 2 and run10["train.epochs"] < run9["train.epochs"]
 
 
 def test_fast_stage_6_is_the_probe_that_trained_the_shipped_weights():
