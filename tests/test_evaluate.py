@@ -101,3 +101,38 @@ def test_by_default_each_model_and_each_ensemble_has_its_own_eval_folder(tiny_fe
     assert main([str(a), *common]) == 0 and main([str(b), *common]) == 0 and main([str(a), str(b), *common]) == 0
     written = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.glob("eval/*/metrics_val.json"))
     assert written == ["eval/a+b/metrics_val.json", "eval/a/metrics_val.json", "eval/b/metrics_val.json"]
+
+
+def test_evaluate_reports_calibration_before_and_after_with_a_reliability_diagram(tiny_fer_csv, tiny_checkpoint,
+                                                                                   tmp_path, capsys):
+    """ECE and NLL at temperature 1 and at the stored temperature, for a model and for an ensemble (whose
+    'after' is the mean of its members' calibrated probabilities), as fercore.calibration defines them."""
+    from fercore.calibration import nll, reliability, softmax
+    from models.checkpoint import atomic_save, read_checkpoint
+
+    warm = read_checkpoint(tiny_checkpoint)
+    warm["temperature"] = 2.0
+    atomic_save(warm, tmp_path / "warm.pt")
+    images, labels = read_split(tiny_fer_csv, "val", progress=False)
+    model, _ = load_model(tiny_checkpoint)
+    with torch.inference_mode():
+        logits = model(model.preprocessing.normalize(torch.from_numpy(images))).double().numpy()
+    common = ["--data", str(tiny_fer_csv), "--split", "val", "--cache-dir", "none", "--tta", "flip"]
+
+    assert main([str(tmp_path / "warm.pt"), *common, "--out", str(tmp_path / "one")]) == 0
+    cal = json.loads((tmp_path / "one" / "metrics_val.json").read_text())["calibration"]
+    assert np.isclose(cal["ece_before"], reliability(softmax(logits), labels)["ece"], atol=1e-6)
+    assert np.isclose(cal["ece_after"], reliability(softmax(logits, 2.0), labels)["ece"], atol=1e-6)
+    assert np.isclose(cal["nll_before"], nll(logits, labels), atol=1e-5)
+    assert np.isclose(cal["nll_after"], nll(logits, labels, 2.0), atol=1e-5)
+    assert cal["ece_before"] != cal["ece_after"]
+    assert (tmp_path / "one" / "reliability_val.png").stat().st_size > 1000
+    assert "at temperature 1" in capsys.readouterr().out
+
+    assert main([str(tiny_checkpoint), str(tmp_path / "warm.pt"), *common, "--out", str(tmp_path / "two")]) == 0
+    result = json.loads((tmp_path / "two" / "metrics_val.json").read_text())
+    mean = (softmax(logits) + softmax(logits, 2.0)) / 2
+    assert np.isclose(result["calibration"]["ece_after"], reliability(mean, labels)["ece"], atol=1e-6)
+    assert np.isclose(result["calibration"]["ece_before"], reliability(softmax(logits), labels)["ece"], atol=1e-6)
+    assert np.allclose([m["calibration"]["ece_after"] for m in result["members"]], [cal["ece_before"], cal["ece_after"]])
+    assert (tmp_path / "two" / "reliability_val.png").stat().st_size > 1000

@@ -1,5 +1,7 @@
 """Evaluate a checkpoint on a FER-2013 split: accuracy, per-class precision/recall/F1, macro-F1,
-confusion matrix (PNG + JSON), optionally with test-time augmentation.
+confusion matrix (PNG + JSON), optionally with test-time augmentation; and how honest its confidence is,
+expected calibration error and NLL before (temperature 1) and after its stored temperature, with a reliability
+diagram (PNG).
 
     python -m training.evaluate weights/default.pt --data ../shared/data/fer2013 --split val --tta flip
 
@@ -23,6 +25,7 @@ with interruptible_imports():
 
     from fercore import cli
     from fercore.atomic import atomic_path, describe
+    from fercore.calibration import nll, reliability, save_reliability_png, softmax
     from fercore.metrics import classification_report, save_confusion_png
     from fercore.paths import eval_folder, one_or_more
     from fercore.tta import TTA_MODES
@@ -38,9 +41,11 @@ USER_ERRORS = (CheckpointError, DataError)
 
 
 def output_files(out_dir: str | Path, split: str, tta: list[str]) -> list[Path]:
-    """What an evaluation writes into ``out_dir``: the metrics JSON and a confusion PNG per TTA mode."""
+    """What an evaluation writes into ``out_dir``: the metrics JSON, a confusion PNG per TTA mode and the
+    reliability diagram."""
     out_dir = Path(out_dir)
-    return [out_dir / f"metrics_{split}.json"] + [out_dir / f"confusion_{split}_{mode}.png" for mode in tta]
+    return ([out_dir / f"metrics_{split}.json"] + [out_dir / f"confusion_{split}_{mode}.png" for mode in tta]
+            + [out_dir / f"reliability_{split}.png"])
 
 
 def check_outputs(out_dir: str | Path, split: str, tta: list[str]) -> None:
@@ -58,14 +63,17 @@ def evaluate(checkpoint: str | Path | Sequence[str | Path], data: str | Path, sp
 
     Several checkpoints are an ensemble (models.ensemble): the result is then the ensemble's (its probabilities
     the mean of the members' calibrated ones in each TTA mode, which is what the ensemble model computes), with
-    ``checkpoint`` the list of files and ``members`` each member's own result."""
+    ``checkpoint`` the list of files and ``members`` each member's own result.
+
+    ``calibration`` (of the model, of each member and of the ensemble): calibration_figures on single-crop
+    probabilities."""
     paths = one_or_more(checkpoint)
     if out_dir is not None:
         check_outputs(out_dir, split, tta)
     members = load_members(paths)  # refuses members that disagree on classes or preprocessing
     classes = members[0][1]["classes"]
     images, labels = load_split(data, split, cache_dir)
-    results, sums = [], {}
+    results, sums, singles = [], {}, []
     for (model, ckpt), path in zip(members, paths):
         model.to(device)
         entry = {"checkpoint": str(path), "arch": ckpt["arch"], "arch_args": ckpt["arch_args"],
@@ -74,16 +82,24 @@ def evaluate(checkpoint: str | Path | Sequence[str | Path], data: str | Path, sp
             probs = predict(model, images, model.preprocessing, batch_size, device, tta=mode, progress=True)
             entry["results"][mode] = classification_report(labels, probs.argmax(1), classes)
             sums[mode] = sums.get(mode, 0) + probs
+            if mode == "none":
+                singles.append(probs)
+        if "none" not in tta:
+            singles.append(predict(model, images, model.preprocessing, batch_size, device))
         results.append(entry)
+    calibration = calibration_figures(singles, [entry["temperature"] for entry in results], labels)
     if len(members) == 1:
-        result = {key: results[0][key] for key in ("checkpoint", "arch", "arch_args")}
-        result.update({"data": str(data), "split": split, "results": results[0]["results"]})
+        result = {key: results[0][key] for key in ("checkpoint", "arch", "arch_args", "temperature")}
+        result.update({"data": str(data), "split": split, "results": results[0]["results"],
+                       "calibration": calibration[0]})
     else:
         result = {"checkpoint": [str(path) for path in paths], "arch": ARCH, "arch_args": {"members": len(paths)},
                   "data": str(data), "split": split,
                   "results": {mode: classification_report(labels, (sums[mode] / len(paths)).argmax(1), classes)
                               for mode in tta},
-                  "members": results}
+                  "calibration": calibration[-1], "members": results}
+        for entry, figures in zip(results, calibration):
+            entry["calibration"] = figures
     if corrupted:
         models = [model for model, _ in members]
         accs = corrupted_accuracies(models, images, labels, models[0].preprocessing, batch_size, device)
@@ -97,14 +113,37 @@ def evaluate(checkpoint: str | Path | Sequence[str | Path], data: str | Path, sp
     return result
 
 
+def calibration_figures(calibrated: list[np.ndarray], temperatures: list[float], labels: np.ndarray) -> list[dict]:
+    """Expected calibration error, reliability bins and NLL of each model's probabilities at temperature 1
+    (``before``) and at its stored temperature (``after``, what every entry point serves); for several models,
+    of their mean last (an ensemble averages calibrated probabilities, so its ``before`` averages the members'
+    uncalibrated ones). Temperature 1 is recovered from the calibrated probabilities: T * log p are the logits up to
+    a constant per row, which the softmax ignores."""
+    raw = [softmax(t * np.log(np.clip(p, 1e-12, None))) for p, t in zip(calibrated, temperatures)]
+    pairs = list(zip(raw, calibrated))
+    if len(calibrated) > 1:
+        pairs.append((np.mean(raw, axis=0), np.mean(calibrated, axis=0)))
+    figures = []
+    for before, after in pairs:
+        rel = {"before": reliability(before, labels), "after": reliability(after, labels)}
+        figures.append({"ece_before": rel["before"]["ece"], "ece_after": rel["after"]["ece"],
+                        "nll_before": nll(np.log(np.clip(before, 1e-12, None)), labels),
+                        "nll_after": nll(np.log(np.clip(after, 1e-12, None)), labels), **rel})
+    return figures
+
+
 def write_outputs(result: dict, out_dir: str | Path, name: str) -> None:
-    """The confusion PNGs and the metrics JSON of ``result`` (of the checkpoint ``name``) in ``out_dir``."""
-    metrics, *pngs = output_files(out_dir, result["split"], list(result["results"]))
+    """The confusion PNGs, the reliability diagram and the metrics JSON of ``result`` (of the checkpoint ``name``)
+    in ``out_dir``."""
+    metrics, *pngs, diagram = output_files(out_dir, result["split"], list(result["results"]))
     path = metrics
     try:
         for path, (mode, report) in zip(pngs, result["results"].items()):
             save_confusion_png(report["confusion_matrix"], report["classes"], path,
                                title=f"{name} on {result['split']} ({mode}): acc {report['accuracy']:.3f}")
+        path, cal = diagram, result["calibration"]
+        save_reliability_png(cal["before"], cal["after"], path,
+                             title=f"{name} on {result['split']}: temperature 1 (before) and stored (after)")
         path = metrics
         with atomic_path(path) as tmp:
             tmp.write_text(json.dumps(result, indent=2))
@@ -157,6 +196,7 @@ def format_report(result: dict) -> str:
     for c in classes:
         r = first[c]
         lines.append(f"  {c:10} {r['precision']:10.3f} {r['recall']:7.3f} {r['f1']:7.3f} {r['support']:8d}")
+    lines += calibration_lines(result)
     if "corrupted" in result:
         acc = result["corrupted"]["accuracy"]
         levels = list(dict.fromkeys(name.rsplit("-", 1)[1] for name in acc))
@@ -172,6 +212,20 @@ def format_report(result: dict) -> str:
         lines.append("  " + ", ".join(f"{c} {p:.1%} ({t:.1%})" for c, p, t in
                                       zip(classes, result["corrupted"]["predicted"], support / support.sum())))
     return "\n".join(lines)
+
+
+def calibration_lines(result: dict) -> list[str]:
+    """ECE and NLL before and after calibration, of the model or of the ensemble and each member."""
+    def line(name: str, cal: dict, temperature: str) -> str:
+        return (f"  {name}: ECE {cal['ece_before']:.2%} at temperature 1, {cal['ece_after']:.2%} {temperature}; "
+                f"NLL {cal['nll_before']:.4f} -> {cal['nll_after']:.4f}")
+
+    lines = ["\ncalibration (single crop, 15 bins; optimistic after, on the split the temperature was fitted on):"]
+    if "members" not in result:
+        return lines + [line("the model", result["calibration"], f"at its stored {result['temperature']:.3f}")]
+    for member in result["members"]:
+        lines.append(line(member["checkpoint"], member["calibration"], f"at its stored {member['temperature']:.3f}"))
+    return lines + [line("ensemble", result["calibration"], "with every member calibrated")]
 
 
 def ensemble_table(result: dict) -> list[str]:
@@ -210,7 +264,7 @@ def command(argv: list[str] | None) -> int:
     result = evaluate(args.checkpoint, args.data, args.split, out, args.tta, args.cache_dir, device, args.batch_size,
                       args.corrupted)
     print(format_report(result))
-    print(f"\nwrote {out}/metrics_{args.split}.json and confusion_{args.split}_<tta>.png")
+    print(f"\nwrote {out}/metrics_{args.split}.json, confusion_{args.split}_<tta>.png and reliability_{args.split}.png")
     return 0
 
 
