@@ -143,7 +143,7 @@ def write_outputs(result: dict, out_dir: str | Path, name: str) -> None:
                                title=f"{name} on {result['split']} ({mode}): acc {report['accuracy']:.3f}")
         path, cal = diagram, result["calibration"]
         save_reliability_png(cal["before"], cal["after"], path,
-                             title=f"{name} on {result['split']}: temperature 1 (before) and stored (after)")
+                             title=f"{name} on {result['split']}\nbefore: temperature 1; after: the stored one")
         path = metrics
         with atomic_path(path) as tmp:
             tmp.write_text(json.dumps(result, indent=2))
