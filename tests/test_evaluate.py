@@ -136,3 +136,17 @@ def test_evaluate_reports_calibration_before_and_after_with_a_reliability_diagra
     assert np.isclose(result["calibration"]["ece_before"], reliability(softmax(logits), labels)["ece"], atol=1e-6)
     assert np.allclose([m["calibration"]["ece_after"] for m in result["members"]], [cal["ece_before"], cal["ece_after"]])
     assert (tmp_path / "two" / "reliability_val.png").stat().st_size > 1000
+
+
+def test_a_tta_mode_named_twice_is_evaluated_once(tiny_fer_csv, tiny_checkpoint, tmp_path):
+    from models.checkpoint import atomic_save, read_checkpoint
+    from training.evaluate import evaluate
+
+    warm = read_checkpoint(tiny_checkpoint)
+    warm["temperature"] = 2.0
+    atomic_save(warm, tmp_path / "warm.pt")
+    pair = [tiny_checkpoint, tmp_path / "warm.pt"]
+    once = evaluate(pair, tiny_fer_csv, "val", None, ["none", "flip"], None)
+    twice = evaluate(pair, tiny_fer_csv, "val", None, ["none", "flip", "none"], None)
+    assert list(twice["results"]) == ["none", "flip"]
+    assert [m["calibration"] for m in twice["members"]] == [m["calibration"] for m in once["members"]]

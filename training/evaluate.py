@@ -68,6 +68,7 @@ def evaluate(checkpoint: str | Path | Sequence[str | Path], data: str | Path, sp
     ``calibration`` (of the model, of each member and of the ensemble): calibration_figures on single-crop
     probabilities."""
     paths = one_or_more(checkpoint)
+    tta = list(dict.fromkeys(tta))  # a mode named twice is evaluated once
     if out_dir is not None:
         check_outputs(out_dir, split, tta)
     members = load_members(paths)  # refuses members that disagree on classes or preprocessing
