@@ -24,6 +24,20 @@ def nll(logits: np.ndarray, labels: np.ndarray, temperature: float = 1.0) -> flo
     return float(-np.log(np.clip(p, 1e-12, None)).mean())
 
 
+def log_probs(probs: np.ndarray) -> np.ndarray:
+    """Logits up to a constant per row (which the softmax ignores), recovered from probabilities; a zero counts
+    as 1e-12."""
+    return np.log(np.clip(probs, 1e-12, None))
+
+
+def before_after(logits_before: np.ndarray, logits_after: np.ndarray, labels: np.ndarray) -> dict:
+    """The calibration figures of one set of predictions: ECE, reliability bins and NLL of their logits before
+    and after calibration (what training.calibrate and training.evaluate report)."""
+    rel = {"before": reliability(softmax(logits_before), labels), "after": reliability(softmax(logits_after), labels)}
+    return {"ece_before": rel["before"]["ece"], "ece_after": rel["after"]["ece"],
+            "nll_before": nll(logits_before, labels), "nll_after": nll(logits_after, labels), **rel}
+
+
 def fit_temperature(logits: np.ndarray, labels: np.ndarray, low: float = 0.05, high: float = 20.0) -> float:
     """The T minimising NLL of softmax(logits / T): golden-section search on log T (NLL is unimodal in T)."""
     if len(labels) == 0:

@@ -21,7 +21,8 @@ with interruptible_imports():
     import torch
 
     from fercore import cli
-    from fercore.calibration import fit_temperature, nll, reliability, save_reliability_png, softmax
+    from fercore.calibration import (before_after, fit_temperature, log_probs, reliability, save_reliability_png,
+                                     softmax)
     from models.checkpoint import CheckpointError, atomic_save, load_model, read_checkpoint
     from models.inference import predict
     from training.data import DataError, load_split
@@ -36,7 +37,7 @@ def split_logits(model: torch.nn.Module, images: np.ndarray, batch_size: int, de
     """Logits up to a constant per row (log-probabilities at temperature 1): all temperature scaling needs."""
     model.temperature = 1.0
     probs = predict(model.to(device), images, model.preprocessing, batch_size, device, progress=True)
-    return np.log(np.clip(probs, 1e-12, None))
+    return log_probs(probs)
 
 
 def calibration_report(logits: np.ndarray, labels: np.ndarray, seed: int = 0) -> dict:
@@ -48,8 +49,7 @@ def calibration_report(logits: np.ndarray, labels: np.ndarray, seed: int = 0) ->
     for fit_half, test_half in (halves, halves[::-1]):
         t_half = fit_temperature(logits[fit_half], labels[fit_half])
         held_out.append(reliability(softmax(logits[test_half], t_half), labels[test_half])["ece"])
-    return {"temperature": t, "nll_before": nll(logits, labels), "nll_after": nll(logits, labels, t),
-            "before": reliability(softmax(logits), labels), "after": reliability(softmax(logits, t), labels),
+    return {"temperature": t, **before_after(logits, np.asarray(logits, dtype=np.float64) / t, labels),
             "ece_after_two_fold": float(np.mean(held_out))}
 
 

@@ -25,7 +25,7 @@ with interruptible_imports():
 
     from fercore import cli
     from fercore.atomic import atomic_path, describe
-    from fercore.calibration import nll, reliability, save_reliability_png, softmax
+    from fercore.calibration import before_after, log_probs, save_reliability_png, softmax
     from fercore.metrics import classification_report, save_confusion_png
     from fercore.paths import eval_folder, one_or_more
     from fercore.tta import TTA_MODES
@@ -120,17 +120,11 @@ def calibration_figures(calibrated: list[np.ndarray], temperatures: list[float],
     of their mean last (an ensemble averages calibrated probabilities, so its ``before`` averages the members'
     uncalibrated ones). Temperature 1 is recovered from the calibrated probabilities: T * log p are the logits up to
     a constant per row, which the softmax ignores."""
-    raw = [softmax(t * np.log(np.clip(p, 1e-12, None))) for p, t in zip(calibrated, temperatures)]
-    pairs = list(zip(raw, calibrated))
+    pairs = [(t * log_probs(p), log_probs(p)) for p, t in zip(calibrated, temperatures)]
     if len(calibrated) > 1:
-        pairs.append((np.mean(raw, axis=0), np.mean(calibrated, axis=0)))
-    figures = []
-    for before, after in pairs:
-        rel = {"before": reliability(before, labels), "after": reliability(after, labels)}
-        figures.append({"ece_before": rel["before"]["ece"], "ece_after": rel["after"]["ece"],
-                        "nll_before": nll(np.log(np.clip(before, 1e-12, None)), labels),
-                        "nll_after": nll(np.log(np.clip(after, 1e-12, None)), labels), **rel})
-    return figures
+        pairs.append((log_probs(np.mean([softmax(before) for before, _ in pairs], axis=0)),
+                      log_probs(np.mean(calibrated, axis=0))))
+    return [before_after(before, after, labels) for before, after in pairs]
 
 
 def write_outputs(result: dict, out_dir: str | Path, name: str) -> None:
