@@ -31,16 +31,28 @@ def emotion_color(label: str | None, classes: list[str]) -> tuple[int, int, int]
     return _FALLBACK[classes.index(label) % len(_FALLBACK)] if label in classes else _FALLBACK[0]
 
 
+def held_color(color: tuple[int, int, int]) -> tuple[int, int, int]:
+    """The dimmer colour of a label held from earlier frames: half as bright."""
+    return tuple(c // 2 for c in color)
+
+
+def face_color(face: FaceResult, classes: list[str]) -> tuple[int, int, int]:
+    """The colour of a face's box and label: its emotion's, dimmed when the label is held."""
+    color = emotion_color(face.label, classes)
+    return held_color(color) if face.held else color
+
+
 def _scale(frame_shape: tuple[int, ...]) -> float:
     """Text and line size that stays readable from a thumbnail to a 4K photo."""
     return max(0.4, min(frame_shape[:2]) / 960)
 
 
 def label_text(face: FaceResult) -> str:
-    """"happy 83% #2", or for a face the model cannot read "? turned away #2" (no emotion word)."""
+    """"happy 83% #2"; "~happy 83% #2" when the label is held from earlier frames through a view that cannot be
+    read; for a face the model cannot read "? turned away #2" (no emotion word)."""
     if face.label is None:
         return f"? {face.reason} #{face.track}"
-    return f"{face.label} {face.confidence:.0%} #{face.track}"
+    return f"{'~' if face.held else ''}{face.label} {face.confidence:.0%} #{face.track}"
 
 
 @dataclass(frozen=True)
@@ -179,7 +191,8 @@ def _draw_panel(frame: np.ndarray, rect: Box, face: FaceResult, classes: list[st
 
 
 def draw_faces(frame: np.ndarray, faces: list[FaceResult], classes: list[str]) -> None:
-    """Draw every face's box, label, confidence, track and probability bars onto ``frame`` in place."""
+    """Draw every face's box, label, confidence, track and probability bars onto ``frame`` in place; a label
+    held from earlier frames is dimmer, in white letters, and marked "~"."""
     s = _scale(frame.shape)
     placements = layout(faces, classes, frame.shape)
     for face, place in zip(faces, placements):
@@ -187,9 +200,10 @@ def draw_faces(frame: np.ndarray, faces: list[FaceResult], classes: list[str]) -
             _draw_panel(frame, place.panel, face, classes, s)
     for face in faces:
         x0, y0, x1, y1 = face.box
-        cv2.rectangle(frame, (x0, y0), (x1 - 1, y1 - 1), emotion_color(face.label, classes), max(2, round(2 * s)))
+        cv2.rectangle(frame, (x0, y0), (x1 - 1, y1 - 1), face_color(face, classes), max(2, round(2 * s)))
     for face, place in zip(faces, placements):
-        _draw_text(frame, place.label, label_text(face), s, emotion_color(face.label, classes))
+        color = face_color(face, classes)
+        _draw_text(frame, place.label, label_text(face), s, color, (255, 255, 255) if face.held else (0, 0, 0))
 
 
 def draw_fps(frame: np.ndarray, fps: float) -> None:

@@ -1,5 +1,12 @@
-"""One frame in, plain results out: detect, crop, classify (one batch), track and smooth, and say which faces
-cannot be read (label None and the reason, fercore.readability) instead of guessing."""
+"""One frame in, plain results out: detect, crop, classify (one batch), track, and say which faces cannot be read
+(label None and the reason, fercore.readability) instead of guessing.
+
+In video a face is judged on its track's evidence, not on one frame (realtime.tracking): each frame's reading
+counts its calibrated confidence, a tenth of that when the view alone cannot be read (turned away, tilted, too
+small or blurred by the model's limits). A track is labelled while most of its evidence comes from readable
+views and its averaged probabilities are confident enough; through a bad view the label is then *held* (the
+result says so). Photos, with one frame per track, are judged exactly as one frame. A scene cut
+(realtime.scenecut) ends every track."""
 from __future__ import annotations
 
 import time
@@ -16,7 +23,13 @@ from realtime.classifier import EmotionClassifier
 from realtime.detector import Detection, FaceDetector
 from realtime.faces import ALIGN_ABOVE_DEGREES, crop_box, gray_crop, readable_part
 from realtime.results import FaceResult, FrameResult
-from realtime.tracking import Tracker
+from realtime.scenecut import SceneCuts
+from realtime.tracking import Track, Tracker
+
+# What a reading of a view that cannot be read on its own counts, against one that can.
+BAD_VIEW_WEIGHT = 0.1
+# A track is labelled while at least this share of its evidence comes from readable views.
+MIN_GOOD_SHARE = 0.5
 
 
 class StageTimer:
@@ -53,11 +66,19 @@ class Pipeline:
         self.align = align
         self.classes = list(classifier.classes)
         self.timer = StageTimer()
+        self.cuts = SceneCuts()
 
     def process(self, frame: np.ndarray, index: int, time_s: float | None = None,
                 source: str | None = None) -> FrameResult:
-        """Results for a BGR uint8 frame. Video frames need ``time_s``; photos pass None (and reset tracking)."""
+        """Results for a BGR uint8 frame. Video frames need ``time_s`` (frames of one video in order: a scene cut
+        ends every track); photos pass None (and reset tracking)."""
         h, w = frame.shape[:2]
+        cut = False
+        if time_s is None:
+            self.cuts.reset()
+        else:
+            with self.timer("cut"):
+                cut = self.cuts.is_cut(frame)
         with self.timer("detect"):
             detections = self.detector.detect(frame, None if time_s is None else round(time_s * 1000))
         with self.timer("crop"):
@@ -68,18 +89,34 @@ class Pipeline:
         with self.timer("track"):
             if time_s is None:
                 self.tracker.reset()
+            elif cut:
+                self.tracker.end_all()
             boxes = [clip_box(d.box, w, h) for d in kept]
+            reasons = [self._unreadable(d, face, float(p.max())) for d, face, p in zip(kept, faces, probs)]
+            readable = [r in (None, "unsure") for r in reasons]  # the view: "unsure" is about the reading
+            weights = [float(p.max()) * (1.0 if ok else BAD_VIEW_WEIGHT) for p, ok in zip(probs, readable)]
+            tracks = self.tracker.update(boxes, probs, np.array(weights), readable)
             results = []
-            for d, box, face, track in zip(kept, boxes, faces, self.tracker.update(boxes, probs)):
+            for d, box, view_reason, ok, weight, track in zip(kept, boxes, reasons, readable, weights, tracks):
                 p = {c: float(v) for c, v in zip(self.classes, track.probs)}
                 label = max(p, key=p.get)
-                reason = self._unreadable(d, face, p[label])
-                results.append(FaceResult(track.id, box, d.score, None if reason else label, p[label], p, reason))
-        return FrameResult(index, time_s, results, source)
+                reason, held = self._judge(track, p[label], view_reason, ok)
+                results.append(FaceResult(track.id, box, d.score, None if reason else label, p[label], p, reason,
+                                          held=held, weight=weight))
+        return FrameResult(index, time_s, results, source, cut=cut)
+
+    def _judge(self, track: Track, confidence: float, view_reason: str | None, readable: bool
+               ) -> tuple[str | None, bool]:
+        """(why the face gets no label or None, whether its label is held through a view that cannot be read)."""
+        if self.limits is None:
+            return None, False
+        if track.good_share >= MIN_GOOD_SHARE and confidence >= self.limits.min_confidence:
+            return None, not readable
+        return (view_reason if not readable else "unsure"), False
 
     def face_crop(self, frame: np.ndarray, detection: Detection) -> np.ndarray:
         """The grayscale square the model reads for a detection: its box widened by the margin, turned upright
-        when ``align`` and the detector gave keypoints (realtime.crop_faces cuts training faces with it too)."""
+        when ``align`` and the detector gave keypoints (realtime.commands.crop_faces cuts training faces with it too)."""
         roll = head_pose(detection.keypoints)[1] if self.align and len(detection.keypoints) >= 6 else 0.0
         return gray_crop(frame, crop_box(detection.box, self.margin), roll)
 

@@ -15,7 +15,10 @@ from fercore.atomic import atomic_path
 from fercore.boxes import Box
 
 SCHEMA = "fer-emotion-results"
-VERSION = 2  # 2: a face the model cannot read has label null and a reason
+# 2: a face the model cannot read has label null and a reason. 3: a frame says whether it starts a new shot
+# (cut), a face whether its label is held from earlier frames (held) and what its view weighed (weight); new
+# fields only, so a reader of version 2 reads version 3 files by ignoring them.
+VERSION = 3
 
 
 @dataclass
@@ -23,10 +26,12 @@ class FaceResult:
     track: int  # the same number for the same face across frames; restarts at 1 for each photo
     box: Box  # detector box clipped to the frame, pixels (x0, y0, x1, y1)
     score: float  # detector confidence
-    label: str | None  # the most probable class after smoothing; None when the face cannot be read
+    label: str | None  # the most probable class of the track's evidence; None when the face cannot be read
     confidence: float  # the most probable class's (calibrated) probability
-    probabilities: dict[str, float]  # every class, smoothed over the track
+    probabilities: dict[str, float]  # every class, the track's evidence (realtime.tracking)
     reason: str | None = None  # why the face cannot be read (fercore.readability.REASONS); None when labelled
+    held: bool = False  # labelled from the track's earlier frames: this view alone cannot be read
+    weight: float = 1.0  # what this frame's reading counts in the track's evidence (realtime.pipeline)
 
     @property
     def uncertain(self) -> bool:
@@ -34,7 +39,8 @@ class FaceResult:
 
     def to_dict(self) -> dict:
         return {"track": self.track, "box": list(self.box), "score": round(self.score, 4), "label": self.label,
-                "reason": self.reason, "confidence": round(self.confidence, 4),
+                "reason": self.reason, "held": self.held, "weight": round(self.weight, 4),
+                "confidence": round(self.confidence, 4),
                 "probabilities": {k: round(v, 4) for k, v in self.probabilities.items()}}
 
 
@@ -44,15 +50,20 @@ class FrameResult:
     time: float | None  # seconds from the start of the video or stream; None for photos
     faces: list[FaceResult] = field(default_factory=list)
     source: str | None = None  # the photo's path; None for video frames
+    cut: bool = False  # the frame starts a new shot (realtime.scenecut): no track continues across it
 
     def to_dict(self) -> dict:
         return {"frame": self.frame, "time": None if self.time is None else round(self.time, 4),
-                "source": self.source, "faces": [f.to_dict() for f in self.faces]}
+                "source": self.source, "cut": self.cut, "faces": [f.to_dict() for f in self.faces]}
 
 
-def _shares(labels: list[str | None], classes: list[str]) -> dict[str, float]:
-    """Share of each class among the labelled faces (uncertain ones are counted apart)."""
-    counts = Counter(label for label in labels if label is not None)
+def _shares(labels: list[str | None], classes: list[str], weights: list[float] | None = None) -> dict[str, float]:
+    """Share of each class among the labelled faces (uncertain ones are counted apart), each face counting its
+    ``weight`` (default 1)."""
+    counts: Counter = Counter()
+    for label, weight in zip(labels, weights or [1.0] * len(labels)):
+        if label is not None:
+            counts[label] += weight
     total = sum(counts.values())
     return {c: round(counts[c] / total, 4) if total else 0.0 for c in classes}
 
@@ -62,20 +73,21 @@ def _uncertain(labels: list[str | None]) -> float:
 
 
 def summarize(frames: list[FrameResult], classes: list[str], per_track: bool = True) -> dict:
-    """Share of each emotion over the labelled faces and, for videos, per track (share of the track's labelled
-    frames); the share of uncertain faces apart."""
+    """Share of each emotion over the labelled faces and, for videos, per track; the share of uncertain faces
+    apart. A track's shares weigh its labelled frames as its evidence does (``FaceResult.weight``: a frame held
+    through a bad view counts little), so they say what the track's good views showed."""
     labels = [f.label for fr in frames for f in fr.faces]
     summary: dict = {"frames": len(frames), "frames_with_faces": sum(1 for fr in frames if fr.faces),
                      "faces": len(labels), "uncertain": _uncertain(labels), "emotions": _shares(labels, classes)}
     if per_track:
-        by_track: dict[int, list[tuple[int, str | None]]] = {}
+        by_track: dict[int, list[tuple[int, FaceResult]]] = {}
         for fr in frames:
             for f in fr.faces:
-                by_track.setdefault(f.track, []).append((fr.frame, f.label))
+                by_track.setdefault(f.track, []).append((fr.frame, f))
         summary["tracks"] = {}
         for track, seen in sorted(by_track.items()):
-            track_labels = [label for _, label in seen]
-            shares = _shares(track_labels, classes)
+            track_labels = [f.label for _, f in seen]
+            shares = _shares(track_labels, classes, [f.weight for _, f in seen])
             dominant = max(shares, key=shares.get) if any(shares.values()) else None
             summary["tracks"][str(track)] = {"frames": len(seen), "first_frame": seen[0][0],
                                              "last_frame": seen[-1][0], "dominant": dominant,
@@ -111,8 +123,9 @@ def write_json(path: str | Path, head: dict, frames: list[FrameResult], summary:
 
 
 def csv_columns(classes: list[str]) -> list[str]:
+    """The columns of version 2 files, then those version 3 added (so that a reader by position still works)."""
     return ["source", "frame", "time", "track", "x0", "y0", "x1", "y1", "score", "label", "reason", "confidence",
-            *(f"p_{c}" for c in classes)]
+            *(f"p_{c}" for c in classes), "cut", "held", "weight"]
 
 
 def write_csv(path: str | Path, frames: list[FrameResult], classes: list[str]) -> None:
@@ -125,7 +138,7 @@ def write_csv(path: str | Path, frames: list[FrameResult], classes: list[str]) -
                 d = f.to_dict()
                 writer.writerow([fr.source or "", fr.frame, "" if fr.time is None else round(fr.time, 4), f.track,
                                  *f.box, d["score"], f.label or "", f.reason or "", d["confidence"],
-                                 *(d["probabilities"][c] for c in classes)])
+                                 *(d["probabilities"][c] for c in classes), int(fr.cut), int(f.held), d["weight"]])
 
 
 class JsonlLog:

@@ -10,7 +10,7 @@ Measured on every frame of the videos in ``../shared/media`` and ``samples/`` (H
 portraits.mp4, faceapi_test_video.mp4; 476 frame pairs): the five cuts, Hamilton frames 20, 82 and 211 and
 group_pan 50 and 100 (each the first frame of a new shot, checked by eye), score 47-67; every other pair scores
 18.8 or less (the highest: dim shots of a moving head and a waving hand, where the hue of dark pixels is
-noisy). The threshold, 30, lies between the two. It costs 0.1-0.2 ms a frame at any size (measured at 640x480
+noisy). The threshold, 30, lies between the two. It costs 0.1-0.3 ms a frame at any size (measured at 640x480
 and 1920x1080 on a shared 2-core machine).
 """
 from __future__ import annotations

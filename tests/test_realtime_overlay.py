@@ -80,3 +80,18 @@ def test_classes_beyond_fer_get_a_colour():
     probs = {c: 1 / len(classes) for c in classes}
     draw_faces(frame, [FaceResult(1, (50, 50, 120, 120), 0.9, "contempt", probs["contempt"], probs)], classes)
     assert frame.any()
+
+
+def test_a_held_label_is_drawn_dimmer_and_marked():
+    from realtime.overlay import held_color, label_text
+
+    fresh, held = face((100, 150, 200, 270)), face((400, 150, 500, 270), track=2)
+    held.held = True
+    assert label_text(fresh) == "happy 64% #1" and label_text(held) == "~happy 64% #2"
+    frame = np.full((480, 640, 3), 127, np.uint8)
+    draw_faces(frame, [fresh, held], CLASSES)
+    happy, dim = EMOTION_COLORS["happy"], held_color(EMOTION_COLORS["happy"])
+    assert dim != happy and sum(dim) < sum(happy)
+    assert colour_pixels(frame[150:270, 100:200], happy) > 300 and colour_pixels(frame[150:270, 100:200], dim) == 0
+    assert colour_pixels(frame[150:270, 400:500], dim) > 300 and colour_pixels(frame[150:270, 400:500], happy) == 0
+    assert colour_pixels(frame[100:150, 400:600], (255, 255, 255)) > 20  # white letters on the dim label

@@ -167,3 +167,69 @@ def test_a_tilted_face_is_turned_upright_before_it_is_read(media, tiny_checkpoin
         assert upright_pipe.process(tilted, 1).faces[0].reason != "tilted"
     finally:
         detector.close()
+
+
+# --- scene cuts and evidence over time ------------------------------------------------------------------------
+def sample_frames(sample_media, n: int) -> list[np.ndarray]:
+    with VideoReader(sample_media / "portraits.mp4") as reader:
+        return [frame for _, frame in zip(range(n), reader)]
+
+
+def test_no_track_crosses_a_scene_cut(tiny_checkpoint, sample_media):
+    """The sample clip, then the same frames mirrored: a cut to a shot where each face stands where the other
+    was. Their boxes overlap the old tracks (which would swap ids), but they get new ids."""
+    frames = sample_frames(sample_media, 16)
+    frames = frames[:8] + [np.ascontiguousarray(f[:, ::-1]) for f in frames[8:]]
+    with Pipeline(FaceDetector(video=True), load_classifier(tiny_checkpoint), Tracker()) as pipe:
+        results = [pipe.process(frame, i, i / 25) for i, frame in enumerate(frames)]
+    assert [r.cut for r in results] == [False] * 8 + [True] + [False] * 7
+    before = {f.track for r in results[:8] for f in r.faces}
+    after = {f.track for r in results[8:] for f in r.faces}
+    assert before == {1, 2} and after == {3, 4}
+
+
+@pytest.mark.parametrize("first,last,cut", [(76, 88, 82), (205, 216, 211)])
+def test_no_track_crosses_the_cuts_of_the_hamilton_clip(tiny_checkpoint, media, first, last, cut):
+    """Once tracks jumped from a blurred audience member (frame 81) to the singer (82), and from the singer (210)
+    to a man in profile in the audience (211)."""
+    cap = cv2.VideoCapture(str(media / "video" / "short_hamilton_clip.mp4"))
+    cap.set(cv2.CAP_PROP_POS_FRAMES, first)
+    with Pipeline(FaceDetector("full", video=True), load_classifier(tiny_checkpoint), Tracker()) as pipe:
+        results = []
+        for i in range(first, last + 1):
+            ok, frame = cap.read()
+            assert ok
+            results.append(pipe.process(frame, i, i / 29.97))
+    cap.release()
+    assert [r.frame for r in results if r.cut] == [cut]
+    before = {f.track for r in results if r.frame < cut for f in r.faces}
+    after = {f.track for r in results if r.frame >= cut for f in r.faces}
+    assert before and after and not before & after
+
+
+def test_a_label_is_held_through_a_blurred_frame(tiny_checkpoint, sample_media):
+    """Sharp frames, one blurred (sharpness about 35 against a limit of 100 here), sharp again: the blurred frame
+    keeps each track's label, marked held, and weighs a tenth as much; without evidence over time (smoothing 0)
+    or in a photo it is "blurred"."""
+    from fercore.readability import ReadabilityLimits
+
+    frames = sample_frames(sample_media, 12)
+    frames[8] = cv2.GaussianBlur(frames[8], (0, 0), 6)
+    limits = ReadabilityLimits(min_sharpness=100.0, min_confidence=0.0)
+    classifier = load_classifier(tiny_checkpoint)
+    with FaceDetector(video=True) as detector:
+        pipe = Pipeline(detector, classifier, Tracker(smoothing=0.6), limits=limits)
+        results = [pipe.process(frame, i, i / 25) for i, frame in enumerate(frames)]
+    for r in results:
+        assert len(r.faces) == 2 and all(f.label is not None and f.reason is None for f in r.faces)
+        check(r, frames[r.frame])
+        assert all(f.held == (r.frame == 8) for f in r.faces)
+    sharp = {f.track: f.weight for f in results[7].faces}
+    assert all(f.weight < 0.2 * sharp[f.track] for f in results[8].faces)
+    with FaceDetector(video=True) as detector:
+        pipe = Pipeline(detector, classifier, Tracker(smoothing=0.0), limits=limits)
+        plain = [pipe.process(frame, i, i / 25) for i, frame in enumerate(frames)]
+    assert all(f.label is None and f.reason == "blurred" and not f.held for f in plain[8].faces)
+    with FaceDetector(video=False) as detector:
+        photo = Pipeline(detector, classifier, Tracker(), limits=limits).process(frames[8], 0)
+    assert len(photo.faces) == 2 and all(f.reason == "blurred" and not f.held for f in photo.faces)

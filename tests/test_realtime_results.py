@@ -90,3 +90,36 @@ def test_uncertain_faces_have_no_label_a_reason_and_are_counted_apart(tmp_path, 
     write_csv(tmp_path / "r.csv", fr, CLASSES)
     rows = [r for r in csv.DictReader((tmp_path / "r.csv").open()) if r["track"] == "3"]
     assert [(r["label"], r["reason"]) for r in rows] == [("", "turned away")] * 2
+
+
+def test_cuts_held_labels_and_weights_are_written_after_the_version_2_fields(tmp_path, check_document):
+    held = FaceResult(1, (10, 20, 60, 80), 0.9, "happy", 0.7, face(1, "happy").probabilities, held=True,
+                      weight=0.07)
+    fr = [FrameResult(0, 0.0, [face(1, "happy")]), FrameResult(1, 0.04, [held]),
+          FrameResult(2, 0.08, [face(4, "sad")], cut=True)]
+    s = summarize(fr, CLASSES)
+    write_json(tmp_path / "r.json", header(CLASSES, input="x.mp4", kind="video", settings={
+        "checkpoint": "c", "backend": "onnx", "detector": "short", "min_confidence": 0.5, "margin": 0.15,
+        "smoothing": 0.6}, video={"frame_count": 3}), fr, s)
+    doc = json.loads((tmp_path / "r.json").read_text())
+    check_document(doc, "video")
+    assert [f["cut"] for f in doc["frames"]] == [False, False, True]
+    assert doc["frames"][1]["faces"][0] == {**face(1, "happy").to_dict(), "held": True, "weight": 0.07}
+    assert doc["frames"][0]["faces"][0]["held"] is False and doc["frames"][0]["faces"][0]["weight"] == 1.0
+    write_csv(tmp_path / "r.csv", fr, CLASSES)
+    lines = (tmp_path / "r.csv").read_text().splitlines()
+    assert lines[0].split(",")[:-3] == csv_columns(CLASSES)[:-3]  # the version 2 columns, in their places
+    assert lines[0].split(",")[-3:] == ["cut", "held", "weight"]
+    assert [line.split(",")[-3:] for line in lines[1:]] == [["0", "0", "1.0"], ["0", "1", "0.07"], ["1", "0", "1.0"]]
+
+
+def test_a_tracks_shares_weigh_its_frames_as_its_evidence_does():
+    """Two sharp frames read happy; three held through bad views (weight 0.05 each) read sad: the track is
+    happy, 0.8 / (0.8 + 0.15) = 84% of its evidence, though most of its labelled frames say sad."""
+    probs = face(1, "happy").probabilities
+    fr = [FrameResult(i, i / 25, [FaceResult(1, (0, 0, 50, 50), 0.9, label, 0.7, probs, held=held, weight=w)])
+          for i, (label, held, w) in enumerate([("happy", False, 0.4), ("happy", False, 0.4), ("sad", True, 0.05),
+                                                ("sad", True, 0.05), ("sad", True, 0.05)])]
+    t = summarize(fr, CLASSES)["tracks"]["1"]
+    assert t["dominant"] == "happy" and t["emotions"]["happy"] == pytest.approx(0.8 / 0.95, abs=1e-4)
+    assert summarize(fr, CLASSES)["emotions"]["sad"] == 0.6  # all faces together: each detection counts once

@@ -68,3 +68,32 @@ def test_smoothing_can_be_turned_off_and_is_validated():
     assert t.update([(0, 0, 50, 50)], onehot(0))[0].probs.argmax() == 0
     with pytest.raises(ValueError):
         Tracker(smoothing=1.0)
+
+
+def test_a_scene_cut_ends_every_track_and_ids_stay_unique():
+    t = Tracker()
+    assert [tr.id for tr in t.update([(0, 0, 50, 50), (100, 0, 150, 50)], onehot(3, 4))] == [1, 2]
+    t.end_all()
+    # The same places after the cut: other people, new ids (never 1 or 2 again in this video).
+    assert [tr.id for tr in t.update([(0, 0, 50, 50), (100, 0, 150, 50)], onehot(0, 0))] == [3, 4]
+    assert t.update([(1, 1, 51, 51)], onehot(0))[0].probs.argmax() == 0  # nothing carried over from track 1
+
+
+def test_bad_views_barely_move_the_evidence_good_ones_established():
+    t = Tracker(smoothing=0.6)
+    box = (0, 0, 50, 50)
+    for _ in range(10):
+        t.update([box], onehot(3), [0.8], [True])
+    # Blurred or turned-away frames that read "sad": a tenth of the weight each.
+    track = t.update([box], onehot(4), [0.08], [False])[0]
+    assert track.probs.argmax() == 3 and track.probs[4] < 0.05 and track.good_share > 0.95
+    for _ in range(9):
+        track = t.update([box], onehot(4), [0.08], [False])[0]
+    assert track.probs.argmax() == 3 and track.good_share > 0.5  # ten bad frames later: still mostly good
+    for _ in range(30):
+        track = t.update([box], onehot(4), [0.08], [False])[0]
+    assert track.good_share < 0.5  # a long run of bad views replaces it
+    # With full weight in every frame it is the moving average it was: a frame moves it by 1 - smoothing.
+    t2 = Tracker(smoothing=0.6)
+    t2.update([box], onehot(3), [1.0], [True])
+    assert t2.update([box], onehot(0), [1.0], [True])[0].probs[0] == pytest.approx(0.4)
