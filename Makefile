@@ -11,23 +11,27 @@ FAST_CHAIN := fast/stage1 fast/stage2 fast/stage3 fast/stage4 fast/stage5 fast/s
 
 .PHONY: setup run demo train train-fast measure test benchmark
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+BIN := $(VENV)/bin
+
+# The requirements, then this checkout as an editable package: the fer-* commands, and imports from any folder.
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
 setup: $(VENV)/.installed
 
 run: setup  # exit status 1 is a failure the user can fix (no camera, no display): point to the demo
-	@echo "$(PY) -m realtime.webcam --source $(SOURCE)"
-	@$(PY) -m realtime.webcam --source $(SOURCE) || { status=$$?; if [ $$status -eq 1 ]; then \
+	@echo "$(BIN)/fer-webcam --source $(SOURCE)"
+	@$(BIN)/fer-webcam --source $(SOURCE) || { status=$$?; if [ $$status -eq 1 ]; then \
 		echo "No camera or display here? 'make demo' annotates the sample photos and clip in samples/ instead." >&2; \
 	fi; exit $$status; }
 
 demo: setup  # no camera or display needed: annotates the sample media in samples/ (samples/SOURCE.md)
-	$(PY) -m realtime.annotate samples/photos -o $(DEMO_OUT)/photos --json $(DEMO_OUT)/photos.json --no-progress
-	$(PY) -m realtime.annotate samples/portraits.mp4 -o $(DEMO_OUT)/portraits.mp4 --json $(DEMO_OUT)/portraits.json --no-progress
+	$(BIN)/fer-annotate samples/photos -o $(DEMO_OUT)/photos --json $(DEMO_OUT)/photos.json --no-progress
+	$(BIN)/fer-annotate samples/portraits.mp4 -o $(DEMO_OUT)/portraits.mp4 --json $(DEMO_OUT)/portraits.json --no-progress
 	@echo "Demo results:"
 	@echo "  $(DEMO_OUT)/photos/         the sample photos, annotated"
 	@echo "  $(DEMO_OUT)/portraits.mp4   the sample clip, annotated"
@@ -53,12 +57,12 @@ measure: setup
 	@test -n "$(CHECKPOINT)" || { echo "give the checkpoint to measure: make measure CHECKPOINT=runs/x/best.pt" >&2; exit 2; }
 	$(PY) -m training.calibrate $(CHECKPOINT)
 	$(PY) -m training.evaluate $(CHECKPOINT) --tta none flip tencrop --corrupted
-	$(PY) -m realtime.readability_curves --checkpoint $(CHECKPOINT) --store
-	$(PY) -m realtime.benchmark --checkpoint $(CHECKPOINT) --modes throughput
+	$(PY) -m tools.readability_curves --checkpoint $(CHECKPOINT) --store
+	$(PY) -m tools.benchmark --checkpoint $(CHECKPOINT) --modes throughput
 
 test: setup
 	$(PY) -m pytest -q tests
 
 benchmark: setup
 	$(PY) -m training.benchmark
-	$(PY) -m realtime.benchmark
+	$(PY) -m tools.benchmark

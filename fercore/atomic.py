@@ -7,6 +7,12 @@
   entry point reports in one ``error:`` line (it is a ``fercore.cli.CommandError``, and still an ``OSError``).
 - Temporary files of the same destination left by processes that no longer run (kill -9, a power cut) are
   removed the next time that destination is written: their names carry the writer's process id.
+- Only a regular file (or nothing) is ever renamed over. A link is followed: the file it names is replaced and
+  the link stays. A character device or a pipe the user names (``/dev/null``, a terminal, a FIFO, ``/dev/stdout``
+  and the other ``/dev/fd/N`` links to an open file) is written straight, as any Unix tool would, with no
+  temporary file and no rename; a writer whose format makes no sense there (a checkpoint, an ONNX model, a video:
+  they need a file they can seek in and read back) passes ``devices=False`` and such a path is refused with one
+  ``OutputError``. A block device (a disk) or a socket is always refused.
 - ``check_writable`` tries an output before the work starts, so a run fails at once instead of at the end.
 - ``interrupt_on_termination`` turns SIGTERM and SIGHUP into the same clean-up as Ctrl-C.
 """
@@ -17,6 +23,7 @@ import os
 import re
 import shutil
 import signal
+import stat
 import tempfile
 import threading
 from contextlib import contextmanager
@@ -153,17 +160,71 @@ def _fsync(path: Path, directory: bool = False) -> None:
         os.close(fd)
 
 
+# The folders of a process's open files (/dev/fd and /dev/stdout lead there): a name in them is written straight.
+_FD_FOLDER = re.compile(r"/proc/(self|thread-self|\d+)(/task/\d+)?/fd")
+
+
+def _names_open_file(path: Path) -> bool:
+    """Whether ``path``, or a link it leads through, is one of a process's open files (/dev/stdout, /dev/fd/1)."""
+    for _ in range(40):  # the kernel's own limit on links followed
+        if _FD_FOLDER.fullmatch(os.path.realpath(path.parent)):
+            return True
+        if not path.is_symlink():
+            return False
+        path = path.parent / os.readlink(path)
+    return False
+
+
+_KINDS = ((stat.S_ISCHR, "a character device"), (stat.S_ISFIFO, "a pipe (FIFO)"), (stat.S_ISBLK, "a block device"),
+          (stat.S_ISSOCK, "a socket"))
+_STRAIGHT = ("a character device", "a pipe (FIFO)", "an open file of a process")  # what may be written straight
+
+
+def destination(path: str | Path, devices: bool = True) -> tuple[Path, bool]:
+    """Where a write of ``path`` lands and whether it is written straight (True) rather than renamed into place.
+
+    A link is followed to the file it names. A character device or a pipe, or a name of an open file
+    (/dev/stdout), is written straight; with ``devices=False``, and always for a block device or a socket, it is
+    an OutputError. A folder is an OutputError too."""
+    path = Path(path)
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):  # nothing there yet; a file in the way is found later
+        mode = None
+    except OSError as exc:  # a loop of links, a name too long
+        raise output_error(path, exc) from exc
+    if mode is None or (stat.S_ISREG(mode) and not _names_open_file(path)):
+        return (Path(os.path.realpath(path)) if path.is_symlink() else path), False
+    if stat.S_ISDIR(mode):
+        raise OutputError(errno.EISDIR, f"cannot write {printable(path)}: it is a folder")
+    kind = "an open file of a process" if stat.S_ISREG(mode) else \
+        next((name for test, name in _KINDS if test(mode)), "a special file")
+    if devices and kind in _STRAIGHT:
+        return path, True
+    why = "this output must be a regular file" if kind in _STRAIGHT else "give a regular file"
+    raise OutputError(errno.EINVAL, f"cannot write {printable(path)}: it is {kind}, not a file; {why}")
+
+
 @contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
+def atomic_path(path: str | Path, devices: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success sync it and rename it to ``path``, on error delete it.
 
     The temporary name keeps the suffix, so writers that pick a format from it (OpenCV, numpy) still work.
     OSErrors of the write itself (the block's or the sync's) that the user can fix become OutputError.
+    A link is followed (the file it names is replaced); a device or a pipe is yielded as it is, to be written
+    straight, or with ``devices=False`` refused (see ``destination``).
     """
-    path = Path(path)
+    given = Path(path)
+    path, straight = destination(given, devices)
+    if straight:
+        try:
+            yield path
+        except OSError as exc:
+            if not isinstance(exc, OutputError) and exc.errno in WRITE_ERRNOS:
+                raise output_error(given, exc) from exc
+            raise
+        return
     try:
-        if path.is_dir():
-            raise IsADirectoryError(errno.EISDIR, "is a folder", str(path))
         path.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_temps(path)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.{os.getpid()}.",
@@ -190,15 +251,20 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         raise
 
 
-def check_writable(path: str | Path, folder: bool = False) -> None:
+def check_writable(path: str | Path, folder: bool = False, devices: bool = True) -> None:
     """Raise OutputError now if ``path`` (a file, or with ``folder`` a folder to write files into) cannot be
-    written: a folder (or a file) in the way, a read-only or full disk, no permission. Creates nothing that
-    stays: folders that do not exist yet are tried at the nearest one that does."""
+    written: a folder (or a file) in the way, a read-only or full disk, no permission, a device or pipe that
+    atomic_path with the same ``devices`` would refuse. Creates nothing that stays: folders that do not exist
+    yet are tried at the nearest one that does; a device or pipe is not opened (a pipe would wait for a reader)."""
     path = Path(path)
     if folder and path.exists() and not path.is_dir():
         raise OutputError(errno.ENOTDIR, f"cannot write into {printable(path)}: it is a file, not a folder")
-    if not folder and path.is_dir():
-        raise OutputError(errno.EISDIR, f"cannot write {printable(path)}: it is a folder")
+    if not folder:
+        path, straight = destination(path, devices)
+        if straight:
+            if not os.access(path, os.W_OK):
+                raise OutputError(errno.EACCES, f"cannot write {printable(path)}: permission denied")
+            return
     where = path if folder else path.parent
     where = where if str(where) else Path(".")
     while not where.exists() and where != where.parent:

@@ -1,7 +1,7 @@
 """The command-line convention every entry point follows (training.*, models.onnx_export, realtime.*).
 
 - The program is named as it is run: ``parser("training.evaluate", __doc__)`` shows
-  ``usage: python -m training.evaluate``. Options sit in argument groups and every one has a help text.
+  ``usage: python -m training.evaluate``, or ``usage: fer-evaluate-model`` from its console script. Options sit in argument groups and every one has a help text.
 - Values are checked by their argparse type (``number``, ``device_name``), so a bad value is a usage error.
 - Exit status (``run``): 0 done; 1 a failure the user can fix (a missing file, unreadable data, no GPU), told in
   one ``error: ...`` line on stderr without a traceback; 2 a usage error (argparse: usage and the error);
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import re
 import sys
 from typing import Callable, Sequence
@@ -29,10 +30,26 @@ class CommandError(Exception):
     """A failure the user can fix that has no error type of its own (the message says how)."""
 
 
+def program(module: str) -> str:
+    """The name a command is run by: its console script (``fer-annotate``) when started as one, else
+    ``python -m <module>``."""
+    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return name if name.startswith("fer-") else f"python -m {module}"
+
+
 def parser(module: str, doc: str | None) -> argparse.ArgumentParser:
-    """The argument parser of ``python -m <module>``, with ``doc`` (the module docstring) as its description."""
-    return argparse.ArgumentParser(prog=f"python -m {module}", description=doc,
+    """The argument parser of a command (named as it was run, see ``program``), with ``doc`` (the module
+    docstring) as its description."""
+    return argparse.ArgumentParser(prog=program(module), description=doc,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def raise_all(failures: Sequence[BaseException]) -> None:
+    """Raise the one failure, or one CommandError joining several (the outputs that did not fail were kept)."""
+    if len(failures) == 1:
+        raise failures[0]
+    if failures:
+        raise CommandError("; ".join(str(f) for f in failures))
 
 
 def number(lo: float, hi: float = math.inf, hi_open: bool = False, kind: type = float) -> Callable[[str], float]:

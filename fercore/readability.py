@@ -2,7 +2,7 @@
 
 A face turned away, tilted, tiny, blurred, or one the model is unsure of gets no emotion word but the reason
 ("uncertain"), never a confident guess. The measures come from the face detector's six keypoints, the box and
-the model-size crop. The limits belong to a model: ``python -m realtime.readability_curves --store`` measures
+the model-size crop. The limits belong to a model: ``python -m tools.readability_curves --store`` measures
 where its accuracy on FER-2013's val split falls to 50% and stores them in its checkpoint (figures in the
 README); the app reads them from there, and the command line can change each one.
 """
@@ -57,7 +57,7 @@ RANGES = {"max_yaw": (0.0, 90.0), "max_roll": (0.0, 180.0), "min_size": (0.0, 10
 class ReadabilityLimits:
     """Where a face stops being readable: where a model's accuracy on FER-2013 val falls to 50% (a label as
     likely wrong as right). Each model carries its own (``from_curves``, stored by ``python -m
-    realtime.readability_curves --store``); these defaults, measured for weights/default.pt
+    tools.readability_curves --store``); these defaults, measured for weights/default.pt
     (weights/eval/default/readability.json), stand in for a model that carries none."""
 
     max_yaw: float = 82.0         # degrees of head turn (kept from the model before: today's never falls to 50%)
@@ -88,7 +88,7 @@ class ReadabilityLimits:
 
     @classmethod
     def from_curves(cls, measured: dict) -> "ReadabilityLimits":
-        """The limits ``realtime.readability_curves`` measured (its ``limits``: None where accuracy never
+        """The limits ``tools.readability_curves`` measured (its ``limits``: None where accuracy never
         crossed the target), rounded to whole degrees, pixels and sharpness and to 0.01 of confidence; where a
         curve never crossed, the default stands. Tilt is the limit as cropped: it applies with --no-align."""
         fallback = cls()

@@ -7,7 +7,7 @@ Layout (a plain dict of tensors and builtins, so ``torch.load(weights_only=True)
     classes     label names in output order   preprocessing  Preprocessing.to_dict()
     temperature logits are divided by it before the softmax (1.0 until training.calibrate fits one)
     readability optional: the uncertain-face limits measured for it (fercore.readability; written by
-                realtime.readability_curves --store)
+                tools.readability_curves --store)
     config      the training config           epoch, metrics
     model       state dict                    training   optional resume state (optimizer, RNG, ...)
 """
@@ -33,8 +33,9 @@ REQUIRED = ("format", "version", "arch", "arch_args", "classes", "preprocessing"
 
 
 def atomic_save(obj: Any, path: str | Path) -> None:
-    """torch.save through a temporary file and a rename: a crash never leaves half a checkpoint."""
-    with atomic_path(path) as tmp:
+    """torch.save through a temporary file and a rename: a crash never leaves half a checkpoint. A device or a
+    pipe is refused (fercore.atomic): a checkpoint is a file to load again."""
+    with atomic_path(path, devices=False) as tmp:
         torch.save(obj, tmp)
 
 

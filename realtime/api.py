@@ -13,7 +13,6 @@ whatever the pipeline adds to it reaches API users too.
 """
 from __future__ import annotations
 
-import argparse
 import atexit
 import os
 import sys
@@ -25,23 +24,21 @@ from typing import TYPE_CHECKING, Any, Iterator, Literal, Sequence, Union
 import cv2
 import numpy as np
 
-from realtime import cli
 from realtime.classifier import load_classifier
-from realtime.detector import FaceDetector
+from realtime.labelled import subject
 from realtime.photos import ImageError, read_image
 from realtime.pipeline import Pipeline
 from realtime.results import FaceResult, FrameResult
-from realtime.tracking import Tracker
-from realtime.video_io import CaptureError, LatestFrameCapture, VideoError, VideoReader, open_source
+from realtime.settings import Settings, SourceKind, build_pipeline, checkpoints
+from realtime.video_io import DEFAULT_FPS, CaptureError, LatestFrameCapture, VideoError, VideoReader, open_source
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
 
 ImageInput = Union[str, "os.PathLike[str]", np.ndarray, "PILImage"]
 Color = Literal["bgr", "rgb"]
-DEFAULT_FPS = 25.0  # for a video file whose container does not state its frame rate
 
-__all__ = ["EmotionRecognizer", "to_bgr", "ImageError", "VideoError", "CaptureError"]
+__all__ = ["EmotionRecognizer", "Settings", "to_bgr", "ImageError", "VideoError", "CaptureError"]
 
 # Streams not finished yet, of every recognizer. At exit they are closed (their source released, their detector
 # closed) while Python still runs normally; a generator left to interpreter teardown would run its cleanup after
@@ -111,13 +108,6 @@ def _array_to_bgr(a: np.ndarray, color: Color) -> np.ndarray:
     return cv2.cvtColor(a, cv2.COLOR_RGB2BGR) if color == "rgb" else a
 
 
-def _command_defaults() -> dict[str, Any]:
-    """The defaults of the commands' pipeline options (realtime.cli.add_pipeline_args), by option name."""
-    parser = argparse.ArgumentParser(add_help=False)
-    cli.add_pipeline_args(parser)
-    return vars(parser.parse_args([]))
-
-
 def _is_file_source(source: int | str | os.PathLike) -> bool:
     """A video file rather than a camera number or a stream URL."""
     if isinstance(source, int):
@@ -129,50 +119,42 @@ def _is_file_source(source: int | str | os.PathLike) -> bool:
 class EmotionRecognizer:
     """Faces and their emotions in photos, frames, video files and cameras, with the shipped models by default.
 
-    ``checkpoint``: an emotion model (.pt checkpoint or .onnx export), or a list of .pt checkpoints run as one
-    ensemble (their calibrated probabilities averaged); None is ``weights/default.pt``.
-    The other options are the commands' pipeline options (README, "Pipeline options"), and each left as None
-    takes the commands' default, read from realtime.cli, so the API treats a face as the commands do:
-    ``detector`` (a name such as "short" or "full", or a .tflite path), ``min_confidence``, ``margin``,
-    ``smoothing`` (``stream`` only: a photo has no past frames), ``backend``, ``threads``. Photos are detected
-    in MediaPipe's IMAGE mode, streams in VIDEO mode, each stream with a detector and tracks of its own.
+    ``checkpoint``: a shipped model's name ("default", "fast", "accurate"), an emotion model's path (.pt or
+    .onnx), or a list of .pt paths run as one ensemble (their calibrated probabilities averaged); None is
+    "default". ``settings``: a ``realtime.settings.Settings`` to start from; the keyword options override its
+    fields (README, "Pipeline options"): ``detector`` (a name such as "short" or "full", or a .tflite path; None:
+    the one for the kind of source, as the commands choose it), ``min_confidence``, ``margin``, ``smoothing``
+    (streams only), ``backend``, ``threads``, ``label_all``, ``align``. Photos, video files and cameras each get
+    the settings the commands give them (``Settings.for_source``), each stream a detector and tracks of its own.
 
-    The models load when it is made, so a missing or foreign model or detector fails here. Use it as a context
-    manager or call ``close()``; an instance left open is cleaned up at exit without a message.
+    The models load when it is made, so a missing or foreign model or detector, or an option out of its range
+    (ValueError), fails here. Use it as a context manager or call ``close()``; an instance left open is cleaned
+    up at exit without a message.
     """
 
     def __init__(self, checkpoint: str | os.PathLike | Sequence[str | os.PathLike] | None = None, *,
-                 detector: str | os.PathLike | None = None, min_confidence: float | None = None,
-                 margin: float | None = None, smoothing: float | None = None, backend: str | None = None,
-                 threads: int | None = None) -> None:
-        defaults = _command_defaults()
-        self.detector = defaults["detector"] if detector is None else detector
-        self.min_confidence = defaults["min_confidence"] if min_confidence is None else min_confidence
-        self.smoothing = defaults["smoothing"] if smoothing is None else smoothing
-        if not 0.0 <= self.smoothing < 1.0:
-            raise ValueError(f"smoothing must be in [0, 1), got {self.smoothing}")
-        if margin is not None and margin < 0:
-            raise ValueError(f"margin must be >= 0, got {margin}")
-        self.classifier = load_classifier(checkpoint, threads=defaults["threads"] if threads is None else threads,
-                                          backend=defaults["backend"] if backend is None else backend)
-        margin = defaults["margin"] if margin is None else margin
-        self.margin = self.classifier.preprocessing.margin if margin is None else margin
+                 settings: Settings | None = None, **options: Any) -> None:
+        self.settings = (settings or Settings()).replace(checkpoint=checkpoint, **options)
+        s = self.settings
+        self.classifier = load_classifier(checkpoints(s), threads=s.threads, backend=s.backend)
         self._streams: weakref.WeakSet = weakref.WeakSet()  # generators of stream() not finished yet
         self._closed = False
-        # IMAGE mode for photos, made now so that a wrong detector or threshold fails here
-        self._photos: Pipeline | None = self._pipeline(video=False)
+        # made now so that a wrong detector or threshold fails here
+        self._photos: Pipeline | None = self._pipeline("photo")
+        self.margin = self._photos.margin
 
     @property
     def classes(self) -> list[str]:
         """The emotion names, in the model's order (the keys of every face's ``probabilities``)."""
         return list(self.classifier.classes)
 
-    def _pipeline(self, video: bool) -> Pipeline:
-        # min_confidence None: the detector's own default
-        threshold = {} if self.min_confidence is None else {"min_confidence": self.min_confidence}
-        detector = FaceDetector(self.detector, video=video, **threshold)
-        return Pipeline(detector, self.classifier, Tracker(smoothing=self.smoothing if video else 0.0),
-                        margin=self.margin)
+    @property
+    def detector(self) -> str:
+        """The face detector photos are read with (video files and cameras: ``settings.for_source``)."""
+        return self.settings.for_source("photo").detector
+
+    def _pipeline(self, kind: SourceKind) -> Pipeline:
+        return build_pipeline(self.settings, kind, self.classifier)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -191,14 +173,14 @@ class EmotionRecognizer:
         return self._photos.process(frame, 0, None, source=source).faces
 
     def top_emotion(self, image: ImageInput, color: Color = "bgr") -> tuple[str | None, float | None]:
-        """``(label, confidence)`` of the largest face in a photo; ``(None, None)`` when there is no face.
-
-        The label is None too when the model cannot read the face, where the results say so.
+        """``(label, confidence)`` of the photo's subject (the largest face the detector is nearly as sure of as
+        its best, realtime.labelled.subject: the rule fer-evaluate scores photos by); ``(None, None)`` when there
+        is no face. The label is None too when the model cannot read the face, where the results say so.
         """
         faces = self.recognize(image, color)
         if not faces:
             return None, None
-        face = max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
+        face = subject(faces)
         return face.label, face.confidence
 
     def stream(self, source: int | str | os.PathLike, *, max_frames: int | None = None,
@@ -229,8 +211,9 @@ class EmotionRecognizer:
 
     def _stream(self, source: int | str | os.PathLike, max_frames: int | None, with_frames: bool,
                 stall_timeout: float) -> Iterator[Any]:
-        frames = self._file_frames(source) if _is_file_source(source) else self._live_frames(source, stall_timeout)
-        pipe = self._pipeline(video=True)
+        is_file = _is_file_source(source)
+        frames = self._file_frames(source) if is_file else self._live_frames(source, stall_timeout)
+        pipe = self._pipeline("file" if is_file else "camera")
         try:
             for n, (index, time_s, frame) in enumerate(frames):
                 if max_frames is not None and n >= max_frames:

@@ -17,7 +17,8 @@ from typing import Sequence
 
 import numpy as np
 
-from fercore.paths import DEFAULT_CHECKPOINT, one_or_more
+from fercore.paths import one_or_more
+from fercore.shipped import MODELS, is_shipped, model_files
 from fercore.readability import ReadabilityLimits
 from models.errors import CheckpointError
 from models.onnx_runtime import checkpoint_digest, ensemble_digest, export_digests, open_session
@@ -120,21 +121,20 @@ def onnx_for(checkpoint: Path | Sequence[Path]) -> Path:
 
 
 def checkpoint_paths(checkpoint: str | os.PathLike | Sequence[str | os.PathLike] | None) -> list[Path]:
-    """The model files ``checkpoint`` names: weights/default.pt for None, one path, or several (an ensemble of
-    .pt checkpoints). CheckpointError for a missing file, and for an empty list or an .onnx among several."""
-    if checkpoint is None:
-        if not DEFAULT_CHECKPOINT.is_file():
-            raise CheckpointError(f"the default emotion model {DEFAULT_CHECKPOINT} is missing: train one "
-                                  "(`make train`) and copy the last stage's best checkpoint there, or pass "
-                                  "--checkpoint PATH")
-        return [DEFAULT_CHECKPOINT]
-    paths = [Path(p) for p in one_or_more(checkpoint)]
+    """The model files ``checkpoint`` names: a shipped model's name (fercore.shipped; None is the default), one
+    path, or several (an ensemble of .pt checkpoints). CheckpointError for a missing file, and for an empty list
+    or an .onnx among several."""
+    paths = model_files(checkpoint)
     if not paths:
         raise CheckpointError("no checkpoint given")
     for path in paths:
+        if not path.is_file() and is_shipped(path):
+            raise CheckpointError(f"the shipped emotion model {path} is missing: reinstall, or train one (`make "
+                                  "train`) and copy the last stage's best checkpoint there, or pass --checkpoint PATH")
         if not path.is_file():
-            raise CheckpointError(f"{'ONNX model' if path.suffix.lower() == '.onnx' else 'checkpoint'} "
-                                  f"not found: {path}")
+            what = "ONNX model" if path.suffix.lower() == ".onnx" else "checkpoint"
+            hint = "" if path.suffix else f" (a shipped model's name is one of {', '.join(MODELS)})"
+            raise CheckpointError(f"{what} not found: {path}{hint}")
         if len(paths) > 1 and path.suffix.lower() == ".onnx":
             raise CheckpointError(f"{path} is an ONNX model: an ensemble is made of .pt checkpoints (give the ones "
                                   "it was exported from, or export the ensemble with `python -m models.onnx_export "

@@ -29,6 +29,7 @@ os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
 
 # Containers OpenCV's bundled FFmpeg writes reliably, with their codec ('avc1' is not available there).
 WRITER_FOURCC = {".mp4": "mp4v", ".avi": "MJPG"}
+DEFAULT_FPS = 25.0  # the frame rate assumed for the rare video file whose container does not state one
 
 
 class VideoError(RuntimeError):

@@ -12,8 +12,8 @@ from fercore.paths import ROOT
 
 ENTRY_POINTS = ["training.run", "training.evaluate", "training.average", "training.preview", "training.benchmark",
                 "training.corrupted_val", "training.calibrate", "training.curves", "models.onnx_export",
-                "realtime.webcam", "realtime.annotate", "realtime.evaluate", "realtime.benchmark",
-                "realtime.detector_eval", "realtime.readability_curves", "realtime.crop_faces"]
+                "realtime.commands.webcam", "realtime.commands.annotate", "realtime.commands.evaluate", "tools.benchmark",
+                "tools.detector_eval", "tools.readability_curves", "realtime.commands.crop_faces"]
 
 
 def python_m(module: str, *args: str) -> subprocess.CompletedProcess:
@@ -105,9 +105,17 @@ def test_number_checks_kind_and_range():
 
 
 def test_realtime_and_training_share_the_code():
-    from realtime import cli as realtime_cli
+    from realtime.commands import options
 
-    assert realtime_cli.number is cli.number
+    assert options.number is cli.number
+
+
+def test_a_console_script_names_itself(monkeypatch):
+    """``fer-annotate --help`` says ``usage: fer-annotate``; ``python -m`` keeps the module's name."""
+    monkeypatch.setattr(sys, "argv", ["/venv/bin/fer-annotate", "--help"])
+    assert cli.parser("realtime.commands.annotate", None).prog == "fer-annotate"
+    monkeypatch.setattr(sys, "argv", ["/work/realtime/commands/annotate.py", "--help"])
+    assert cli.parser("realtime.commands.annotate", None).prog == "python -m realtime.commands.annotate"
 
 
 @pytest.mark.parametrize("text", ["cpu", "cuda", "cuda:0", "cuda:12", "auto"])

@@ -17,8 +17,8 @@ from models.inference import predict
 from models.onnx_export import main as export_main
 from models.onnx_runtime import checkpoint_digest, read_metadata
 from realtime import classifier as classifier_module
-from realtime import cli
-from realtime.annotate import main as annotate_main
+
+from realtime.commands.annotate import main as annotate_main
 from realtime.classifier import OnnxClassifier, TorchClassifier, load_classifier
 from training.evaluate import main as evaluate_main
 
@@ -182,7 +182,7 @@ def test_the_command_line_and_the_api_take_several_checkpoints(members, sample_m
         js = tmp_path / f"{len(checkpoints)}-{checkpoints[0].stem}.json"
         args = [str(photo), "-o", str(js.with_suffix(".jpg")), "--json", str(js), "--label-all", "--backend", "torch",
                 "--checkpoint", *map(str, checkpoints), "--no-progress"]
-        assert cli.run(annotate_main, args) == 0
+        assert annotate_main(args) == 0
         return json.loads(js.read_text())
 
     doc = annotate(members[0], members[2])

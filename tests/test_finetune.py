@@ -1,6 +1,6 @@
-"""Fine-tune on your own photos (README): realtime.crop_faces turns <emotion>/<photo> folders into FER-2013's
+"""Fine-tune on your own photos (README): realtime.commands.crop_faces turns <emotion>/<photo> folders into FER-2013's
 folder layout with the app's own detector and crop, training/configs/finetune.yaml fine-tunes the shipped model
-on them, and realtime.evaluate scores the fine-tuned checkpoint on the held-out photos."""
+on them, and realtime.commands.evaluate scores the fine-tuned checkpoint on the held-out photos."""
 import json
 import shlex
 import shutil
@@ -13,9 +13,9 @@ from fercore.classes import EMOTIONS
 from fercore.paths import CONFIGS, DEFAULT_CHECKPOINT, ROOT
 from models.preprocessing import resize_face
 from realtime import classifier as classifier_module
-from realtime import cli
-from realtime import crop_faces
-from realtime import evaluate as evaluate_module
+
+from realtime.commands import crop_faces
+from realtime.commands import evaluate as evaluate_module
 from realtime.photos import read_image
 
 CONFIG = CONFIGS / "finetune.yaml"
@@ -50,7 +50,7 @@ def cropped(photos):
     out, err = io.StringIO(), io.StringIO()
     faces = photos.parent / "faces"
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        status = cli.run(crop_faces.main, [str(photos), "-o", str(faces), "--no-progress"])
+        status = crop_faces.main([str(photos), "-o", str(faces), "--no-progress"])
     assert status == 0, err.getvalue()
     return faces, out.getvalue(), err.getvalue()
 
@@ -73,24 +73,28 @@ def test_crops_each_photos_face_as_the_app_does_into_fer2013s_layout(photos, cro
     assert [e["photo"] for e in manifest["no_face"]] == [str(photos / "neutral" / "wall.png")]
     assert [e["photo"] for e in manifest["unreadable"]] == [str(photos / "neutral" / "broken.jpg")]
     assert "broken.jpg" in warnings and "wall.png" in printed and "broken.jpg" in printed
-    # The held-out photos themselves, for realtime.evaluate; each val face's photo and nothing else.
+    # The held-out photos themselves, for realtime.commands.evaluate; each val face's photo and nothing else.
     val = [f for f in manifest["faces"] if f["split"] == "val"]
     assert sorted(p.relative_to(faces).as_posix() for p in (faces / "heldout").rglob("*.*")) == \
         sorted(f["heldout"] for f in val)
     for f in val:
         assert (faces / f["heldout"]).read_bytes() == open(f["photo"], "rb").read()
     # The next step, with a batch that fits 14 training faces.
-    assert shlex.join(["python", "-m", "training.run", "--config", "training/configs/finetune.yaml",
+    assert shlex.join(["fer-train", "--config", "training/configs/finetune.yaml",
                        "--set", f"data.root={faces}", "--set", "train.batch_size=14"]) in printed
-    assert shlex.join(["python", "-m", "realtime.evaluate", f"{faces}/heldout", "--checkpoint",
+    assert shlex.join(["fer-evaluate", f"{faces}/heldout", "--checkpoint",
                        "runs/finetune/best.pt"]) in printed
 
-    # Exactly the pixels the app feeds the model for this photo (before normalising): realtime.evaluate's
+    # Exactly the pixels the app feeds the model for this photo (before normalising): realtime.commands.evaluate's
     # pipeline, with its options for photos, cropping the same face.
     happy = next(f for f in manifest["faces"] if f["photo"].endswith("happy/happy.jpg"))
     assert happy["faces"] == 1
     seen = []
-    with cli.pipeline_from_args(evaluate_module.parse_args([str(photos)]), video=False) as pipe:
+    from realtime.commands import options
+    from realtime.settings import build_pipeline
+
+    settings = options.settings_from_args(evaluate_module.get_parser().parse_args([str(photos)]))
+    with build_pipeline(settings, "photo") as pipe:
         predict = pipe.classifier.predict
         pipe.classifier.predict = lambda crops: (seen.extend(crops), predict(crops))[1]
         pipe.process(read_image(photos / "happy" / "happy.jpg"), 0)
@@ -104,21 +108,24 @@ def test_the_same_photos_hold_out_the_same_faces_and_overwrite_replaces_only_an_
     faces = cropped[0]
     moved = shutil.copytree(photos, tmp_path / "elsewhere" / "photos")  # the split does not depend on where
     again = tmp_path / "again"
-    assert cli.run(crop_faces.main, [str(moved), "-o", str(again), "--no-progress"]) == 0
+    assert crop_faces.main([str(moved), "-o", str(again), "--no-progress"]) == 0
     for split in ("train", "val"):
         assert sorted(p.relative_to(again).as_posix() for p in (again / split).rglob("*.png")) == \
             sorted(p.relative_to(faces).as_posix() for p in (faces / split).rglob("*.png"))
     capsys.readouterr()
-    assert cli.run(crop_faces.main, [str(photos), "-o", str(again), "--no-progress"]) == 1
+    assert crop_faces.main([str(photos), "-o", str(again), "--no-progress"]) == 1
     assert "pass --overwrite" in capsys.readouterr().err
-    (again / "train" / "happy" / "stale.png").write_bytes(b"")
-    assert cli.run(crop_faces.main, [str(photos), "-o", str(again), "--no-progress", "--overwrite"]) == 0
-    assert not (again / "train" / "happy" / "stale.png").exists()
+    (again / "train" / "happy" / "mine.png").write_bytes(b"a file of the user's, not in crops.json")
+    assert crop_faces.main([str(photos), "-o", str(again), "--no-progress", "--overwrite"]) == 1
+    assert "train/happy/mine.png" in capsys.readouterr().err  # refused, and the user's file is kept
+    assert (again / "train" / "happy" / "mine.png").read_bytes().startswith(b"a file")
+    (again / "train" / "happy" / "mine.png").unlink()
+    assert crop_faces.main([str(photos), "-o", str(again), "--no-progress", "--overwrite"]) == 0
     assert not list(tmp_path.glob(".again.*"))  # no temporary folder left
     mine = tmp_path / "mine"
     (mine / "notes").mkdir(parents=True)
     capsys.readouterr()
-    assert cli.run(crop_faces.main, [str(photos), "-o", str(mine), "--overwrite"]) == 1
+    assert crop_faces.main([str(photos), "-o", str(mine), "--overwrite"]) == 1
     assert "holds other files" in capsys.readouterr().err and (mine / "notes").is_dir()
 
 
@@ -150,7 +157,7 @@ def test_fine_tunes_the_shipped_model_into_a_checkpoint_realtime_evaluate_scores
     capsys.readouterr()
 
     report = tmp_path / "heldout.json"
-    assert cli.run(evaluate_module.main, [str(faces / "heldout"), "--checkpoint", str(run_dir / "best.pt"),
+    assert evaluate_module.main([str(faces / "heldout"), "--checkpoint", str(run_dir / "best.pt"),
                                           "--json", str(report), "--no-progress"]) == 0
     r = json.loads(report.read_text())
     assert (r["photos"], r["readable"], r["detected"]) == (7, 7, 7)
@@ -198,7 +205,7 @@ def test_two_folders_of_one_emotion_never_give_one_name(tmp_path):
 
 def test_user_errors_are_one_line_and_usage_errors_exit_2(photos, tmp_path, capsys):
     def error(args):
-        status = cli.run(crop_faces.main, [str(a) for a in args])
+        status = crop_faces.main([str(a) for a in args])
         return status, capsys.readouterr().err
 
     assert error([tmp_path / "missing", "-o", tmp_path / "out"]) == (1, f"error: not a folder: {tmp_path / 'missing'}\n")
@@ -222,6 +229,6 @@ def test_user_errors_are_one_line_and_usage_errors_exit_2(photos, tmp_path, caps
 
 
 def test_help_describes_every_option(capsys, undocumented):
-    assert cli.run(crop_faces.main, ["--help"]) == 0
+    assert crop_faces.main(["--help"]) == 0
     text = capsys.readouterr().out
-    assert text.startswith("usage: python -m realtime.crop_faces ") and undocumented(text) == []
+    assert text.startswith("usage: python -m realtime.commands.crop_faces ") and undocumented(text) == []

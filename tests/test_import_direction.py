@@ -1,4 +1,5 @@
-"""Dependencies point one way: fercore <- models <- training, realtime. Light modules stay light."""
+"""Dependencies point one way: fercore <- models <- training, realtime (the library) <- realtime.commands <- tools.
+Light modules stay light."""
 import ast
 import subprocess
 import sys
@@ -9,9 +10,11 @@ from fercore.paths import ROOT
 
 
 def imported_modules(package: str) -> dict[str, set[str]]:
-    """Every module each file of ``package`` imports (at any depth of the file)."""
+    """Every module each file of ``package`` imports (at any depth of the file); ``realtime`` is the library
+    alone, without its commands."""
     out = {}
-    for path in (ROOT / package).rglob("*.py"):
+    paths = (ROOT / package).rglob("*.py") if package != "realtime" else (ROOT / "realtime").glob("*.py")
+    for path in paths:
         names = set()
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
@@ -23,14 +26,22 @@ def imported_modules(package: str) -> dict[str, set[str]]:
 
 
 @pytest.mark.parametrize("package, forbidden", [
-    ("fercore", ("models", "training", "realtime", "torch", "cv2", "mediapipe")),
-    ("models", ("training", "realtime")),
-    ("realtime", ("training",)),
-    ("training", ("realtime",)),
+    ("fercore", ("models", "training", "realtime", "tools", "torch", "cv2", "mediapipe")),
+    ("models", ("training", "realtime", "tools")),
+    ("realtime", ("training", "tools", "realtime.commands")),
+    ("realtime/commands", ("training", "tools")),
+    ("training", ("realtime", "tools")),
 ])
 def test_no_module_imports_against_the_direction(package, forbidden):
-    wrong = {f: sorted(m for m in mods if m.split(".")[0] in forbidden)
+    wrong = {f: sorted(m for m in mods if any(m == x or m.startswith(x + ".") for x in forbidden))
              for f, mods in imported_modules(package).items()}
+    assert not {f: m for f, m in wrong.items() if m}
+
+
+def test_commands_import_no_other_command():
+    """A command uses the library and the shared options, never another command."""
+    wrong = {f: sorted(m for m in mods if m.startswith("realtime.commands.") and m != "realtime.commands.options")
+             for f, mods in imported_modules("realtime/commands").items()}
     assert not {f: m for f, m in wrong.items() if m}
 
 

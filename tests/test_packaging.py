@@ -93,7 +93,7 @@ def test_the_installed_packages_work_from_another_folder(source, tmp_path, edita
     answers = sorted(line.split()[1:] for line in done.stdout.splitlines() if line.startswith("script: "))
     assert answers == [[name, "0", "True"] for name in scripts()]
     if not editable:  # the script files themselves, two of them (each run costs seconds of imports)
-        for name, command in (("fer-annotate", "realtime.annotate"), ("fer-train", "training.run")):
+        for name, command in (("fer-annotate", "realtime.commands.annotate"), ("fer-train", "training.run")):
             help_run = subprocess.run([python.parent / name, "--help"], cwd=elsewhere, capture_output=True,
                                       text=True, timeout=120)
             assert help_run.returncode == 0 and help_run.stdout.startswith(f"usage: python -m {command}"), \

@@ -5,7 +5,7 @@ import pytest
 
 from fercore.readability import ReadabilityLimits
 from models.checkpoint import read_checkpoint
-from realtime.readability_curves import limit, main
+from tools.readability_curves import limit, main
 
 
 def test_a_limit_is_where_accuracy_crosses_the_target():

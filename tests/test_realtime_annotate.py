@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from fercore.atomic import atomic_path
-from realtime import annotate as annotate_module
-from realtime import cli, video_io
-from realtime.annotate import main
+from realtime.commands import annotate as annotate_module
+from realtime import video_io
+from realtime.commands.annotate import main
 from realtime.results import csv_columns
 from realtime.video_io import VideoReader, video_writer
 from fs_faults import DroppingWriter, contents, full_disk, png_header, readonly_dir
@@ -26,7 +26,7 @@ ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 
 
 def annotate(*args: str) -> int:
-    return cli.run(main, [*map(str, args), "--no-progress"])
+    return main([*map(str, args), "--no-progress"])
 
 
 def test_a_video_keeps_its_frame_count_size_and_rate(tiny_checkpoint, media, tmp_path, check_document):
@@ -97,9 +97,8 @@ def test_bad_inputs_give_a_message_and_no_output(tiny_checkpoint, media, tmp_pat
                                           ("--threads", "0"), ("--backend", "tensorrt"),
                                           ("--margin", "inf"), ("--margin", "nan"), ("--threads", "1000")])
 def test_bad_options_are_usage_errors(media, tmp_path, option, value, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main([str(media / "group_pan.mp4"), "--json", str(tmp_path / "r.json"), option, value])
-    assert exit_info.value.code == 2 and option in capsys.readouterr().err
+    assert main([str(media / "group_pan.mp4"), "--json", str(tmp_path / "r.json"), option, value]) == 2
+    assert option in capsys.readouterr().err
 
 
 def test_refuses_to_overwrite_its_input(tiny_checkpoint, media, tmp_path, capsys):
@@ -143,7 +142,7 @@ def test_a_photo_and_a_folder_of_photos(tiny_checkpoint, media, tmp_path, capsys
 
 
 def test_the_command_line_reports_a_missing_model_without_a_traceback(media, tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "realtime.annotate", str(media / "photos" / "sad.jpg"),
+    proc = subprocess.run([sys.executable, "-m", "realtime.commands.annotate", str(media / "photos" / "sad.jpg"),
                            "-o", str(tmp_path / "x.jpg"), "--checkpoint", str(tmp_path / "none.pt")],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
@@ -168,7 +167,7 @@ def test_a_sample_photo_is_annotated(tiny_checkpoint, sample_media, tmp_path, ch
 
 # --- issue 15: faults, checked up front, kept when they come late ----------------------------------------------
 def run_annotate(*args, timeout=180) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "realtime.annotate", *map(str, args), "--no-progress"], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "realtime.commands.annotate", *map(str, args), "--no-progress"], cwd=ROOT,
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -324,7 +323,7 @@ def test_sigterm_and_sighup_clean_up_like_ctrl_c(tiny_checkpoint, sample_media, 
     clip = long_clip(sample_media, tmp_path / "clip.mp4")  # 800 frames: seconds of work
     out = tmp_path / "out"
     out.mkdir()
-    proc = subprocess.Popen([sys.executable, "-m", "realtime.annotate", str(clip), "-o", str(out / "a.mp4"),
+    proc = subprocess.Popen([sys.executable, "-m", "realtime.commands.annotate", str(clip), "-o", str(out / "a.mp4"),
                              "--json", str(out / "a.json"), "--no-progress", "--threads", "1",
                              "--checkpoint", str(tiny_checkpoint)], cwd=ROOT, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120

@@ -1,12 +1,12 @@
 import pytest
 
-from realtime import cli
-from realtime.benchmark import main
+
+from tools.benchmark import main
 
 
 @pytest.mark.slow
 def test_the_benchmark_runs_and_prints_every_case(tiny_checkpoint, media, capsys):
-    assert cli.run(main, ["--frames", "12", "--checkpoint", str(tiny_checkpoint)]) == 0
+    assert main(["--frames", "12", "--checkpoint", str(tiny_checkpoint)]) == 0
     out = capsys.readouterr().out
     throughput, live = out.split("throughput:")[1].split("live:")
     for case in (" 640x480      1", " 640x480      4", "1280x720      1", "1280x720      4"):
@@ -17,9 +17,9 @@ def test_the_benchmark_runs_and_prints_every_case(tiny_checkpoint, media, capsys
 
 
 def test_too_few_frames_is_a_usage_error(tiny_checkpoint, capsys):
-    assert cli.run(main, ["--frames", "10", "--checkpoint", str(tiny_checkpoint)]) == 2
+    assert main(["--frames", "10", "--checkpoint", str(tiny_checkpoint)]) == 2
 
 
 def test_the_benchmark_says_what_is_missing(tiny_checkpoint, tmp_path, capsys):
-    assert cli.run(main, ["--media", str(tmp_path), "--checkpoint", str(tiny_checkpoint)]) == 1
+    assert main(["--media", str(tmp_path), "--checkpoint", str(tiny_checkpoint)]) == 1
     assert "benchmark photos missing" in capsys.readouterr().err

@@ -55,9 +55,13 @@ def test_an_exported_onnx_file_loads_with_its_own_description(tiny_checkpoint, f
 
 
 def test_missing_default_weights_say_what_to_do(monkeypatch, tmp_path):
-    monkeypatch.setattr(classifier_module, "DEFAULT_CHECKPOINT", tmp_path / "weights" / "default.pt")
-    with pytest.raises(CheckpointError, match=r"default emotion model .*default\.pt is missing.*--checkpoint"):
+    from fercore import shipped
+
+    monkeypatch.setattr(shipped, "WEIGHTS", tmp_path / "weights")
+    with pytest.raises(CheckpointError, match=r"shipped emotion model .*default\.pt is missing.*--checkpoint"):
         load_classifier()
+    with pytest.raises(CheckpointError, match=r"shipped emotion model .*default\.pt is missing"):
+        load_classifier("accurate")
 
 
 @pytest.mark.parametrize("backend", ["onnx", "torch"])
@@ -84,15 +88,16 @@ def test_a_broken_onnx_file_fails_clearly(tmp_path):
 
 
 def test_onnx_sessions_never_spin_and_take_the_thread_count(tiny_checkpoint):
-    from realtime import cli
-    from realtime.webcam import parse_args
+    from realtime.commands.options import settings_from_args
+    from realtime.commands.webcam import get_parser
+    from realtime.settings import build_pipeline
 
     clf = load_classifier(tiny_checkpoint, threads=3)
     options = clf.session.get_session_options()
     assert options.intra_op_num_threads == 3
     assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
-    args = parse_args(["--checkpoint", str(tiny_checkpoint), "--threads", "1", "--no-display"])
-    with cli.pipeline_from_args(args, video=True) as pipe:  # the command-line option reaches the session
+    args = get_parser().parse_args(["--checkpoint", str(tiny_checkpoint), "--threads", "1", "--no-display"])
+    with build_pipeline(settings_from_args(args), "camera") as pipe:  # the option reaches the session
         assert pipe.classifier.session.get_session_options().intra_op_num_threads == 1
 
 
@@ -166,16 +171,18 @@ def test_the_readability_limits_stored_with_a_model_travel_with_it(tiny_checkpoi
 def test_each_readability_option_overrides_only_its_own_limit(measured_checkpoint):
     import dataclasses
 
-    from realtime import cli
+    from realtime.commands import options
+    from realtime.commands.webcam import get_parser
     from realtime.pipeline import Pipeline
+    from realtime.settings import build_pipeline
     from realtime.tracking import Tracker
-    from realtime.webcam import parse_args
+
+    def pipeline(argv: list[str]) -> Pipeline:
+        return build_pipeline(options.settings_from_args(get_parser().parse_args(argv)), "camera")
 
     measured, own = measured_checkpoint
-    args = parse_args(["--checkpoint", str(measured), "--no-display", "--min-face", "5", "--max-yaw", "60"])
-    with cli.pipeline_from_args(args, video=True) as pipe:
+    with pipeline(["--checkpoint", str(measured), "--no-display", "--min-face", "5", "--max-yaw", "60"]) as pipe:
         assert pipe.limits == dataclasses.replace(own, min_size=5.0, max_yaw=60.0)
         assert Pipeline(pipe.detector, pipe.classifier, Tracker()).limits == own  # the default: the model's own
-    args = parse_args(["--checkpoint", str(measured), "--no-display", "--label-all", "--min-face", "5"])
-    with cli.pipeline_from_args(args, video=True) as pipe:
+    with pipeline(["--checkpoint", str(measured), "--no-display", "--label-all", "--min-face", "5"]) as pipe:
         assert pipe.limits is None

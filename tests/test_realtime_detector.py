@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 
 from fercore.paths import WEIGHTS
-from realtime.detector import (DETECTORS, Detection, DetectorError, FaceDetector, _native_logs_held_back, merge,
-                               resolve_detector, tiles)
+from realtime.detector import DETECTORS, DetectorError, FaceDetector, _native_logs_held_back, resolve_detector
 
 # What MediaPipe's short-range model finds at confidence 0.5 (../shared/media/SOURCE.md).
 SHORT_RANGE_COUNTS = {"angry.jpg": 1, "disgusted.jpg": 1, "fearful.jpg": 1, "happy.jpg": 2, "neutral.jpg": 1,
@@ -96,7 +95,7 @@ def test_the_sparsity_warnings_of_the_full_range_model_stay_out_of_the_console(m
     capfd.readouterr()
     with FaceDetector("full", video=True) as det:
         det.detect(image, 0)
-    with FaceDetector("full+zoom", video=False) as det:
+    with FaceDetector("full", video=False) as det:
         det.detect(image)
     assert capfd.readouterr().err == ""
     with _native_logs_held_back():
@@ -106,7 +105,7 @@ def test_the_sparsity_warnings_of_the_full_range_model_stay_out_of_the_console(m
 
 
 def test_named_detectors_resolve_and_unknown_ones_fail_clearly(tmp_path):
-    assert resolve_detector("full")[1].models == ("full",)
+    assert resolve_detector("full")[1].model == "full"
     for name, given, used in (("full", None, 0.3), ("short", None, 0.5), ("full", 0.7, 0.7)):
         with FaceDetector(name, video=False, min_confidence=given) as det:
             assert det.min_confidence == used
@@ -117,56 +116,22 @@ def test_named_detectors_resolve_and_unknown_ones_fail_clearly(tmp_path):
         resolve_detector(tmp_path / "missing.tflite")
 
 
-def test_merge_keeps_the_best_of_overlapping_boxes():
-    a = Detection((0, 0, 100, 100), 0.9)
-    b = Detection((10, 10, 110, 110), 0.95)  # IoU with a: 0.68
-    c = Detection((200, 0, 300, 100), 0.4)  # elsewhere
-    d = Detection((60, 60, 160, 160), 0.5)  # IoU with b: 0.19, kept
-    assert merge([a, b, c, d]) == [b, d, c]
-    assert merge([]) == []
-
-
-def test_tiles_overlap_and_cover_the_frame():
-    grid = tiles(640, 360)
-    assert len(grid) == 4
-    covered = np.zeros((360, 640), bool)
-    for x0, y0, x1, y1 in grid:
-        assert 0 <= x0 < x1 <= 640 and 0 <= y0 < y1 <= 360
-        covered[y0:y1, x0:x1] = True
-    assert covered.all()
-    (ax0, _, ax1, _), (bx0, _, bx1, _) = grid[:2]
-    assert ax1 - bx0 == pytest.approx(0.25 * (ax1 - ax0), abs=1)  # a quarter of a tile overlaps its neighbour
-
-
-@pytest.mark.parametrize("name", ["short+full", "full+tiles", "full+zoom"])
-def test_combined_detectors_run_in_video_mode_and_find_the_faces(media, name):
-    """Their tile and second-look passes run in IMAGE mode beside the VIDEO-mode pass, so a repeated timestamp
-    is no problem; the four readable faces of bbt1 are found."""
-    image = cv2.imread(str(media / "photos" / "bbt1.jpg"))
-    with FaceDetector(name, video=True, min_confidence=0.5) as det:
-        for ts in (0, 0):
-            found = det.detect(image, ts)
-            assert len([d for d in found if d.score >= 0.5]) >= 4
-            assert [d.score for d in found] == sorted((d.score for d in found), reverse=True)
-    det.close()  # idempotent
-
-
 def test_each_command_gets_its_measured_detector(tiny_checkpoint):
     """A live camera keeps the fast short-range model; photos and video files get the full-range model at its
     measured threshold, which results files record (README, "Face detection: which detector, measured")."""
-    from realtime import annotate, benchmark, cli, evaluate, webcam
+    from realtime.commands import annotate, options, webcam
+    from realtime.settings import build_pipeline, record
 
-    assert webcam.parse_args(["--no-display"]).detector == "short"
-    assert benchmark.parse_args([]).detector == "short"
-    assert annotate.parse_args(["in.jpg", "-o", "out.jpg"]).detector == "full"
-    assert evaluate.parse_args(["photos/"]).detector == "full"
-    args = annotate.parse_args(["in.jpg", "--json", "r.json", "--checkpoint", str(tiny_checkpoint)])
-    assert args.min_confidence is None
-    with cli.pipeline_from_args(args, video=False) as pipe:
+    settings = options.settings_from_args(annotate.parse_args(["in.jpg", "--json", "r.json", "--checkpoint",
+                                                                str(tiny_checkpoint)]))
+    assert settings.min_confidence is None
+    with build_pipeline(settings, "photo") as pipe:
         assert (pipe.detector.name, pipe.detector.min_confidence) == ("full", 0.3)
-        assert cli.settings(args, pipe)["min_confidence"] == 0.3
-    args = webcam.parse_args(["--no-display", "--min-confidence", "0.7", "--checkpoint", str(tiny_checkpoint)])
-    with cli.pipeline_from_args(args, video=True) as pipe:
+        assert record(settings, "photo", pipe)["min_confidence"] == 0.3
+    args = webcam.get_parser().parse_args(["--no-display", "--min-confidence", "0.7", "--checkpoint",
+                                           str(tiny_checkpoint)])
+    assert webcam.source_kind(args) == "camera"
+    with build_pipeline(options.settings_from_args(args), "camera") as pipe:
         assert (pipe.detector.name, pipe.detector.min_confidence) == ("short", 0.7)
 
 

@@ -1,4 +1,4 @@
-"""The detector evaluation (python -m realtime.detector_eval): its labels, its counting, and the photo default it
+"""The detector evaluation (python -m tools.detector_eval): its labels, its counting, and the photo default it
 chose finding every readable face with no false positive (README, "Face detection: which detector, measured")."""
 import argparse
 import json
@@ -8,9 +8,9 @@ import sys
 import pytest
 
 from fercore.paths import ROOT
-from realtime import cli
+
 from realtime.detector import Detection, FaceDetector
-from realtime.detector_eval import LABELS, LabelledImage, evaluate, load_labels, load_media, match
+from tools.detector_eval import LABELS, LabelledImage, evaluate, load_labels, load_media, match
 
 # Photos and frames the chosen photo detector must get exactly right: a blurred building beside a face, small
 # faces in a 1366x768 photo, a face cut by the edge in the background (it scores 0.34), two faces in a 2000x1428
@@ -83,10 +83,10 @@ def test_evaluate_reports_recall_false_positives_per_image_and_time():
 @pytest.fixture(scope="module")
 def photo_default():
     """The detector annotate and evaluate use on photos when not told otherwise, at its default threshold."""
-    parser = argparse.ArgumentParser(prog="python -m realtime.annotate")
-    cli.add_pipeline_args(parser)
-    args = parser.parse_args([])
-    with FaceDetector(args.detector, video=False, min_confidence=args.min_confidence) as det:
+    from realtime.settings import Settings
+
+    photo = Settings().for_source("photo")
+    with FaceDetector(photo.detector, video=False, min_confidence=photo.min_confidence) as det:
         yield det
 
 
@@ -102,7 +102,7 @@ def test_the_photo_default_finds_every_readable_face_and_nothing_else(photo_defa
 
 def test_the_command_prints_the_table_and_writes_json_without_native_chatter(media, tmp_path):
     out = tmp_path / "report.json"
-    done = subprocess.run([sys.executable, "-m", "realtime.detector_eval", "--media", str(media), "--detectors",
+    done = subprocess.run([sys.executable, "-m", "tools.detector_eval", "--media", str(media), "--detectors",
                            "short", "full", "--thresholds", "0.3", "0.5", "--repeats", "1", "--json", str(out),
                            "--no-progress"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
@@ -120,7 +120,7 @@ def test_the_command_prints_the_table_and_writes_json_without_native_chatter(med
 
 
 def test_a_missing_media_folder_is_one_error_line(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "realtime.detector_eval", "--media", str(tmp_path / "none"),
+    done = subprocess.run([sys.executable, "-m", "tools.detector_eval", "--media", str(tmp_path / "none"),
                            "--no-progress"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 1
     assert done.stderr.startswith("error: media folder not found") and done.stderr.count("\n") == 1

@@ -6,9 +6,10 @@ import cv2
 import numpy as np
 import pytest
 
-from realtime import cli
-from realtime import evaluate as evaluate_module
-from realtime.evaluate import main, subject
+
+from realtime.commands import evaluate as evaluate_module
+from realtime.commands.evaluate import main
+from realtime.labelled import subject
 from realtime.results import FaceResult, FrameResult
 from fs_faults import contents
 
@@ -32,7 +33,7 @@ def test_reports_detection_rate_coverage_accuracy_and_each_photo(tiny_checkpoint
     report, png = tmp_path / "report.json", tmp_path / "cm.png"
     args = [str(labelled), "--json", str(report), "--confusion", str(png), "--checkpoint", str(tiny_checkpoint),
             "--no-progress"]
-    assert cli.run(main, args) == 0
+    assert main(args) == 0
     out = capsys.readouterr().out
     assert "detection rate 87.5%" in out and "confusion matrix" in out and "wall.jpg" in out
     r = json.loads(report.read_text())
@@ -61,13 +62,13 @@ def test_reports_detection_rate_coverage_accuracy_and_each_photo(tiny_checkpoint
 
 def test_bad_folders_give_clear_messages(tiny_checkpoint, labelled, tmp_path, capsys):
     ckpt = ["--checkpoint", str(tiny_checkpoint)]
-    assert cli.run(main, [str(tmp_path / "missing"), *ckpt]) == 1
+    assert main([str(tmp_path / "missing"), *ckpt]) == 1
     assert "not a folder" in capsys.readouterr().err
     (tmp_path / "empty" / "happy").mkdir(parents=True)
-    assert cli.run(main, [str(tmp_path / "empty"), *ckpt]) == 1
+    assert main([str(tmp_path / "empty"), *ckpt]) == 1
     assert "no photos" in capsys.readouterr().err
     (labelled / "bored").mkdir()
-    assert cli.run(main, [str(labelled), *ckpt]) == 1
+    assert main([str(labelled), *ckpt]) == 1
     assert "unknown emotion folder 'bored'" in capsys.readouterr().err
 
 
@@ -113,13 +114,13 @@ def stub(monkeypatch, tmp_path):
                          "b.png": [face(0.9, (0, 0, 20, 20), label=None, reason="blurred")],  # cannot be read
                          "c.png": [face(0.9, (0, 0, 20, 20))],  # wrong
                          "d.png": []})  # missed
-    monkeypatch.setattr(cli, "pipeline_from_args", lambda args, video: pipe)
-    monkeypatch.setattr(cli, "settings", lambda args, pipe: {})
+    monkeypatch.setattr(evaluate_module, "build_pipeline", lambda settings, kind: pipe)
+    monkeypatch.setattr(evaluate_module, "record", lambda settings, kind, pipe: {})
     return root
 
 
 def test_a_face_the_model_cannot_read_counts_as_not_correct_and_lowers_coverage(stub, tmp_path, capsys):
-    assert cli.run(main, [str(stub), "--json", str(tmp_path / "r.json"), "--no-progress"]) == 0
+    assert main([str(stub), "--json", str(tmp_path / "r.json"), "--no-progress"]) == 0
     r = json.loads((tmp_path / "r.json").read_text())
     assert (r["photos"], r["readable"], r["detected"], r["labelled"]) == (4, 4, 3, 2)
     assert r["coverage"] == pytest.approx(2 / 3) and r["accuracy"] == 0.5 and r["end_to_end_accuracy"] == 0.25
@@ -144,7 +145,7 @@ def test_outputs_are_checked_before_the_evaluation(labelled, tmp_path, capsys):
              (["--json", str(tmp_path / "dir.json")], "dir.json: it is a folder"),
              (["--json", str(tmp_path / "x.png"), "--confusion", str(tmp_path / "x.png")], "name the same file")]
     for args, message in cases:
-        assert cli.run(main, [str(labelled), *args, "--checkpoint", str(tmp_path / "missing.pt")]) == 1
+        assert main([str(labelled), *args, "--checkpoint", str(tmp_path / "missing.pt")]) == 1
         err = capsys.readouterr().err
         assert message in err and "checkpoint" not in err and "tmp'" not in err, err
     assert contents(tmp_path) == before
@@ -159,7 +160,7 @@ def test_a_report_that_fails_at_the_end_keeps_the_picture(stub, tmp_path, monkey
             yield tmp
             raise OSError(28, "No space left on device")
     monkeypatch.setattr(evaluate_module, "atomic_path", full)
-    assert cli.run(main, [str(stub), "--json", str(tmp_path / "r.json"), "--confusion", str(tmp_path / "cm.png"),
+    assert main([str(stub), "--json", str(tmp_path / "r.json"), "--confusion", str(tmp_path / "cm.png"),
                           "--no-progress"]) == 1
     assert "error: cannot write " + str(tmp_path / "r.json") + ": the disk is full" in capsys.readouterr().err
     assert (tmp_path / "cm.png").stat().st_size > 1000 and not (tmp_path / "r.json").exists()

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from realtime import cli, webcam
+from realtime.commands import webcam
 from realtime.overlay import EMOTION_COLORS
 from realtime.video_io import VideoReader
 
@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_app(*args, env=None, timeout=120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "realtime.webcam", *map(str, args)], cwd=ROOT, env=env,
+    return subprocess.run([sys.executable, "-m", "realtime.commands.webcam", *map(str, args)], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -44,16 +44,16 @@ def test_headless_run_on_a_video_source_with_log_and_recording(tiny_checkpoint, 
 def test_no_display_is_a_message_not_a_crash(monkeypatch, capsys):
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
-    assert cli.run(webcam.main, []) == 1
+    assert webcam.main([]) == 1
     err = capsys.readouterr().err
     assert "no display: DISPLAY is not set" in err and "use --no-display" in err
     monkeypatch.setenv("DISPLAY", ":9876")  # set, but nothing listens there (OpenCV's Qt would abort the process)
-    assert cli.run(webcam.main, []) == 1
+    assert webcam.main([]) == 1
     assert "cannot connect to the X display :9876" in capsys.readouterr().err
 
 
 def test_no_camera_is_a_message_not_a_crash(tiny_checkpoint, capsys):
-    assert cli.run(webcam.main, ["--camera", "99", "--no-display", "--checkpoint", str(tiny_checkpoint)]) == 1
+    assert webcam.main(["--camera", "99", "--no-display", "--checkpoint", str(tiny_checkpoint)]) == 1
     assert "cannot open camera 99" in capsys.readouterr().err
 
 
@@ -86,7 +86,7 @@ def test_a_camera_that_stops_delivering_ends_with_a_message(tiny_checkpoint, med
     monkeypatch.setattr(webcam, "open_source", lambda source, timeout=None: (camera, True))
     args = ["--no-display", "--stall-timeout", "0.5", "--record", str(tmp_path / "rec.mp4"),
             "--checkpoint", str(tiny_checkpoint)]
-    assert cli.run(webcam.main, args) == 1
+    assert webcam.main(args) == 1
     err = capsys.readouterr().err
     assert "stopped delivering" in err and "Traceback" not in err
     with VideoReader(tmp_path / "rec.mp4") as r:  # what was recorded before the failure is kept
@@ -100,7 +100,7 @@ def test_a_camera_that_stops_delivering_ends_with_a_message(tiny_checkpoint, med
 def test_the_window_shows_the_overlay_on_a_virtual_display(tiny_checkpoint, media, tmp_path):
     shots = tmp_path / "shots"
     video = media / "group_pan.mp4"
-    proc = subprocess.run(["xvfb-run", "-a", "-s", "-screen 0 1024x768x24", sys.executable, "-m", "realtime.webcam",
+    proc = subprocess.run(["xvfb-run", "-a", "-s", "-screen 0 1024x768x24", sys.executable, "-m", "realtime.commands.webcam",
                            "--source", str(video), "--max-frames", "12", "--screenshot-after", "10",
                            "--screenshot-dir", str(shots), "--checkpoint", str(tiny_checkpoint),
                            "--label-all"],  # the untrained model is unsure of every face: show its labels anyway
@@ -129,10 +129,10 @@ def test_the_source_is_never_overwritten(tmp_path, media, capsys):
              ("--record", tmp_path / "." / "in.mp4", "--record): it is the --source video"),
              ("--record", tmp_path / "link.mp4", "--record): it is the --source video")]
     for option, path, message in cases:
-        assert cli.run(webcam.main, ["--source", str(video), "--no-display", option, str(path),
+        assert webcam.main(["--source", str(video), "--no-display", option, str(path),
                                      "--checkpoint", str(tmp_path / "missing.pt")]) == 1
         assert message in capsys.readouterr().err
-    assert cli.run(webcam.main, ["--source", str(video), "--no-display", "--record", str(tmp_path / "a.mp4"),
+    assert webcam.main(["--source", str(video), "--no-display", "--record", str(tmp_path / "a.mp4"),
                                  "--log", str(tmp_path / "a.mp4"), "--checkpoint", str(tmp_path / "missing.pt")]) == 1
     assert "--record and --log name the same file" in capsys.readouterr().err
     assert video.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "link.mp4"]
@@ -149,13 +149,13 @@ def test_outputs_are_checked_before_anything_starts(tmp_path, capsys):
              (["--record", str(tmp_path / "x.mkv")], "--record: use a .mp4 or .avi file"),
              (["--source", os.fsdecode(b"caf\xe9.mp4")], "not valid UTF-8")]
     for args, message in cases:
-        assert cli.run(webcam.main, [*args, *base]) == 1
+        assert webcam.main([*args, *base]) == 1
         err = capsys.readouterr().err
         assert message in err and "checkpoint" not in err, err
     from fs_faults import readonly_dir
 
     with readonly_dir(tmp_path / "ro") as ro:
-        assert cli.run(webcam.main, ["--log", str(ro / "log.jsonl"), *base]) == 1
+        assert webcam.main(["--log", str(ro / "log.jsonl"), *base]) == 1
         assert "log.jsonl: " in capsys.readouterr().err
 
 
@@ -165,13 +165,13 @@ def test_outputs_are_checked_before_anything_starts(tmp_path, capsys):
                                   ["--margin", "inf"]])
 def test_out_of_range_values_are_usage_errors(args, capsys):
     with pytest.raises(SystemExit) as info:
-        webcam.parse_args(args)
+        webcam.get_parser().parse_args(args)
     assert info.value.code == 2 and args[0] in capsys.readouterr().err
 
 
 def test_the_log_is_replaced_as_its_help_says(capsys):
     with pytest.raises(SystemExit):
-        webcam.parse_args(["--help"])
+        webcam.get_parser().parse_args(["--help"])
     out = " ".join(capsys.readouterr().out.split())
     assert "an existing file is replaced" in out and "append" not in out
 
@@ -186,7 +186,7 @@ def test_a_recording_that_does_not_read_back_is_an_error_and_the_log_is_kept(tin
     monkeypatch.setattr(webcam, "open_source", lambda source, timeout=None: (camera, False))
     args = ["--no-display", "--record", str(tmp_path / "rec.mp4"), "--log", str(tmp_path / "log.jsonl"),
             "--checkpoint", str(tiny_checkpoint)]
-    assert cli.run(webcam.main, args) == 1
+    assert webcam.main(args) == 1
     assert "can be read back" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["log.jsonl"]
     lines = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
@@ -199,7 +199,7 @@ def test_a_stream_that_never_answers_is_told_within_the_stall_timeout(tiny_check
     with socket.create_server(("127.0.0.1", 0)) as server:  # accepts (the kernel's backlog), never answers
         port = server.getsockname()[1]
         start = time.monotonic()
-        assert cli.run(webcam.main, ["--source", f"http://127.0.0.1:{port}/cam", "--stall-timeout", "1",
+        assert webcam.main(["--source", f"http://127.0.0.1:{port}/cam", "--stall-timeout", "1",
                                      "--no-display", "--checkpoint", str(tiny_checkpoint)]) == 1
         took = time.monotonic() - start
     err = capsys.readouterr().err
@@ -212,7 +212,7 @@ def test_stopping_a_headless_recording_finishes_it(tiny_checkpoint, media, tmp_p
     recording and the log, complete and of the same frames."""
     log, rec = tmp_path / "log.jsonl", tmp_path / "rec.mp4"
     log.write_text("an older log\n" * 1000)
-    proc = subprocess.Popen([sys.executable, "-m", "realtime.webcam", "--source", str(media / "group_pan.mp4"),
+    proc = subprocess.Popen([sys.executable, "-m", "realtime.commands.webcam", "--source", str(media / "group_pan.mp4"),
                              "--no-display", "--record", str(rec), "--log", str(log), "--threads", "1",
                              "--checkpoint", str(tiny_checkpoint)], cwd=ROOT, env=without_display(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

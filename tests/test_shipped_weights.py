@@ -39,7 +39,7 @@ def test_shipped_checkpoint_describes_itself(shipped):
 
 def test_shipped_model_carries_the_readability_limits_measured_for_it(shipped):
     """The limits stored in the checkpoint and its export are those its curves measured
-    (weights/eval/<name>/readability.json, `python -m realtime.readability_curves --store`)."""
+    (weights/eval/<name>/readability.json, `python -m tools.readability_curves --store`)."""
     _, ckpt, name = shipped
     measured = json.loads((WEIGHTS / "eval" / name / "readability.json").read_text())
     assert measured["checkpoint"] == f"weights/{name}.pt"

@@ -1,6 +1,6 @@
 """How fast the realtime pipeline runs (a measurement, not a test), three ways:
 
-    python -m realtime.benchmark [--checkpoint PATH [PATH ...]] [--frames 150] [--threads N]
+    python -m tools.benchmark [--checkpoint MODEL [MODEL ...]] [--frames 150] [--threads N]
                                  [--modes throughput live startup]
 
 - throughput: frames pushed through as fast as they go; per-stage milliseconds per frame (median after a
@@ -28,10 +28,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fercore.paths import ROOT, SHARED_MEDIA
-from realtime import cli
+from fercore.cli import number, parser
+from fercore.paths import ROOT, SHARED_MEDIA, one_or_more
+from realtime.commands import options
+from realtime.errors import InputError
 from realtime.overlay import draw_faces, draw_fps
 from realtime.photos import read_image
+from realtime.settings import Settings, build_pipeline, checkpoint_record
 from realtime.video_io import LatestFrameCapture, VideoReader, open_source, video_writer
 
 MEDIA = SHARED_MEDIA / "photos"
@@ -69,10 +72,10 @@ def make_clip(path: Path, base: np.ndarray, frames: int) -> None:
             writer.write(np.roll(base, (i % 20 - 10, i % 30 - 15), axis=(0, 1)))  # faces drift a little
 
 
-def throughput(args: argparse.Namespace, clip: Path) -> dict:
+def throughput(settings: Settings, clip: Path) -> dict:
     """Median milliseconds per frame per stage after WARMUP frames, faces found per frame, and end-to-end FPS
-    (timed frames over their total time)."""
-    with cli.pipeline_from_args(args, video=True) as pipe, VideoReader(clip) as reader:
+    (timed frames over their total time), with a camera's settings."""
+    with build_pipeline(settings, "camera") as pipe, VideoReader(clip) as reader:
         per_frame: list[dict[str, float]] = []
         faces, n, fps_shown = 0, 0, 0.0
         frames = iter(reader)
@@ -94,15 +97,15 @@ def throughput(args: argparse.Namespace, clip: Path) -> dict:
                 faces += len(result.faces)
             n += 1
     if not per_frame:
-        raise cli.InputError(f"--frames must exceed the {WARMUP} warm-up frames")
+        raise InputError(f"--frames must exceed the {WARMUP} warm-up frames")
     ms = {s: 1000 * float(np.median([f.get(s, 0.0) for f in per_frame])) for s in (*STAGES, "total")}
     return {"ms": ms, "faces": faces / len(per_frame), "fps": len(per_frame) / sum(f["total"] for f in per_frame)}
 
 
-def live(args: argparse.Namespace, clip: Path, rate: float) -> dict:
-    """The clip played at ``rate`` FPS through the webcam app's capture thread: CPU cores used, frames
-    dropped, latency from arrival to drawn result."""
-    with cli.pipeline_from_args(args, video=True) as pipe:
+def live(settings: Settings, clip: Path, rate: float) -> dict:
+    """The clip played at ``rate`` FPS through the webcam app's capture thread, with a camera's settings: CPU
+    cores used, frames dropped, latency from arrival to drawn result."""
+    with build_pipeline(settings, "camera") as pipe:
         cap, _ = open_source(str(clip))
         cpu0, wall0 = time.process_time(), time.monotonic()
         capture = LatestFrameCapture(cap, pace_fps=rate)
@@ -123,11 +126,12 @@ def live(args: argparse.Namespace, clip: Path, rate: float) -> dict:
 
 _STARTUP_CHILD = """
 import sys, time
-from realtime import cli
+from realtime.commands import options
+from realtime.commands.webcam import get_parser
+from realtime.settings import build_pipeline
 from realtime.video_io import LatestFrameCapture, open_source
-from realtime.webcam import parse_args
-args = parse_args(sys.argv[1:])
-with cli.pipeline_from_args(args, video=True) as pipe:
+args = get_parser().parse_args(sys.argv[1:])
+with build_pipeline(options.settings_from_args(args), "camera") as pipe:
     capture = LatestFrameCapture(open_source(args.source)[0])
     index, t, frame = capture.read(timeout=10.0)
     pipe.process(frame, index, t)
@@ -136,15 +140,15 @@ with cli.pipeline_from_args(args, video=True) as pipe:
 """
 
 
-def startup(args: argparse.Namespace, clip: Path, repeats: int = 3) -> float:
+def startup(settings: Settings, clip: Path, repeats: int = 3) -> float:
     """Median seconds from launching Python to the first processed frame, with the webcam app's options."""
-    options = ["--source", str(clip), "--backend", args.backend, "--threads", str(args.threads),
-               "--detector", str(args.detector)]
-    options += ["--checkpoint", *map(str, args.checkpoint)] if args.checkpoint else []
+    s = settings.for_source("camera")
+    argv = ["--source", str(clip), "--backend", s.backend, "--threads", str(s.threads), "--detector", s.detector]
+    argv += ["--checkpoint", *one_or_more(s.checkpoint)] if s.checkpoint else []
     seconds = []
     for _ in range(repeats):
         start = time.time()
-        out = subprocess.run([sys.executable, "-c", _STARTUP_CHILD, *options], cwd=ROOT, capture_output=True,
+        out = subprocess.run([sys.executable, "-c", _STARTUP_CHILD, *argv], cwd=ROOT, capture_output=True,
                              text=True, check=False)
         if out.returncode != 0:
             raise RuntimeError(f"the start-up run failed:\n{out.stderr[-2000:]}")
@@ -152,29 +156,29 @@ def startup(args: argparse.Namespace, clip: Path, repeats: int = 3) -> float:
     return float(np.median(seconds))
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m realtime.benchmark", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--frames", type=cli.number(WARMUP + 1, kind=int), default=150,
+def get_parser() -> argparse.ArgumentParser:
+    p = parser("tools.benchmark", __doc__)
+    p.add_argument("--frames", type=number(WARMUP + 1, kind=int), default=150,
                    help=f"frames per case, the first {WARMUP} not timed (default 150)")
     p.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES), help="what to measure (default all)")
     p.add_argument("--media", type=Path, default=MEDIA, help=f"folder with the portraits {', '.join(PORTRAITS)}")
-    cli.add_pipeline_args(p)
-    return p.parse_args(argv)
+    options.add_pipeline_args(p)
+    return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def command(argv: list[str] | None = None) -> int:
+    args = get_parser().parse_args(argv)
     missing = [name for name in PORTRAITS if not (args.media / name).is_file()]
     if missing:
-        raise cli.InputError(f"benchmark photos missing in {args.media}: {', '.join(missing)} "
+        raise InputError(f"benchmark photos missing in {args.media}: {', '.join(missing)} "
                              "(the shared media folder sits beside the checkout; or pass --media)")
     portraits = [read_image(args.media / name) for name in PORTRAITS]
-    cli.pipeline_from_args(args, video=False).close()  # fail early on a missing checkpoint or detector
-    checkpoint = cli.checkpoint_setting(args.checkpoint)
+    settings = options.settings_from_args(args)
+    build_pipeline(settings, "camera").close()  # fail early on a missing checkpoint or detector
+    checkpoint = checkpoint_record(settings.checkpoint)
     shown = checkpoint if isinstance(checkpoint, str) else f"ensemble of {' + '.join(checkpoint)}"
-    print(f"checkpoint {shown}, backend {args.backend} ({args.threads} thread(s)), "
-          f"detector {args.detector}, {args.frames} frames per case, {os.cpu_count()} CPUs, "
+    print(f"checkpoint {shown}, backend {settings.backend} ({settings.threads} thread(s)), "
+          f"detector {settings.for_source('camera').detector}, {args.frames} frames per case, {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.2f} before the run")
     with tempfile.TemporaryDirectory() as tmp:
         clips = {}
@@ -187,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{'frame':>9} {'faces':>5} {'found':>5} " + "".join(f"{s:>9}" for s in STAGES)
                   + f" {'total ms':>9} {'FPS':>6}  target")
             for (size, n_faces), clip in clips.items():
-                r = throughput(args, clip)
+                r = throughput(settings, clip)
                 target = TARGET_FPS.get((size, n_faces))
                 verdict = "" if target is None else f"{target:g} FPS: {'met' if r['fps'] >= target else 'MISSED'}"
                 print(f"{size[0]:>4}x{size[1]:<4} {n_faces:>5} {r['faces']:>5.2f} "
@@ -199,15 +203,19 @@ def main(argv: list[str] | None = None) -> int:
                   f"{'latency ms':>10} {'p95 ms':>7}")
             for (size, n_faces), clip in clips.items():
                 for rate in LIVE_RATES:
-                    r = live(args, clip, rate)
+                    r = live(settings, clip, rate)
                     print(f"{size[0]:>4}x{size[1]:<4} {n_faces:>5} {rate:>5g} {r['cores']:>9.2f} "
                           f"{r['dropped']:>4} of {r['frames']:<4} {r['latency_ms']:>10.1f} {r['p95_ms']:>7.1f}")
         if "startup" in args.modes:
-            seconds = startup(args, clips[SIZES[0], 1])
+            seconds = startup(settings, clips[SIZES[0], 1])
             print(f"\nstartup: {seconds:.2f} s from launching Python to the first processed frame (median of 3)")
     print(f"\nload average {os.getloadavg()[0]:.2f} after the run")
     return 0
 
 
+def main(argv: list[str] | None = None) -> int:
+    return options.run(command, argv)
+
+
 if __name__ == "__main__":
-    sys.exit(cli.run(main))
+    sys.exit(main())

@@ -1,6 +1,6 @@
 """How well each face detector finds the faces a person can read, on hand-labelled photos and video frames:
 
-    python -m realtime.detector_eval [--media DIR] [--detectors short full ...] [--thresholds 0.3 0.5 ...]
+    python -m tools.detector_eval [--media DIR] [--detectors short full ...] [--thresholds 0.3 0.5 ...]
                                      [--json report.json] [--details]
 
 The labels are realtime/face_boxes.json: every readable face in the photos of ../shared/media and in 14 frames of
@@ -31,12 +31,12 @@ from tqdm import tqdm
 from fercore import cli as shared
 from fercore.atomic import atomic_path
 from fercore.boxes import Box, clip_box, iou
-from fercore.paths import SHARED_MEDIA
+from fercore.paths import ROOT, SHARED_MEDIA
 from realtime.detector import DETECTORS, DetectorError, FaceDetector
 from realtime.photos import ImageError, read_image
 from realtime.video_io import VideoError, VideoReader
 
-LABELS = Path(__file__).with_name("face_boxes.json")
+LABELS = ROOT / "realtime" / "face_boxes.json"
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
 MATCH_IOU = 0.4  # MediaPipe's two models box the same face up to ~1.3x apart; 0.4 accepts both, not a neighbour
 
@@ -174,8 +174,8 @@ def format_table(rows: list[dict], iou_threshold: float) -> str:
     return "\n".join(lines)
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = shared.parser("realtime.detector_eval", __doc__)
+def get_parser() -> argparse.ArgumentParser:
+    p = shared.parser("tools.detector_eval", __doc__)
     g = p.add_argument_group("data")
     g.add_argument("--media", type=Path, default=SHARED_MEDIA,
                    help="the media folder the labels refer to (default ../shared/media beside the checkout)")
@@ -193,11 +193,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     g.add_argument("--json", type=Path, help="write every figure, with the missed faces and false positives, as JSON")
     g.add_argument("--details", action="store_true", help="list each missed face and false positive")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
-    return p.parse_args(argv)
+    return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def command(argv: list[str] | None = None) -> int:
+    args = get_parser().parse_args(argv)
     images = load_labels(args.labels)
     frames = load_media(images, args.media)
     rows = []
@@ -225,5 +225,9 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def main(argv: list[str] | None = None) -> int:
+    return shared.run(command, argv, (LabelsError, DetectorError, ImageError, VideoError))
+
+
 if __name__ == "__main__":
-    sys.exit(shared.run(main, None, (LabelsError, DetectorError, ImageError, VideoError)))
+    sys.exit(main())

@@ -2,7 +2,7 @@
 accuracy of a checkpoint on FER-2013 val as faces get smaller, blurrier, more tilted, more turned away, and
 accuracy against coverage as the confidence threshold rises, on clean and corrupted val.
 
-    python -m realtime.readability_curves --checkpoint weights/default.pt --store
+    python -m tools.readability_curves --checkpoint weights/default.pt --store
 
 Each limit is where the accuracy of faces *at* that value falls to ``--target`` (default 0.5: a label as likely
 wrong as right). ``--store`` writes them into the checkpoint (rounded: ReadabilityLimits.from_curves), where
@@ -33,14 +33,13 @@ from models.camera import affine, blur, corrupted_copies, low_resolution
 from models.checkpoint import atomic_save, load_model
 from models.inference import predict
 from models.preprocessing import resize_face
-from realtime import cli as realtime_cli
 from realtime.detector import FaceDetector
-from realtime.evaluate import labelled_photos
+from realtime.errors import USER_ERRORS, InputError
+from realtime.labelled import labelled_photos
 from realtime.faces import ALIGN_ABOVE_DEGREES
 RESOLUTIONS = (6, 8, 10, 12, 14, 16, 20, 24, 32, 48)  # pixels across the model's crop
 SIGMAS = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0)
 ROLLS = (0, 10, 20, 30, 40, 50, 60)
-CROP_MARGIN_FACTOR = 1.3  # the model's crop is the detector box widened by 0.15 per side
 
 
 def limit(xs: list[float], accs: list[float], target: float, decreasing: bool) -> float | None:
@@ -118,7 +117,7 @@ def measure(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, batc
 
     size_acc = [float(correct(np.stack([low_resolution(f, r) for f in images]))[0].mean()) for r in
                 tqdm(RESOLUTIONS, desc="size", unit="size")]
-    box = [r / CROP_MARGIN_FACTOR for r in RESOLUTIONS]
+    box = [r / (1 + 2 * prep.margin) for r in RESOLUTIONS]  # the crop is the box widened by the margin per side
     out["size"] = {"crop_pixels": list(RESOLUTIONS), "box_pixels": box, "accuracy": size_acc}
     out["limits"]["min_size"] = limit(box, size_acc, target, decreasing=False)
 
@@ -205,14 +204,14 @@ def read_faces(folder: Path, size: int) -> tuple[np.ndarray, np.ndarray]:
     for path, emotion in tqdm(labelled_photos(folder)[0], desc="read", unit="face"):
         gray = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
         if gray is None:
-            raise realtime_cli.InputError(f"cannot read {path}")
+            raise InputError(f"cannot read {path}")
         faces.append(resize_face(gray, size))
         labels.append(EMOTIONS.index(emotion))
     return np.stack(faces), np.array(labels)
 
 
 def command(argv: list[str] | None) -> int:
-    ap = cli.parser("realtime.readability_curves", __doc__)
+    ap = cli.parser("tools.readability_curves", __doc__)
     g = ap.add_argument_group("measurement")
     g.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT,
                    help="a calibrated checkpoint (default weights/default.pt)")
@@ -262,7 +261,7 @@ def store_limits(checkpoint: Path, ckpt: dict, limits: ReadabilityLimits) -> Non
 
 def main(argv: list[str] | None = None) -> int:
     """Measure as the command line says; returns the exit status (fercore.cli: 1 user error, 2 usage)."""
-    return cli.run(command, argv, realtime_cli.USER_ERRORS)
+    return cli.run(command, argv, USER_ERRORS)
 
 
 if __name__ == "__main__":

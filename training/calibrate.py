@@ -94,7 +94,7 @@ def command(argv: list[str] | None) -> int:
     print(f"wrote {out} and {diagram}")
     if "readability" in ckpt:
         print(f"note: its readability limits were measured at the temperature before; re-measure them with "
-              f"python -m realtime.readability_curves --checkpoint {out} --store")
+              f"python -m tools.readability_curves --checkpoint {out} --store")
     from models.onnx_export import refresh_export
 
     if (onnx := refresh_export(out)) is not None:

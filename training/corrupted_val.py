@@ -5,7 +5,7 @@
     python -m training.evaluate weights/default.pt --corrupted        # the same copy, built in memory
 
 The written copy is one folder layout per corruption (``OUT/<kind>-<level>/<split>/<emotion>/*.png``), so
-``training.evaluate --data OUT/blur-severe`` and ``realtime.evaluate`` read it like any FER-2013 folder.
+``training.evaluate --data OUT/blur-severe`` and ``realtime.commands.evaluate`` read it like any FER-2013 folder.
 The same seed gives the same images on every machine.
 """
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Annotate a video, a photo or a folder of photos, and write the results per frame and face.
 
-    python -m realtime.annotate INPUT.mp4 -o OUTPUT.mp4 [--json results.json] [--csv results.csv]
-    python -m realtime.annotate photo.jpg -o annotated.jpg [--json ...]
-    python -m realtime.annotate photos/ -o annotated/ [--json ...]
+    fer-annotate INPUT.mp4 -o OUTPUT.mp4 [--json results.json] [--csv results.csv]
+    fer-annotate photo.jpg -o annotated.jpg [--json ...]
+    fer-annotate photos/ -o annotated/ [--json ...]
 
 A video keeps its size, frame rate and frame count (an odd width or height is padded by one black column or
 row: the encoders need even sizes). Outputs are checked before the work starts (not the input, not the same file
@@ -20,20 +20,21 @@ from pathlib import Path
 from tqdm import tqdm
 
 from fercore.atomic import OutputError, check_writable, interrupt_on_termination, printable
-from realtime import cli
+from fercore.cli import parser, raise_all
+from realtime.commands import options
+from realtime.errors import InputError
 from realtime.overlay import draw_faces
 from realtime.photos import ImageError, is_image, list_folder, read_image, write_image
 from realtime.pipeline import Pipeline
 from realtime.results import FrameResult, format_summary, header, summarize, write_csv, write_json
-from realtime.video_io import WRITER_FOURCC, VideoError, VideoReader, opencv_path, video_writer
+from realtime.settings import Settings, build_pipeline, record
+from realtime.video_io import DEFAULT_FPS, WRITER_FOURCC, VideoError, VideoReader, opencv_path, video_writer
 
-DEFAULT_FPS = 25.0  # for the rare container that does not say
 WRITE_FAILURES = (OutputError, VideoError, ImageError)  # an output that could not be written; the others are kept
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m realtime.annotate", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def get_parser() -> argparse.ArgumentParser:
+    p = parser("realtime.commands.annotate", __doc__)
     p.add_argument("input", type=Path, help="a video file (GIFs are videos), a photo, or a folder of photos")
     p.add_argument("-o", "--output", type=Path,
                    help="annotated video (.mp4 or .avi), photo, or folder for a folder of photos")
@@ -42,7 +43,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--allow-short", action="store_true",
                    help="keep the output of a video that ends before the frame count its container announces")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    cli.add_pipeline_args(p)
+    options.add_pipeline_args(p)
+    return p
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = get_parser()
     args = p.parse_args(argv)
     if not (args.output or args.json or args.csv):
         p.error("nothing to write: give -o OUTPUT, --json FILE and/or --csv FILE")
@@ -53,18 +59,18 @@ def check_outputs(args: argparse.Namespace) -> None:
     """Before any work: refuse an output that would overwrite the input (or, for a folder, land inside it), two
     outputs naming the same file, an output of the wrong kind, and one that cannot be written."""
     if not args.input.exists():
-        raise cli.InputError(f"input not found: {printable(args.input)}")
+        raise InputError(f"input not found: {printable(args.input)}")
     src = args.input.resolve()
     outputs = {name: path for name, path in (("-o", args.output), ("--json", args.json), ("--csv", args.csv))
                if path is not None}
     seen: dict[Path, str] = {}
     for name, out in outputs.items():
         dst = out.resolve()
-        if dst == src or (args.input.is_dir() and src in dst.parents):
-            raise cli.InputError(f"refusing to write {printable(out)}: it would overwrite or land inside the input "
-                                 f"{printable(args.input)}")
+        if dst == src or (args.input.is_dir() and (src in dst.parents or dst in src.parents)):
+            raise InputError(f"refusing to write {printable(out)}: it would overwrite, land inside or hold the "
+                             f"input {printable(args.input)}")
         if dst in seen:
-            raise cli.InputError(f"{seen[dst]} and {name} name the same file {printable(out)}: one would "
+            raise InputError(f"{seen[dst]} and {name} name the same file {printable(out)}: one would "
                                  "replace the other")
         seen[dst] = name
     if args.output is not None:
@@ -72,10 +78,10 @@ def check_outputs(args: argparse.Namespace) -> None:
             check_writable(args.output, folder=True)
         elif is_image(args.input):
             if not is_image(args.output):
-                raise cli.InputError(f"the output of a photo must be a photo (.jpg, .png, ...), got "
+                raise InputError(f"the output of a photo must be a photo (.jpg, .png, ...), got "
                                      f"{printable(args.output)}")
         elif args.output.suffix.lower() not in WRITER_FOURCC:
-            raise cli.InputError(f"{printable(args.output)}: cannot write this video type; use one of "
+            raise InputError(f"{printable(args.output)}: cannot write this video type; use one of "
                                  f"{', '.join(WRITER_FOURCC)} ({printable(args.input)} is read as a video)")
         else:
             opencv_path(args.output)
@@ -84,14 +90,25 @@ def check_outputs(args: argparse.Namespace) -> None:
             check_writable(out)
 
 
-def write_results(args: argparse.Namespace, pipe: Pipeline, frames: list[FrameResult], summary: dict,
-                  **meta) -> list[Exception]:
+def check_links(photos: list[Path], output: Path) -> None:
+    """Refuse a photo that is a link into the output folder: writing the annotated copies would overwrite the
+    photo it points to."""
+    out = output.resolve()
+    for photo in photos:
+        real = photo.resolve()
+        if out in real.parents:
+            raise InputError(f"refusing to write into {printable(output)}: the input {printable(photo)} is a link to "
+                             f"{printable(real)}, inside it, which the annotated photos would overwrite")
+
+
+def write_results(args: argparse.Namespace, pipe: Pipeline, settings: dict, frames: list[FrameResult],
+                  summary: dict, **meta) -> list[Exception]:
     """Write --json and --csv, each on its own: the failures (the other file is still written)."""
     failures: list[Exception] = []
     if args.json:
         try:
             write_json(args.json, header(pipe.classes, input=printable(args.input), **meta,
-                                         settings=cli.settings(args, pipe)), frames, summary)
+                                         settings=settings), frames, summary)
         except WRITE_FAILURES as exc:
             failures.append(exc)
     if args.csv:
@@ -102,17 +119,9 @@ def write_results(args: argparse.Namespace, pipe: Pipeline, frames: list[FrameRe
     return failures
 
 
-def report(failures: list[Exception]) -> None:
-    """Raise what could not be written, in one line (what was written has been printed and is kept)."""
-    if len(failures) == 1:
-        raise failures[0]
-    if failures:
-        raise OutputError("; ".join(str(f) for f in failures))
-
-
-def annotate_video(args: argparse.Namespace) -> int:
+def annotate_video(args: argparse.Namespace, settings: Settings) -> int:
     failures: list[Exception] = []
-    with VideoReader(args.input) as reader, cli.pipeline_from_args(args, video=True) as pipe:
+    with VideoReader(args.input) as reader, build_pipeline(settings, "file") as pipe:
         info = reader.info
         fps = info.fps or DEFAULT_FPS
         if info.fps is None:
@@ -139,30 +148,32 @@ def annotate_video(args: argparse.Namespace) -> int:
                 failures.append(exc)
                 writer = None
         summary = summarize(frames, pipe.classes)
-        failures += write_results(args, pipe, frames, summary, kind="video",
+        failures += write_results(args, pipe, record(settings, "file", pipe), frames, summary, kind="video",
                                   video={"width": info.width, "height": info.height, "fps": fps,
                                          "frame_count": reader.frames_read})
     print(format_summary(summary))
     if writer is not None:
         padding = f"; {writer.padding}" if writer.padding else ""
         print(f"wrote {args.output} ({reader.frames_read} frames, {info.width}x{info.height}, {fps:g} fps{padding})")
-    report(failures)
+    raise_all(failures)
     return 0
 
 
-def annotate_photos(args: argparse.Namespace) -> int:
+def annotate_photos(args: argparse.Namespace, settings: Settings) -> int:
     """One photo to one photo, or a folder to a folder with the same relative names."""
     ignored: list[dict] = []
     if args.input.is_dir():
         photos, ignored = list_folder(args.input)
         if not photos:
-            raise cli.InputError(f"no photos in {printable(args.input)}"
+            raise InputError(f"no photos in {printable(args.input)}"
                                  + (f" ({len(ignored)} other files: {describe_ignored(ignored)})" if ignored else ""))
         targets = [args.output / p.relative_to(args.input) if args.output else None for p in photos]
+        if args.output:
+            check_links(photos, args.output)
     else:
         photos, targets = [args.input], [args.output]
     frames, skipped, failures, written, photo_failed = [], [], [], 0, False
-    with cli.pipeline_from_args(args, video=False) as pipe:
+    with build_pipeline(settings, "photo") as pipe:
         for i, (src, dst) in enumerate(tqdm(list(zip(photos, targets)), unit="photo", disable=args.no_progress)):
             try:
                 image = read_image(src)
@@ -184,7 +195,8 @@ def annotate_photos(args: argparse.Namespace) -> int:
                     photo_failed = True
         summary = summarize(frames, pipe.classes, per_track=False)
         meta = {"ignored": ignored} if args.input.is_dir() else {}
-        failures += write_results(args, pipe, frames, summary, kind="images", skipped=skipped, **meta)
+        failures += write_results(args, pipe, record(settings, "photo", pipe), frames, summary, kind="images",
+                                  skipped=skipped, **meta)
     print(format_summary(summary, unit="photos"))
     if ignored:
         print(f"note: {len(ignored)} files that are not photos were left out: {describe_ignored(ignored)}",
@@ -194,7 +206,7 @@ def annotate_photos(args: argparse.Namespace) -> int:
     if photo_failed and len(photos) > 1:
         print(f"{written} of {len(photos)} annotated photos were written to {printable(args.output)} before a write "
               "failed (they are kept)", file=sys.stderr)
-    report(failures)
+    raise_all(failures)
     return 1 if skipped else 0
 
 
@@ -203,14 +215,19 @@ def describe_ignored(ignored: list[dict], limit: int = 5) -> str:
     return shown + (f" and {len(ignored) - limit} more" if len(ignored) > limit else "")
 
 
-def main(argv: list[str] | None = None) -> int:
+def command(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     check_outputs(args)
+    settings = options.settings_from_args(args)
     with interrupt_on_termination():  # SIGTERM and SIGHUP clean up like Ctrl-C
         if args.input.is_dir() or is_image(args.input):
-            return annotate_photos(args)
-        return annotate_video(args)
+            return annotate_photos(args, settings)
+        return annotate_video(args, settings)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return options.run(command, argv)
 
 
 if __name__ == "__main__":
-    sys.exit(cli.run(main))
+    sys.exit(main())

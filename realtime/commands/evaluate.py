@@ -1,6 +1,6 @@
 """Measure the whole system (detection, crop, classification) on your own labelled photos.
 
-    python -m realtime.evaluate DIR [--json report.json] [--confusion confusion.png]
+    fer-evaluate DIR [--json report.json] [--confusion confusion.png]
 
 DIR holds one folder per emotion, named like FER-2013's classes (angry, disgust, fear, happy, sad, surprise,
 neutral; common variants such as 'surprised' or 'happiness' work too), with photos of any size inside.
@@ -15,36 +15,32 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
 from pathlib import Path
-from typing import TypeVar
 
 import numpy as np
 from tqdm import tqdm
 
 from fercore.atomic import OutputError, atomic_path, check_writable, interrupt_on_termination, printable
-from fercore.boxes import clip_box
-from fercore.classes import EMOTIONS, UnknownEmotionError, class_index
+from fercore.cli import parser, raise_all
 from fercore.metrics import classification_report, save_confusion_png
-from realtime import cli
-from realtime.photos import ImageError, list_folder, read_image
+from realtime.commands import options
+from realtime.errors import InputError
+from realtime.labelled import SUBJECT_SCORE_SHARE, labelled_photos, subject
+from realtime.photos import ImageError, read_image
+from realtime.pipeline import Pipeline
+from realtime.settings import build_pipeline, record
 
-# The subject of a labelled photo: the largest face among those scoring at least this share of the best score.
-SUBJECT_SCORE_SHARE = 0.8
-Face = TypeVar("Face")  # a FaceResult or a Detection: anything with box and score
 
-
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m realtime.evaluate", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def get_parser() -> argparse.ArgumentParser:
+    p = parser("realtime.commands.evaluate", __doc__)
     p.add_argument("dir", type=Path, help="folder of <emotion>/<photo> files")
     p.add_argument("--json", type=Path, help="write the report, with every photo's result, as JSON")
     p.add_argument("--confusion", type=Path,
                    help="draw the confusion matrix as a picture (.png, or .pdf, .svg and the other formats "
                         "matplotlib writes)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    cli.add_pipeline_args(p, smoothing=False)
-    return p.parse_args(argv)
+    options.add_pipeline_args(p, smoothing=False)
+    return p
 
 
 def picture_formats() -> dict[str, str]:
@@ -63,99 +59,73 @@ def check_outputs(args: argparse.Namespace) -> None:
     for name, out in outputs.items():
         dst = out.resolve()
         if dst == root or root in dst.parents:
-            raise cli.InputError(f"refusing to write {printable(out)} ({name}) inside the photo folder "
+            raise InputError(f"refusing to write {printable(out)} ({name}) inside the photo folder "
                                  f"{printable(args.dir)}; write it elsewhere")
     if args.json and args.confusion and args.json.resolve() == args.confusion.resolve():
-        raise cli.InputError(f"--json and --confusion name the same file {printable(args.json)}")
+        raise InputError(f"--json and --confusion name the same file {printable(args.json)}")
     if args.confusion:
         formats = picture_formats()
         suffix = args.confusion.suffix.lower().lstrip(".")
         if suffix not in formats:
             got = f"a .{suffix} file" if suffix else "a name without a suffix"
-            raise cli.InputError(f"--confusion: cannot draw a picture as {got} ({printable(args.confusion)}); "
+            raise InputError(f"--confusion: cannot draw a picture as {got} ({printable(args.confusion)}); "
                                  f"use .png, .pdf or .svg (matplotlib writes: {', '.join(sorted(formats))})")
     for out in outputs.values():
         check_writable(out)
 
 
-def labelled_photos(root: Path) -> tuple[list[tuple[Path, str]], list[dict]]:
-    """(photo, emotion) for every photo in the emotion folders of ``root``, and the other files found there."""
-    if not root.is_dir():
-        raise cli.InputError(f"not a folder: {printable(root)}")
-    items, ignored = [], []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        try:
-            emotion = EMOTIONS[class_index(folder.name)]
-        except UnknownEmotionError as exc:
-            raise cli.InputError(f"{printable(root)}: {exc}") from exc
-        photos, others = list_folder(folder)
-        items += [(photo, emotion) for photo in photos]
-        ignored += others
-    if not items:
-        raise cli.InputError(f"no photos in {printable(root)}/<emotion>/ folders (e.g. {printable(root)}/happy/photo.jpg)")
-    return items, ignored
-
-
-def subject(faces: Sequence[Face], size: tuple[int, int] | None = None) -> Face:
-    """The face a labelled photo is about: the largest among those the detector is nearly as sure of as its best
-    (score >= SUBJECT_SCORE_SHARE x the best). Size alone would pick a large false box on a poster or a hand;
-    score alone a small sharp face in the background over the subject. ``faces`` are the pipeline's results or
-    the detector's detections (anything with ``box`` and ``score``); with the photo's ``size`` (width, height)
-    a box reaching outside it counts only its part inside."""
-    best = max(f.score for f in faces)
-
-    def area(face: Face) -> int:
-        x0, y0, x1, y1 = face.box if size is None else clip_box(face.box, *size)
-        return (x1 - x0) * (y1 - y0)
-    return max((f for f in faces if f.score >= SUBJECT_SCORE_SHARE * best), key=lambda f: (area(f), f.score))
+def score_photo(pipe: Pipeline, index: int, path: Path, emotion: str) -> dict:
+    """One labelled photo through the pipeline: its subject's label and whether it is right, or why there is
+    none ("unreadable: ...", "no face found", or the reason the model cannot read the face)."""
+    shown = printable(path)
+    entry = {"path": shown, "true": emotion, "predicted": None, "correct": False, "confidence": None,
+             "score": None, "box": None, "faces": 0, "reason": None}
+    try:
+        image = read_image(path)
+    except ImageError as exc:
+        print(f"warning: skipped {exc}", file=sys.stderr)
+        entry["reason"] = f"unreadable: {exc}"
+        return entry
+    faces = pipe.process(image, index, None, source=shown).faces
+    entry["faces"] = len(faces)
+    if not faces:
+        entry["reason"] = "no face found"
+        return entry
+    face = subject(faces)
+    entry.update(confidence=round(face.confidence, 4), score=round(face.score, 4), box=list(face.box))
+    if face.label is None:  # the model cannot read this face: no guess
+        entry["reason"] = face.reason or "uncertain"
+        return entry
+    entry.update(predicted=face.label, correct=face.label == emotion)
+    return entry
 
 
 def evaluate(args: argparse.Namespace) -> dict:
     items, ignored = labelled_photos(args.dir)
-    labels, preds, results = [], [], []
-    undetected, unreadable, uncertain = [], [], []
-    with cli.pipeline_from_args(args, video=False) as pipe:
+    settings = options.settings_from_args(args)
+    with build_pipeline(settings, "photo") as pipe:
         classes = pipe.classes
         unknown = sorted({e for _, e in items} - set(classes))
         if unknown:
-            raise cli.InputError(f"the model does not know the classes {', '.join(unknown)} (it has {classes})")
-        for i, (path, emotion) in enumerate(tqdm(items, unit="photo", disable=args.no_progress)):
-            shown = printable(path)
-            entry = {"path": shown, "true": emotion, "predicted": None, "correct": False, "confidence": None,
-                     "score": None, "box": None, "faces": 0, "reason": None}
-            results.append(entry)
-            try:
-                image = read_image(path)
-            except ImageError as exc:
-                print(f"warning: skipped {exc}", file=sys.stderr)
-                unreadable.append(shown)
-                entry["reason"] = f"unreadable: {exc}"
-                continue
-            faces = pipe.process(image, i, None, source=shown).faces
-            entry["faces"] = len(faces)
-            if not faces:
-                undetected.append(shown)
-                entry["reason"] = "no face found"
-                continue
-            face = subject(faces)
-            entry.update(confidence=round(face.confidence, 4), score=round(face.score, 4), box=list(face.box))
-            if face.label is None:  # the model cannot read this face: no guess
-                uncertain.append(shown)
-                entry["reason"] = getattr(face, "reason", None) or "uncertain"
-                continue
-            entry.update(predicted=face.label, correct=face.label == emotion)
-            labels.append(classes.index(emotion))
-            preds.append(classes.index(face.label))
-        run_settings = cli.settings(args, pipe)
-    report = classification_report(np.asarray(labels, dtype=np.int64), np.asarray(preds, dtype=np.int64), classes)
+            raise InputError(f"the model does not know the classes {', '.join(unknown)} (it has {classes})")
+        results = [score_photo(pipe, i, path, emotion)
+                   for i, (path, emotion) in enumerate(tqdm(items, unit="photo", disable=args.no_progress))]
+        run_settings = record(settings, "photo", pipe)
+    labelled = [r for r in results if r["predicted"] is not None]
+    unreadable = [r["path"] for r in results if (r["reason"] or "").startswith("unreadable")]
+    undetected = [r["path"] for r in results if r["reason"] == "no face found"]
+    uncertain = [r["path"] for r in results if r["faces"] and r["predicted"] is None]
+    report = classification_report(np.asarray([classes.index(r["true"]) for r in labelled], dtype=np.int64),
+                                   np.asarray([classes.index(r["predicted"]) for r in labelled], dtype=np.int64),
+                                   classes)
     readable = len(items) - len(unreadable)
     detected = readable - len(undetected)
     correct = int(np.trace(np.asarray(report["confusion_matrix"])))
     return {"dir": printable(args.dir), "settings": run_settings, "face_choice": "largest face with score >= "
             f"{SUBJECT_SCORE_SHARE:g} x the photo's best score",
-            "photos": len(items), "readable": readable, "detected": detected, "labelled": len(labels),
+            "photos": len(items), "readable": readable, "detected": detected, "labelled": len(labelled),
             "detection_rate": detected / readable if readable else 0.0,
-            "coverage": len(labels) / detected if detected else 0.0,
+            "coverage": len(labelled) / detected if detected else 0.0,
             # accuracy: of the photos whose face got a label; end_to_end_accuracy counts a missed face, and one
             # the model could not read, as wrong
             "accuracy": report["accuracy"], "end_to_end_accuracy": correct / readable if readable else 0.0,
@@ -211,21 +181,27 @@ def write_outputs(args: argparse.Namespace, result: dict) -> None:
             print(f"wrote {printable(args.confusion)}")
         except OutputError as exc:
             failures.append(exc)
-    if len(failures) == 1:
-        raise failures[0]
-    if failures:
-        raise OutputError("; ".join(str(f) for f in failures))
+    raise_all(failures)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def command(argv: list[str] | None = None) -> int:
+    """0 when every photo was read; 1 when some could not be (they are listed, and left out of every figure)."""
+    args = get_parser().parse_args(argv)
     check_outputs(args)
     with interrupt_on_termination():  # SIGTERM and SIGHUP clean up like Ctrl-C
         result = evaluate(args)
         print(format_result(result))
         write_outputs(args, result)
+    if result["unreadable"]:
+        print(f"incomplete: {len(result['unreadable'])} of {result['photos']} photos could not be read (listed "
+              "above); the figures count the others only", file=sys.stderr)
+        return 1
     return 0
 
 
+def main(argv: list[str] | None = None) -> int:
+    return options.run(command, argv)
+
+
 if __name__ == "__main__":
-    sys.exit(cli.run(main))
+    sys.exit(main())

@@ -1,9 +1,9 @@
 """Live emotion recognition from a camera, a video file or a stream, in a window or headless.
 
-    python -m realtime.webcam                      # camera 0
-    python -m realtime.webcam --camera 1 --record out.mp4 --log results.jsonl
-    python -m realtime.webcam --source clip.mp4    # any OpenCV source: file, rtsp:// or http:// URL
-    python -m realtime.webcam --no-display --log results.jsonl
+    fer-webcam                      # camera 0
+    fer-webcam --camera 1 --record out.mp4 --log results.jsonl
+    fer-webcam --source clip.mp4    # any OpenCV source: file, rtsp:// or http:// URL
+    fer-webcam --no-display --log results.jsonl
 
 Keys in the window: q or Esc quits, space pauses, s saves a screenshot. Ctrl-C, SIGTERM and SIGHUP stop the
 stream like q (also headless): the recording and the log are finished and kept.
@@ -25,12 +25,14 @@ import cv2
 import numpy as np
 
 from fercore.atomic import OutputError, check_writable, output_error, printable
-from fercore.cli import number
-from realtime import cli
+from fercore.cli import number, parser, raise_all
+from realtime.commands import options
+from realtime.errors import InputError
 from realtime.overlay import draw_faces, draw_fps
 from realtime.photos import ImageError, too_large, write_image
 from realtime.pipeline import Pipeline
 from realtime.results import FrameResult, JsonlLog, header
+from realtime.settings import SourceKind, build_pipeline, record
 from realtime.video_io import (WRITER_FOURCC, CaptureError, LatestFrameCapture, VideoError, opencv_path,
                                open_source, video_writer)
 
@@ -65,9 +67,8 @@ def display_problem() -> str | None:
     return f"no display: cannot connect to the X display {os.environ['DISPLAY']}" if failed else None
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m realtime.webcam", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def get_parser() -> argparse.ArgumentParser:
+    p = parser("realtime.commands.webcam", __doc__)
     src = p.add_mutually_exclusive_group()
     src.add_argument("--camera", type=number(0, kind=int), default=0, help="camera number, from 0 (default 0)")
     src.add_argument("--source", help="a video file or URL instead of a camera (a file plays at its frame rate)")
@@ -83,8 +84,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--stall-timeout", type=number(0.01, 86400), default=5.0, metavar="S",
                    help="seconds without an answer or a new frame before giving up on the source, also when "
                         "opening a stream (default 5; 0.01 to 86400)")
-    cli.add_pipeline_args(p)
-    return p.parse_args(argv)
+    options.add_pipeline_args(p)
+    return p
 
 
 def same_file(a: Path, b: Path) -> bool:
@@ -107,12 +108,12 @@ def check_outputs(args: argparse.Namespace) -> None:
     outputs = {name: path for name, path in (("--record", args.record), ("--log", args.log)) if path is not None}
     for name, out in outputs.items():
         if source is not None and same_file(out, source):
-            raise cli.InputError(f"refusing to write {printable(out)} ({name}): it is the --source video")
+            raise InputError(f"refusing to write {printable(out)} ({name}): it is the --source video")
     if args.record is not None and args.log is not None and same_file(args.record, args.log):
-        raise cli.InputError(f"--record and --log name the same file {printable(args.log)}")
+        raise InputError(f"--record and --log name the same file {printable(args.log)}")
     if args.record is not None:
         if args.record.suffix.lower() not in WRITER_FOURCC:
-            raise cli.InputError(f"--record: use a {' or '.join(WRITER_FOURCC)} file, got {printable(args.record)}")
+            raise InputError(f"--record: use a {' or '.join(WRITER_FOURCC)} file, got {printable(args.record)}")
         opencv_path(args.record)
     for out in outputs.values():
         check_writable(out)
@@ -230,96 +231,142 @@ def show(image: np.ndarray, paused: bool) -> int:
     return key & 0xFF if key >= 0 else -1
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def source_kind(args: argparse.Namespace) -> SourceKind:
+    """A video file gets the settings of files; a camera number or a stream URL those of cameras."""
+    source = args.source
+    return "file" if source is not None and "://" not in source and not source.isdigit() else "camera"
+
+
+def open_capture(args: argparse.Namespace, stop: StopSignals) -> tuple[LatestFrameCapture, bool, float] | None:
+    """The source, reading in the background (a file at its own frame rate), whether it is a camera, and its frame
+    rate; None when a stop signal came while it was opening."""
+    source = args.source if args.source is not None else args.camera
+    try:
+        with stop.waiting():
+            cap, is_camera = open_source(source, timeout=args.stall_timeout)
+    except _Stop:
+        return None
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    fps = fps if 1 <= fps <= 240 else FALLBACK_FPS
+    is_file = not is_camera and "://" not in str(source)
+    return LatestFrameCapture(cap, pace_fps=fps if is_file else None), is_camera, fps
+
+
+class Loop:
+    """The frame loop: show, record and log each frame until the source ends, q, a stop signal or --max-frames.
+    A failure of the source or of the log ends the loop and joins ``failures``; what was recorded and logged is
+    kept."""
+
+    def __init__(self, args: argparse.Namespace, stop: StopSignals, log: JsonlLog | None, fps: float,
+                 failures: list[Exception]) -> None:
+        self.args, self.stop, self.log, self.fps, self.failures = args, stop, log, fps, failures
+        self.writer = None
+        self.processed = 0
+
+    def run(self, stream: Iterator[tuple[int, FrameResult, np.ndarray]], recording: ExitStack) -> None:
+        args = self.args
+        frame, index, paused = None, 0, False
+        while (args.max_frames is None or self.processed < args.max_frames) and self.stop.signum is None:
+            if not paused:
+                item = self.next_frame(stream)
+                if item is None:
+                    break
+                index, result, frame = item
+                if not self.keep(index, result, frame, recording):
+                    break
+            if not args.no_display:
+                key = show(frame, paused)
+                if key in (ord("q"), 27):
+                    break
+                if key == ord(" "):
+                    paused = not paused
+                elif key == ord("s"):
+                    save_screenshot(frame, args.screenshot_dir, index)
+
+    def next_frame(self, stream: Iterator) -> tuple[int, FrameResult, np.ndarray] | None:
+        """The next annotated frame; None at the end of a file, a stop signal or a failed source."""
+        try:
+            with self.stop.waiting():
+                return next(stream, None)
+        except _Stop:
+            return None
+        except CaptureError as exc:
+            self.failures.append(exc)
+            return None
+
+    def keep(self, index: int, result: FrameResult, frame: np.ndarray, recording: ExitStack) -> bool:
+        """Record, log and screenshot one frame; False when the log could not be written (a full disk)."""
+        args = self.args
+        self.processed += 1
+        if args.record and self.writer is None:
+            self.writer = recording.enter_context(video_writer(args.record, self.fps, (frame.shape[1], frame.shape[0])))
+        if self.writer is not None:
+            self.writer.write(frame)
+        if self.log is not None:
+            try:
+                self.log.write(result)
+            except OSError as exc:
+                self.failures.append(output_error(args.log, exc))
+                return False
+        if args.screenshot_after == self.processed:
+            save_screenshot(frame, args.screenshot_dir, index)
+        return True
+
+
+def command(argv: list[str] | None = None) -> int:
+    args = get_parser().parse_args(argv)
     problem = None if args.no_display else display_problem()
     if problem:
-        raise cli.InputError(f"{problem}; use --no-display to run without a window")
+        raise InputError(f"{problem}; use --no-display to run without a window")
     check_outputs(args)
-    source = args.source if args.source is not None else args.camera
+    settings, kind = options.settings_from_args(args), source_kind(args)
     failures: list[Exception] = []  # raised once the recording and the log are finished, so they are kept
-    writer, recorded = None, False
+    recorded = False
     with StopSignals() as stop, ExitStack() as stack:  # a signal while finishing the outputs cannot cut them short
-        pipe = stack.enter_context(cli.pipeline_from_args(args, video=True))
-        try:
-            with stop.waiting():
-                cap, is_camera = open_source(source, timeout=args.stall_timeout)
-        except _Stop:
+        pipe = stack.enter_context(build_pipeline(settings, kind))
+        opened = open_capture(args, stop)
+        if opened is None:
             print(f"stopped by {stop.name} before the source opened", file=sys.stderr)
             return 0
-        source_fps = cap.get(cv2.CAP_PROP_FPS)
-        source_fps = source_fps if 1 <= source_fps <= 240 else FALLBACK_FPS
-        is_file = not is_camera and "://" not in str(source)
-        capture = LatestFrameCapture(cap, pace_fps=source_fps if is_file else None)  # starts reading now
+        capture, is_camera, source_fps = opened
         stack.callback(capture.close)
         log = None
         if args.log:
+            source = args.source if args.source is not None else args.camera
             try:
                 log = JsonlLog(args.log, header(pipe.classes, input=printable(source), kind="stream",
-                                                settings=cli.settings(args, pipe)))
+                                                settings=record(settings, kind, pipe)))
             except OSError as exc:
                 raise output_error(args.log, exc) from exc
             stack.callback(finish_log, log, args.log, failures)
         if not args.no_display:
             cv2.namedWindow(WINDOW, cv2.WINDOW_AUTOSIZE)
             stack.callback(cv2.destroyAllWindows)
-        stream = annotated_stream(capture, pipe, is_camera, args.stall_timeout)
-        frame, index, processed, paused = None, 0, 0, False
-        recording = ExitStack()
-        with recording:  # an error before the end (a bug, a frame that does not fit) deletes the partial video
-            while (args.max_frames is None or processed < args.max_frames) and stop.signum is None:
-                if not paused:
-                    try:
-                        with stop.waiting():
-                            item = next(stream, None)
-                    except _Stop:
-                        break
-                    except CaptureError as exc:
-                        failures.append(exc)
-                        break
-                    if item is None:
-                        break  # the end of a file
-                    index, result, frame = item
-                    processed += 1
-                    if args.record and writer is None:
-                        writer = recording.enter_context(video_writer(args.record, source_fps,
-                                                                      (frame.shape[1], frame.shape[0])))
-                    if writer is not None:
-                        writer.write(frame)
-                    if log is not None:
-                        try:
-                            log.write(result)
-                        except OSError as exc:  # a full disk: what was recorded and logged so far is kept
-                            failures.append(output_error(args.log, exc))
-                            break
-                    if args.screenshot_after == processed:
-                        save_screenshot(frame, args.screenshot_dir, index)
-                if not args.no_display:
-                    key = show(frame, paused)
-                    if key in (ord("q"), 27):
-                        break
-                    if key == ord(" "):
-                        paused = not paused
-                    elif key == ord("s"):
-                        save_screenshot(frame, args.screenshot_dir, index)
-            if writer is not None:
-                if stop.signum is not None:
-                    print(f"stopped by {stop.name}: finishing {printable(args.record)} ({writer.frames} frames)",
-                          file=sys.stderr)
-                try:
-                    recording.close()  # read back, synced and renamed into place
-                    recorded = True
-                except (OutputError, VideoError) as exc:
-                    failures.append(exc)
-    print(f"{processed} frames processed" + (f" (stopped by {stop.name})" if stop.signum is not None else ""))
+        loop = Loop(args, stop, log, source_fps, failures)
+        with ExitStack() as recording:  # an error before the end (a bug, a frame that does not fit) deletes it
+            loop.run(annotated_stream(capture, pipe, is_camera, args.stall_timeout), recording)
+            recorded = finish_recording(loop, stop, recording)
+    print(f"{loop.processed} frames processed" + (f" (stopped by {stop.name})" if stop.signum is not None else ""))
     if recorded:
-        padding = f"; {writer.padding}" if writer.padding else ""
-        print(f"recorded {printable(args.record)} ({writer.frames} frames at {source_fps:g} fps{padding})")
-    if len(failures) == 1:
-        raise failures[0]
-    if failures:
-        raise OutputError("; ".join(str(f) for f in failures))
+        padding = f"; {loop.writer.padding}" if loop.writer.padding else ""
+        print(f"recorded {printable(args.record)} ({loop.writer.frames} frames at {source_fps:g} fps{padding})")
+    raise_all(failures)
     return 0
+
+
+def finish_recording(loop: Loop, stop: StopSignals, recording: ExitStack) -> bool:
+    """Read back, sync and rename the recording into place; False (and a failure noted) when that fails."""
+    if loop.writer is None:
+        return False
+    if stop.signum is not None:
+        print(f"stopped by {stop.name}: finishing {printable(loop.args.record)} ({loop.writer.frames} frames)",
+              file=sys.stderr)
+    try:
+        recording.close()
+        return True
+    except (OutputError, VideoError) as exc:
+        loop.failures.append(exc)
+        return False
 
 
 def finish_log(log: JsonlLog, path: Path, failures: list[Exception]) -> None:
@@ -354,5 +401,9 @@ def close_log(log: JsonlLog, path: Path) -> None:
         raise output_error(path, error) from error
 
 
+def main(argv: list[str] | None = None) -> int:
+    return options.run(command, argv)
+
+
 if __name__ == "__main__":
-    sys.exit(cli.run(main))
+    sys.exit(main())

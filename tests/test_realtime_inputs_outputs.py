@@ -1,0 +1,52 @@
+"""Outputs that would replace an input, and inputs that cannot be read, in the realtime commands."""
+import json
+import shutil
+
+from realtime.commands import annotate, evaluate
+
+
+def _photo(sample_media, where):
+    where.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(sample_media / "photos" / "astronaut.jpg", where)
+    return where
+
+
+def test_an_output_folder_holding_the_input_folder_is_refused(sample_media, tiny_checkpoint, tmp_path, capsys):
+    """``annotate D/sub -o D`` would write D/sub/a.jpg, the annotated copy of D/sub/sub/a.jpg, over the input
+    D/sub/a.jpg."""
+    first = _photo(sample_media, tmp_path / "D" / "sub" / "a.jpg")
+    _photo(sample_media, tmp_path / "D" / "sub" / "sub" / "a.jpg")
+    before = first.read_bytes()
+    status = annotate.main([str(tmp_path / "D" / "sub"), "-o", str(tmp_path / "D"), "--checkpoint",
+                            str(tiny_checkpoint), "--no-progress"])
+    assert status == 1 and "hold the input" in capsys.readouterr().err
+    assert first.read_bytes() == before
+
+
+def test_a_link_into_the_output_folder_is_refused(sample_media, tiny_checkpoint, tmp_path, capsys):
+    """``in/x.jpg`` -> ``out/x.jpg``: annotating ``in`` into ``out`` would overwrite the photo it reads."""
+    target = _photo(sample_media, tmp_path / "out" / "x.jpg")
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "x.jpg").symlink_to(target)
+    before = target.read_bytes()
+    status = annotate.main([str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--checkpoint", str(tiny_checkpoint),
+                            "--no-progress"])
+    assert status == 1 and "is a link to" in capsys.readouterr().err
+    assert target.read_bytes() == before
+
+
+def test_unreadable_photos_make_an_evaluation_incomplete(sample_media, tiny_checkpoint, tmp_path, capsys):
+    """Half the photos broken (a dangling link, a truncated file): the report counts them, and exit status 1 says
+    the run was incomplete, instead of '100% end to end' and 0."""
+    happy = tmp_path / "photos" / "happy"
+    _photo(sample_media, happy / "a.jpg")
+    _photo(sample_media, happy / "b.jpg")
+    (happy / "broken.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    (happy / "cut.jpg").write_bytes((sample_media / "photos" / "astronaut.jpg").read_bytes()[:200])
+    out = tmp_path / "r.json"
+    status = evaluate.main([str(tmp_path / "photos"), "--checkpoint", str(tiny_checkpoint), "--json", str(out),
+                            "--no-progress", "--label-all"])
+    assert status == 1
+    assert "2 of 4 photos could not be read" in capsys.readouterr().err
+    report = json.loads(out.read_text())
+    assert (report["photos"], report["readable"], len(report["unreadable"])) == (4, 2, 2)
