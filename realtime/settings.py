@@ -85,8 +85,9 @@ class Settings:
         if unknown:
             raise TypeError(f"unknown setting(s): {', '.join(sorted(unknown))}")
         given = {k: v for k, v in overrides.items() if v is not None}
-        if isinstance(given.get("checkpoint"), (list, tuple)):
-            given["checkpoint"] = tuple(os.fspath(p) for p in given["checkpoint"])
+        if isinstance(given.get("checkpoint"), (list, tuple)):  # one model given as a list is that model
+            paths = tuple(os.fspath(p) for p in given["checkpoint"])
+            given["checkpoint"] = paths[0] if len(paths) == 1 else paths
         elif given.get("checkpoint") is not None:
             given["checkpoint"] = os.fspath(given["checkpoint"])
         return dataclasses.replace(self, **given)
