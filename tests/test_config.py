@@ -18,19 +18,18 @@ def _name(path: Path) -> str:
 
 @pytest.mark.parametrize("path", CONFIGS, ids=_name)
 def test_every_shipped_config_loads_and_builds_its_model(path):
-    """A campaign stage that starts from its parent's committed best.pt (``checkpoints/``) must load it, so that it
-    runs after a change of machine."""
+    """A stage that starts from a shipped model (``weights/``) must load it."""
     cfg = load_config(path)
     m = cfg["model"]
     model = build_model(m["name"], **m["args"])  # pretrained weights are not needed to check the shape
     assert model.preprocessing.size == 48
-    if str(m["init_from"]).startswith("checkpoints/"):
+    if str(m["init_from"]).startswith("weights/"):
         init_from(model, str(ROOT / m["init_from"]), cfg)
 
 
 def test_expected_configs_exist():
-    assert {"cnn", "resnet18", "default/stage1", "fast/stage1", "fast/stage5", "experiments/distill",
-            "campaign/w075_sgd_camera"} <= {_name(p) for p in CONFIGS}
+    assert {"cnn", "resnet18", "default/stage1", "fast/stage1", "fast/stage5", "experiments/distill"} <= \
+        {_name(p) for p in CONFIGS}
 
 
 def test_overrides_are_typed_and_nested():
@@ -127,12 +126,8 @@ def _resolved(name: str) -> dict:
     return _flat(load_config(CONFIG_DIR / f"{name}.yaml"))
 
 
-# What the fast model's stage files (the default's until the campaign; and the distillation experiment) gave
-# before they were written as a chain of bases (training/configs/default.yaml, default_continue.yaml,
-# default_stage3..5.yaml, default_distill.yaml at commit f2dada6): the values they set, with the run folders
-# renamed to the derived ones (runs/fast/ since the chain moved to fast/); every other value is the default. One
-# difference: stage 5 inherits stage 4's sched.pct_start 0.2 (was the default 0.3), which its constant schedule
-# (sched.name none) does not read.
+# The recipes that trained the shipped models, resolved (weights/README.md): the values each stage sets, every
+# other value the default. Stage 5 keeps stage 4's sched.pct_start 0.2, which its constant schedule does not read.
 _RECIPE = {"model.name": "cnn", "loss.name": "cross_entropy", "loss.label_smoothing": 0.1,
            "optim.name": "adamw", "optim.weight_decay": 1.0e-2, "sched.name": "onecycle", "train.batch_size": 64}
 _DROPOUT = {"model.args": {"width": 0.5, "conv_dropout": 0.1, "fc_dropout": 0.3}, "augment.erasing_p": 0.25}
@@ -152,7 +147,6 @@ EXPECTED = {
                                          "augment.mixup_alpha": 0.2, "optim.lr": 2.0e-4, "sched.name": "none",
                                          "sched.pct_start": 0.2, "train.epochs": 17,
                                          "output.dir": "runs/fast/stage5", "output.keep_epochs": True},
-    # stage 6 is the campaign's camera recipe (campaign/probe/control.yaml), not a base on stage 5
     "fast/stage6": {"model.name": "cnn", "model.args": _DROPOUT["model.args"],
                     "model.init_from": "runs/fast/stage5/best.pt", "augment.rotation": 15.0,
                     "augment.zoom": 0.1, "augment.camera_p": 0.15, "loss.name": "cross_entropy",
@@ -166,8 +160,7 @@ EXPECTED = {
 }
 
 
-# The default's chain (issue 11's campaign runs 8 and 9, started from this chain's run folders): the camera recipe
-# of campaign/w075_sgd_camera.yaml with AdamW one-cycle, and its second one-cycle.
+# The default's stages: the camera recipe with AdamW one-cycle, and its second one-cycle.
 _CAMPAIGN = {"model.name": "cnn", "model.args": {"width": 0.75, "conv_dropout": 0.1, "fc_dropout": 0.3},
              "augment.rotation": 15.0, "augment.zoom": 0.1, "augment.camera_p": 0.15, "loss.name": "cross_entropy",
              "loss.label_smoothing": 0.1, "optim.name": "adamw", "optim.weight_decay": 1.0e-2,
@@ -207,92 +200,6 @@ def test_the_makefile_chains_are_the_stage_order_and_each_stage_starts_from_the_
         assert cfg["output"]["dir"] == f"runs/{stage}"
         assert cfg["model"]["init_from"] == (None if previous is None else f"runs/{previous}/best.pt")
         previous = stage
-
-
-def _differences(a: str, b: str) -> set[str]:
-    first, second = _resolved(a), _resolved(b)
-    return {k for k in first.keys() | second.keys() if first.get(k) != second.get(k)}
-
-
-@pytest.mark.parametrize("stage, run, init_from", [
-    ("default/stage1", "campaign/w075_adamw_onecycle", None),
-    ("default/stage2", "campaign/w075_adamw_stage2", "checkpoints/campaign/w075_adamw_onecycle/best.pt"),
-])
-def test_each_default_stage_is_the_campaign_run_that_trained_it(stage, run, init_from):
-    """weights/default.pt was trained as the campaign's runs, each from the committed best.pt of the one before."""
-    assert _differences(stage, run) == ({"output.dir"} if init_from is None else {"model.init_from", "output.dir"})
-    assert load_config(CONFIG_DIR / f"{run}.yaml")["model"]["init_from"] == init_from
-
-
-def test_the_full_width_runs_follow_the_width_075_recipe():
-    """Campaign run 2 and its second cycle differ from runs 1 and 3 in width alone (and where they start and write)."""
-    assert _differences("campaign/w100_sgd_camera", "campaign/w075_sgd_camera") == {"model.args", "output.dir"}
-    assert _differences("campaign/w100_stage2", "campaign/w075_stage2") == {"model.args", "model.init_from",
-                                                                          "output.dir"}
-    for full, narrow in (("w100_sgd_camera", "w075_sgd_camera"), ("w100_stage2", "w075_stage2")):
-        args = load_config(CONFIG_DIR / f"campaign/{full}.yaml")["model"]["args"]
-        assert args["width"] == 1.0
-        assert args | {"width": 0.75} == load_config(CONFIG_DIR / f"campaign/{narrow}.yaml")["model"]["args"]
-
-
-def test_the_distillation_run_is_run_3s_recipe_with_an_online_teacher_it_can_load():
-    """Campaign run 6 changes run 3's recipe in where it starts and in the teacher alone, and that teacher (the
-    shipped pair) is accepted online: same classes, face size and normalisation as the student."""
-    assert _differences("campaign/w075_distill", "campaign/w075_stage2") == {
-        "model.init_from", "loss.teacher", "loss.teacher_weight", "loss.teacher_mode", "output.dir"}
-    cfg = load_config(CONFIG_DIR / "campaign/w075_distill.yaml")
-    assert cfg["model"]["init_from"] == "checkpoints/campaign/w075_stage2/best.pt"
-    student = build_model(cfg["model"]["name"], **cfg["model"]["args"])
-    teacher = load_teacher([str(ROOT / p) for p in cfg["loss"]["teacher"]], student.preprocessing, online=True)
-    assert len(teacher.members) == 2 and not teacher.training
-    assert all(t != 1.0 for t in teacher.temperatures)  # calibrated: soft targets at the members' temperatures
-
-
-def test_the_resnet_run_is_run_1s_recipe_with_another_network():
-    """Campaign run 7 changes run 1's recipe in the network (ResNet-18, ImageNet stem at 96 pixels, from
-    scratch) and the epochs alone (and in what it writes), so its figures compare with the seed CNN's."""
-    assert _differences("campaign/r18_96_scratch", "campaign/w075_sgd_camera") == {
-        "model.name", "model.args", "train.epochs", "output.dir", "output.keep_epochs"}
-    cfg = load_config(CONFIG_DIR / "campaign/r18_96_scratch.yaml")
-    assert not cfg["model"]["pretrained"] and cfg["model"]["weights_path"] is None
-    model = build_model(cfg["model"]["name"], **cfg["model"]["args"])
-    assert model.preprocessing.size == 48  # FER-2013 faces in; the network upsamples them itself
-
-
-def test_the_adamw_run_is_run_1_with_the_fast_models_optimizer_and_schedule():
-    """Campaign run 8 changes run 1 in the optimizer and schedule alone, and those are the fast model's stage 1's."""
-    recipe = {"optim.name", "optim.lr", "optim.weight_decay", "sched.name", "sched.pct_start"}
-    assert _differences("campaign/w075_adamw_onecycle", "campaign/w075_sgd_camera") == recipe | {
-        "output.dir", "output.keep_epochs"}
-    run8, fast = _resolved("campaign/w075_adamw_onecycle"), _resolved("fast/stage1")
-    assert {k: run8[k] for k in recipe} == {k: fast[k] for k in recipe}
-
-
-def test_the_adamw_runs_second_cycle_starts_from_its_best_weights_at_half_the_peak_lr():
-    """Campaign run 9 continues run 8 as run 3 continued run 1: from the committed best.pt, half the peak
-    learning rate, half the erasing; the rest of run 8's recipe (AdamW, camera effects) is kept."""
-    assert _differences("campaign/w075_adamw_stage2", "campaign/w075_adamw_onecycle") == {
-        "model.init_from", "augment.erasing_p", "optim.lr", "sched.pct_start", "train.epochs", "output.dir"}
-    run9, run8, run3 = (_resolved(f"campaign/{n}") for n in ("w075_adamw_stage2", "w075_adamw_onecycle",
-                                                             "w075_stage2"))
-    assert run9["model.init_from"] == "checkpoints/campaign/w075_adamw_onecycle/best.pt"
-    assert run9["optim.lr"] == run8["optim.lr"] / 2 and run9["augment.erasing_p"] == run3["augment.erasing_p"]
-
-
-def test_the_adamw_runs_third_cycle_starts_from_the_defaults_weights_at_half_the_second_cycles_lr():
-    """Campaign run 10 continues run 9 (weights/default.pt's run) as run 4 continued run 3: from the committed
-    best.pt, half the peak learning rate, a shorter cycle, every epoch kept for weight averaging."""
-    assert _differences("campaign/w075_adamw_stage3", "campaign/w075_adamw_stage2") == {
-        "model.init_from", "optim.lr", "train.epochs", "output.dir", "output.keep_epochs"}
-    run10, run9 = _resolved("campaign/w075_adamw_stage3"), _resolved("campaign/w075_adamw_stage2")
-    assert run10["model.init_from"] == "checkpoints/campaign/w075_adamw_stage2/best.pt"
-    assert run10["optim.lr"] == run9["optim.lr"] / 2 and run10["train.epochs"] < run9["train.epochs"]
-
-
-def test_fast_stage_6_is_the_probe_that_trained_the_shipped_weights():
-    """weights/fast.pt was trained as campaign/probe/control.yaml, from stage 5's weights as then shipped."""
-    assert _differences("fast/stage6", "campaign/probe/control") == {"model.init_from", "output.dir"}
-    assert load_config(CONFIG_DIR / "campaign/probe/control.yaml")["model"]["init_from"] == "weights/default.pt"
 
 
 def test_a_child_config_changes_one_model_argument_and_keeps_the_others(tmp_path):
@@ -338,8 +245,7 @@ def test_a_missing_or_bad_base_is_an_error_naming_the_file(tmp_path):
 def test_output_dir_is_derived_from_the_config_name_unless_set(tmp_path):
     assert load_config(CONFIG_DIR / "fast" / "stage3.yaml")["output"]["dir"] == "runs/fast/stage3"
     assert load_config(CONFIG_DIR / "cnn.yaml")["output"]["dir"] == "runs/cnn"
-    assert load_config(CONFIG_DIR / "campaign" / "w075_sgd_camera.yaml")["output"]["dir"] == \
-        "runs/campaign/w075_sgd_camera"
+    assert load_config(CONFIG_DIR / "experiments" / "distill.yaml")["output"]["dir"] == "runs/experiments/distill"
     (tmp_path / "mine.yaml").write_text("train: {epochs: 3}\n")
     assert load_config(tmp_path / "mine.yaml")["output"]["dir"] == "runs/mine"  # a file outside training/configs
     (tmp_path / "fixed.yaml").write_text("output: {dir: elsewhere/fixed}\n")

@@ -7,7 +7,7 @@ starts where its parent's run ended, since those hours were spent, though from t
 weights. Hours are the logged epoch times added up: wall time, with any pause in the middle of an epoch, but
 not the part of an interrupted epoch that ran before its resume.
 
-    python -m training.curves checkpoints/campaign/w075_stage3 checkpoints/campaign/w100_sgd_camera \\
+    python -m training.curves runs/default/stage1 runs/fast/stage1 \\
         --target 71.5 --out docs/campaign_curves.png
 """
 from __future__ import annotations
