@@ -290,3 +290,20 @@ def test_a_broken_yaml_file_is_one_config_error(tmp_path, capsys, content, messa
     assert main(["--config", str(bad)]) == 1
     out = capsys.readouterr().err
     assert out.startswith("error: ") and out.count("\n") == 1 and "Traceback" not in out
+
+
+def test_a_shipped_recipe_loads_by_name_from_any_folder(tmp_path, monkeypatch, capsys):
+    from training import run
+
+    monkeypatch.chdir(tmp_path)
+    assert load_config("cnn") == load_config(CONFIG_DIR / "cnn.yaml")
+    assert load_config("default/stage2")["output"]["dir"] == "runs/default/stage2"
+    assert load_config("resnet18_focal")["loss"]["name"] == "focal"
+    with pytest.raises(ConfigError, match="not found"):
+        load_config("no_such_recipe")
+    assert run.main(["--list-configs"]) == 0
+    listed = capsys.readouterr().out
+    assert all(f"{name} " in listed for name in ("cnn", "resnet18_focal", "default/stage1", "fast/stage6"))
+    assert run.main(["--config", "fast/stage1", "--set", "train.epochs=2", "--print-config"]) == 0
+    printed = capsys.readouterr().out
+    assert "epochs: 2" in printed and "width: 0.5" in printed and "dir: runs/fast/stage1" in printed

@@ -234,12 +234,31 @@ def _deep_update(base: dict, new: dict) -> dict:
     return out
 
 
+def config_path(name: str | Path) -> Path:
+    """A config file: a path, or a shipped recipe's name (``cnn``, ``default/stage2``: training/configs/NAME.yaml),
+    so recipes work by name from any folder and in an installed copy."""
+    path = Path(name)
+    shipped = CONFIG_ROOT / f"{name}.yaml"
+    return shipped if not path.is_file() and path.suffix not in (".yaml", ".yml") and shipped.is_file() else path
+
+
+def shipped_configs() -> list[tuple[str, str]]:
+    """Each shipped recipe's name and the first line of its comment."""
+    recipes = []
+    for path in sorted(CONFIG_ROOT.rglob("*.yaml")):
+        first = next((line.lstrip("# ").strip() for line in path.read_text().splitlines() if line.startswith("#")),
+                     "")
+        recipes.append((path.relative_to(CONFIG_ROOT).with_suffix("").as_posix(), first))
+    return recipes
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> dict:
-    """Defaults <- base config files <- YAML file <- overrides, validated. Raises ConfigError naming the
-    offending key (and the file, for a key read from a file)."""
+    """Defaults <- base config files <- YAML file (a path or a shipped recipe's name, ``config_path``) <-
+    overrides, validated. Raises ConfigError naming the offending key (and the file, for a key read from a
+    file)."""
     cfg = copy.deepcopy(DEFAULTS)
     if path is not None:
-        path = Path(path)
+        path = config_path(path)
         cfg = _load_file(path, ())
         own = _read_yaml(path).get("output")
         cfg["output"]["dir"] = own.get("dir") if isinstance(own, dict) else None  # not inherited from a base

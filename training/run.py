@@ -1,14 +1,16 @@
 """Train a model on FER-2013.
 
-    python -m training.run --config training/configs/cnn.yaml
-    python -m training.run --config training/configs/cnn.yaml --set train.epochs=5 --set optim.lr=3e-4
-    python -m training.run --config training/configs/cnn.yaml --resume        # continue after Ctrl-C
-    python -m training.run --config training/configs/cnn.yaml --overwrite     # start over, replacing the run
-    torchrun --nproc_per_node 2 -m training.run --config training/configs/cnn.yaml   # DDP
+    python -m training.run --config cnn                     # a shipped recipe by name (--list-configs), or a path
+    python -m training.run --config cnn --set train.epochs=5 --set optim.lr=3e-4
+    python -m training.run --config cnn --resume            # continue after Ctrl-C, from output.dir/last.pt
+    python -m training.run --config cnn --overwrite         # start over, replacing the run
+    python -m training.run --config cnn --print-config      # every value the run would use
+    torchrun --nproc_per_node 2 -m training.run --config cnn   # DDP
 
-Outputs go to ``output.dir``: best.pt (best val accuracy), last.pt (resumable), train.log, config.yaml,
-tensorboard/. A folder holding an earlier run is refused unless --resume or --overwrite says what to do with
-it, and one run at a time writes to a folder.
+A smoke run (a minute on a CPU): --set data.limit=500 --set train.epochs=1 --set output.dir=runs/smoke keeps 500
+images per split. Outputs go to ``output.dir`` (runs/<recipe name> unless set): best.pt (best val accuracy),
+last.pt (resumable), train.log, config.yaml, tensorboard/. A folder holding an earlier run is refused unless
+--resume or --overwrite says what to do with it, and one run at a time writes to a folder.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from pathlib import Path
 
 from fercore import cli
 from models.errors import CheckpointError
-from training.config import load_config
+from training.config import load_config, shipped_configs
 from training.errors import ConfigError, DataError
 from training.rundir import check_run_folder
 
@@ -30,7 +32,8 @@ USER_ERRORS = (ConfigError, DataError, CheckpointError)
 def parse_args(argv: list[str] | None) -> tuple[argparse.ArgumentParser, argparse.Namespace]:
     ap = cli.parser("training.run", __doc__)
     g = ap.add_argument_group("training")
-    g.add_argument("--config", required=True, help="YAML config file (see training/configs/)")
+    g.add_argument("--config", help="a shipped recipe's name (cnn, resnet18, default/stage1, ...: --list-configs) or "
+                                    "a YAML config file")
     g.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set train.epochs=5 (repeatable)")
     start = g.add_mutually_exclusive_group()
@@ -40,7 +43,12 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.ArgumentParser, argpars
                             "and TensorBoard events (without --resume or --overwrite such a folder is refused)")
     g.add_argument("--device", choices=("auto", "cpu", "cuda"),
                    help="shortcut for --set train.device=... (auto: CUDA when there is a GPU)")
-    return ap, ap.parse_args(argv)
+    g.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
+    g.add_argument("--list-configs", action="store_true", help="list the shipped recipes and exit")
+    args = ap.parse_args(argv)
+    if args.config is None and not args.list_configs:
+        ap.error("the following arguments are required: --config")
+    return ap, args
 
 
 def config_from_args(ap: argparse.ArgumentParser, path: str, overrides: list[str]) -> dict:
@@ -69,8 +77,18 @@ def already_finished(cfg: dict) -> str | None:
 
 def command(argv: list[str] | None) -> int:
     ap, args = parse_args(argv)
+    if args.list_configs:
+        recipes = shipped_configs()
+        width = max(len(name) for name, _ in recipes)
+        print("\n".join(f"{name:{width}}  {about}" for name, about in recipes))
+        return 0
     overrides = args.overrides + ([f"train.device={args.device}"] if args.device else [])
     cfg = config_from_args(ap, args.config, overrides)
+    if args.print_config:
+        import yaml
+
+        print(yaml.safe_dump(cfg, sort_keys=False, default_flow_style=None, width=120), end="")
+        return 0
     check_run_folder(cfg["output"]["dir"], args.resume, args.overwrite)  # before seconds of loading
     import torch
 
