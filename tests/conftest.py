@@ -86,7 +86,8 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
 # --- results files: the documented schema, checked by the results and annotate tests ---------------------
 def _check_face(f: dict) -> None:
     """The documented schema of one face (README, "Results files")."""
-    assert set(f) == {"track", "box", "score", "label", "reason", "confidence", "probabilities"}
+    assert set(f) == {"track", "box", "score", "label", "reason", "confidence", "probabilities", "held", "weight"}
+    assert f["held"] in (True, False) and 0 <= f["weight"] <= 1 and (not f["held"] or f["label"] is not None)
     assert isinstance(f["track"], int) and f["track"] >= 1
     assert len(f["box"]) == 4 and all(isinstance(v, int) for v in f["box"])
     assert f["box"][0] < f["box"][2] and f["box"][1] < f["box"][3]
@@ -105,7 +106,8 @@ def _check_document(doc: dict, kind: str) -> None:
     assert {"input", "settings", "frames", "summary"} <= set(doc)
     assert {"checkpoint", "backend", "detector", "min_confidence", "margin", "smoothing"} <= set(doc["settings"])
     for i, fr in enumerate(doc["frames"]):
-        assert set(fr) == {"frame", "time", "source", "faces"}
+        assert set(fr) == {"frame", "time", "source", "cut", "faces"}
+        assert fr["cut"] in (True, False) and (kind == "video" or fr["cut"] is False)
         assert isinstance(fr["frame"], int)
         if kind == "video":
             assert fr["frame"] == i and fr["time"] >= 0 and fr["source"] is None
