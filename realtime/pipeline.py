@@ -4,9 +4,9 @@
 In video a face is judged on its track's evidence, not on one frame (realtime.tracking): each frame's reading
 counts its calibrated confidence, a tenth of that when the view alone cannot be read (turned away, tilted, too
 small or blurred by the model's limits). A track is labelled while most of its evidence comes from readable
-views and its averaged probabilities are confident enough; through a bad view the label is then *held* (the
-result says so). Photos, with one frame per track, are judged exactly as one frame. A scene cut
-(realtime.scenecut) ends every track."""
+views and its averaged probabilities are confident enough; a weak detection waits for its second frame (a box
+seen once is most often no face). Through a bad view the label is then *held* (the result says so). Photos,
+with one frame per track, are judged exactly as one frame. A scene cut (realtime.scenecut) ends every track."""
 from __future__ import annotations
 
 import time
@@ -30,6 +30,11 @@ from realtime.tracking import Track, Tracker
 BAD_VIEW_WEIGHT = 0.1
 # A track is labelled while at least this share of its evidence comes from readable views.
 MIN_GOOD_SHARE = 0.5
+# In video a box the detector is unsure of (score under 0.5, the short-range detector's own threshold) is
+# labelled from its track's second frame on: in the Hamilton clip the boxes seen in one frame only and labelled
+# were all something else (a raised fist, hair, a blur; scores 0.30-0.39), and a real face waits one frame.
+MIN_FRAMES = 2
+SURE_DETECTION = 0.5
 
 
 class StageTimer:
@@ -100,17 +105,19 @@ class Pipeline:
             for d, box, view_reason, ok, weight, track in zip(kept, boxes, reasons, readable, weights, tracks):
                 p = {c: float(v) for c, v in zip(self.classes, track.probs)}
                 label = max(p, key=p.get)
-                reason, held = self._judge(track, p[label], view_reason, ok)
+                new = time_s is not None and track.seen < MIN_FRAMES and d.score < SURE_DETECTION
+                reason, held = self._judge(track, p[label], view_reason, ok, new)
                 results.append(FaceResult(track.id, box, d.score, None if reason else label, p[label], p, reason,
                                           held=held, weight=weight))
         return FrameResult(index, time_s, results, source, cut=cut)
 
-    def _judge(self, track: Track, confidence: float, view_reason: str | None, readable: bool
+    def _judge(self, track: Track, confidence: float, view_reason: str | None, readable: bool, new: bool
                ) -> tuple[str | None, bool]:
-        """(why the face gets no label or None, whether its label is held through a view that cannot be read)."""
+        """(why the face gets no label or None, whether its label is held through a view that cannot be read).
+        ``new``: a weak detection in a video, not seen long enough to be labelled."""
         if self.limits is None:
             return None, False
-        if track.good_share >= MIN_GOOD_SHARE and confidence >= self.limits.min_confidence:
+        if not new and track.good_share >= MIN_GOOD_SHARE and confidence >= self.limits.min_confidence:
             return None, not readable
         return (view_reason if not readable else "unsure"), False
 

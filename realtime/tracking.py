@@ -34,6 +34,7 @@ class Track:
     weight: float  # the sum of the faded weights (what ``evidence`` is divided by)
     good: float  # the part of ``weight`` that came from readable views
     missed: int = 0  # consecutive frames without a matching face
+    seen: int = 1  # frames with a matching face
 
     @property
     def probs(self) -> np.ndarray:
@@ -113,6 +114,7 @@ class Tracker:
                 self.tracks.append(track)
             else:
                 track.box, track.missed = box, 0
+                track.seen += 1
                 track.add(probs[bi], w, ok, self.smoothing)
             out.append(track)
         self.tracks = [t for t in self.tracks if t.missed <= self.max_missed]
