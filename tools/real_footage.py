@@ -625,11 +625,13 @@ def command(argv: list[str] | None = None) -> int:
         checkpoint = " + ".join(args.checkpoint) if args.checkpoint else "weights/default.pt"
         threshold = next(iter(runner.replays.values())).min_confidence
         detector = f"{args.detector} at {threshold:g}"
-        title = (f"{checkpoint}, detector {detector}, "
+        precision = getattr(classifier, "precision", "fp32")
+        title = (f"{checkpoint} ({precision}), detector {detector}, "
                  + ("every face labelled" if limits is None else
                     "limits " + ", ".join(f"{k} {v:g}" for k, v in limits.to_dict().items())))
         print(format_table(gated, label_all, title))
         report = {"set": str(args.labels), "checkpoint": args.checkpoint or ["weights/default.pt"],
+                  "precision": precision,
                   "detector": args.detector, "detector_min_confidence": threshold,
                   "limits": None if limits is None else limits.to_dict(), "align": not args.no_align,
                   "smoothing": args.smoothing, "match_iou": MATCH_IOU,
