@@ -123,7 +123,8 @@ class Pipeline:
 
     def face_crop(self, frame: np.ndarray, detection: Detection) -> np.ndarray:
         """The grayscale square the model reads for a detection: its box widened by the margin, turned upright
-        when ``align`` and the detector gave keypoints (realtime.commands.crop_faces cuts training faces with it too)."""
+        when ``align`` and the detector gave keypoints (realtime.commands.crop_faces cuts training faces with it
+        too)."""
         roll = head_pose(detection.keypoints)[1] if self.align and len(detection.keypoints) >= 6 else 0.0
         return gray_crop(frame, crop_box(detection.box, self.margin), roll)
 

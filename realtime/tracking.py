@@ -31,25 +31,26 @@ class Track:
     id: int
     box: Box
     evidence: np.ndarray  # weighted sum of the frames' probabilities, faded (see the module's docstring)
-    weight: float  # the sum of the faded weights (what ``evidence`` is divided by)
-    good: float  # the part of ``weight`` that came from readable views
+    total: float  # the sum of the faded weights (what ``evidence`` is divided by)
+    good: float  # the part of ``total`` that came from readable views
     missed: int = 0  # consecutive frames without a matching face
     seen: int = 1  # frames with a matching face
 
     @property
     def probs(self) -> np.ndarray:
         """The track's probabilities: its frames' weighted average."""
-        return self.evidence / self.weight
+        return self.evidence / self.total
 
     @property
     def good_share(self) -> float:
         """Share of the evidence that came from readable views (1.0: all of it)."""
-        return self.good / self.weight
+        return self.good / self.total
 
     def add(self, probs: np.ndarray, weight: float, readable: bool, smoothing: float) -> None:
+        """One frame's reading: the past fades by ``smoothing ** weight``, the reading comes in with ``weight``."""
         keep = smoothing ** weight
         self.evidence = keep * self.evidence + weight * probs
-        self.weight = keep * self.weight + weight
+        self.total = keep * self.total + weight
         self.good = keep * self.good + (weight if readable else 0.0)
 
 
