@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn as nn
 
@@ -111,6 +112,16 @@ def validate_checkpoint(ckpt: dict, where: str = "the checkpoint") -> None:
     for name, tensor in state.items():
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             raise CheckpointError(f"{where}: weight {name} holds NaN or infinite values")
+
+
+def data_to_model_order(classes: list[str], where: str = "the checkpoint") -> np.ndarray:
+    """The output index of each data label (FER-2013's classes in fercore.classes.EMOTIONS order) in a model whose
+    outputs are ``classes``: ``order[labels]`` are the labels in the model's order, matched by name, so a checkpoint
+    that lists its classes in another order is measured right. CheckpointError when its classes are not those."""
+    if sorted(classes) != sorted(EMOTIONS):
+        raise CheckpointError(f"{where} has the classes {', '.join(classes)}; the data's are {', '.join(EMOTIONS)}: "
+                              "it can only be measured on data of the same classes")
+    return np.array([list(classes).index(name) for name in EMOTIONS], dtype=np.int64)
 
 
 def architecture_args(arch_args: Any) -> Any:

@@ -20,27 +20,16 @@ from fercore import cli
 from fercore.atomic import atomic_path
 from fercore.paths import one_or_more
 from models.errors import CheckpointError
+from models.outputs import check_model_output
 from models.onnx_runtime import METADATA_KEY, checkpoint_digest
 
 # torch and models.checkpoint load inside export_onnx: the command's Ctrl-C then ends in fercore.cli.run.
 
 
 def check_output(checkpoint: str | Path | Sequence[str | Path], output: str | Path) -> Path:
-    """``output`` if an export may be written there: a .onnx path that is neither a checkpoint nor a folder
-    (CommandError otherwise)."""
-    output = Path(output)
-    if output.suffix.lower() != ".onnx":
-        raise cli.CommandError(f"the output must be a .onnx file, got {output}")
-    if output.is_dir():
-        raise cli.CommandError(f"the output {output} is a folder; give a .onnx file")
-    paths = [Path(p) for p in one_or_more(checkpoint)]
-    for path in paths:
-        same = output.resolve() == path.resolve() or (
-            output.exists() and path.exists() and output.samefile(path))  # a link to it, too
-        if same:
-            which = "" if len(paths) == 1 else f" {path}"
-            raise cli.CommandError(f"the output {output} is the checkpoint{which} itself; give another .onnx file")
-    return output
+    """``output`` if an export may be written there: a .onnx path that is none of the checkpoints, nor a folder, a
+    device or a file other than an ONNX export (models.outputs; CommandError otherwise)."""
+    return check_model_output(output, ".onnx", inputs=one_or_more(checkpoint))
 
 
 def export_onnx(checkpoint: str | Path | Sequence[str | Path], output: str | Path | None = None,
@@ -72,7 +61,7 @@ def export_onnx(checkpoint: str | Path | Sequence[str | Path], output: str | Pat
         meta["members"] = [{**member, "sha256": checkpoint_digest(path)}
                            for member, path in zip(description["members"], paths)]
 
-    with atomic_path(output) as tmp, warnings.catch_warnings():
+    with atomic_path(output, devices=False) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter announces its successor
         torch.onnx.export(model, (torch.zeros(1, 1, size, size),), str(tmp), input_names=["faces"],
                           output_names=["logits"], dynamic_axes={"faces": {0: "n"}, "logits": {0: "n"}},

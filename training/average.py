@@ -26,11 +26,12 @@ with interruptible_imports():
     from fercore import cli
     from fercore.metrics import classification_report
     from models.inference import predict
-    from models.checkpoint import CheckpointError, atomic_save, make_checkpoint, model_from_checkpoint, read_checkpoint
+    from models.checkpoint import (CheckpointError, atomic_save, data_to_model_order, make_checkpoint,
+                                   model_from_checkpoint, read_checkpoint)
+    from models.outputs import check_model_output
     from models.preprocessing import Preprocessing
     from training.data import DataError, load_split
     from fercore.atomic import describe
-    from training.outputs import check_writable
 
 USER_ERRORS = (CheckpointError, DataError)
 SAME = ("arch", "arch_args", "classes", "preprocessing")  # what every averaged checkpoint must share
@@ -83,15 +84,16 @@ def command(argv: list[str] | None) -> int:
     data.add_argument("--val-split", default="val", help="images the averaged model is scored on (default val)")
     args = ap.parse_args(argv)
     device = cli.resolve_device(args.device, torch.cuda.device_count())
-    check_writable(args.out, what="--out")
+    check_model_output(args.out, ".pt", inputs=args.checkpoints, what="--out")
     inputs = [read_checkpoint(p) for p in args.checkpoints]
     ckpt = average_checkpoints(inputs, args.checkpoints)
+    order = data_to_model_order(ckpt["classes"], str(args.checkpoints[-1]))
     train_x, _ = load_split(args.data, args.train_split, args.cache_dir)
     val_x, val_y = load_split(args.data, args.val_split, args.cache_dir)
     model = model_from_checkpoint(ckpt).to(device)
     recompute_batchnorm(model, train_x, args.batch_size, device)
     probs = predict(model, val_x, model.preprocessing, args.batch_size, device)
-    report = classification_report(val_y, probs.argmax(1), ckpt["classes"])
+    report = classification_report(order[val_y], probs.argmax(1), ckpt["classes"])
     metrics = {"val_acc": report["accuracy"], "val_macro_f1": report["macro_f1"],
                "averaged_from": [Path(p).name for p in args.checkpoints]}
     for path, single_ckpt in zip(args.checkpoints, inputs):

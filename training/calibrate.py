@@ -23,11 +23,13 @@ with interruptible_imports():
     from fercore import cli
     from fercore.calibration import (before_after, fit_temperature, log_probs, reliability, save_reliability_png,
                                      softmax)
-    from models.checkpoint import CheckpointError, atomic_save, load_model, read_checkpoint
+    from models.checkpoint import CheckpointError, atomic_save, data_to_model_order, load_model, read_checkpoint
     from models.inference import predict
+    from models.outputs import check_model_output
     from training.data import DataError, load_split
     from fercore.atomic import describe
     from fercore.paths import eval_folder
+    from models.onnx_export import refresh_export
     from training.outputs import check_writable
 
 USER_ERRORS = (CheckpointError, DataError)
@@ -53,6 +55,18 @@ def calibration_report(logits: np.ndarray, labels: np.ndarray, seed: int = 0) ->
             "ece_after_two_fold": float(np.mean(held_out))}
 
 
+def check_outputs(out: Path, diagram: Path) -> None:
+    """CommandError before any work unless every output can be written: the checkpoint (a .pt file holding a
+    checkpoint, or nothing yet), the diagram (a .png file) and the export beside the checkpoint where there is one
+    (refreshed after it)."""
+    check_model_output(out, ".pt", what="--out")
+    if diagram.suffix.lower() != ".png":
+        raise cli.CommandError(f"--diagram must be a .png file, got {diagram}")
+    check_writable(diagram, what="--diagram")
+    if (onnx := out.with_suffix(".onnx")).exists():
+        check_model_output(onnx, ".onnx", what="the export beside --out")
+
+
 def command(argv: list[str] | None) -> int:
     ap = cli.parser("training.calibrate", __doc__)
     g = ap.add_argument_group("calibration")
@@ -68,11 +82,12 @@ def command(argv: list[str] | None) -> int:
     device = cli.resolve_device(args.device, torch.cuda.device_count())
     out = args.out or args.checkpoint
     diagram = args.diagram or eval_folder(out) / f"reliability_{args.split}.png"
-    check_writable(out, what="--out")
-    check_writable(diagram, what="--diagram")
+    check_outputs(out, diagram)
     ckpt = read_checkpoint(args.checkpoint)
     model, _ = load_model(args.checkpoint)
+    order = data_to_model_order(ckpt["classes"], str(args.checkpoint))
     images, labels = load_split(args.data, args.split, args.cache_dir)
+    labels = order[labels]
     report = calibration_report(split_logits(model, images, args.batch_size, device), labels)
     ckpt["temperature"] = report["temperature"]
     ckpt.setdefault("metrics", {})["calibration"] = {
@@ -85,20 +100,18 @@ def command(argv: list[str] | None) -> int:
         path = diagram
         save_reliability_png(report["before"], report["after"], diagram,
                              title=f"{out.name} on {args.split}: temperature {report['temperature']:.3f}")
+        path = out.with_suffix(".onnx")
+        onnx = refresh_export(out)
     except OSError as exc:
         raise cli.CommandError(describe(path, exc)) from None
     print(f"temperature {report['temperature']:.4f} fitted on {args.split} ({len(labels)} images)")
     print(f"NLL {report['nll_before']:.4f} -> {report['nll_after']:.4f}; expected calibration error "
           f"{report['before']['ece']:.2%} -> {report['after']['ece']:.2%} "
           f"({report['ece_after_two_fold']:.2%} fitted and measured on different halves)")
-    print(f"wrote {out} and {diagram}")
+    print(f"wrote {out} and {diagram}" + (f"; re-exported {onnx}" if onnx is not None else ""))
     if "readability" in ckpt:
         print(f"note: its readability limits were measured at the temperature before; re-measure them with "
               f"python -m tools.readability_curves --checkpoint {out} --store")
-    from models.onnx_export import refresh_export
-
-    if (onnx := refresh_export(out)) is not None:
-        print(f"re-exported {onnx}")
     return 0
 
 

@@ -30,7 +30,7 @@ with interruptible_imports():
     from fercore.paths import eval_folder, one_or_more
     from fercore.tta import TTA_MODES
     from models.camera import KINDS, LEVELS, corrupted_copies
-    from models.checkpoint import CheckpointError
+    from models.checkpoint import CheckpointError, data_to_model_order
     from models.ensemble import ARCH, load_members
     from models.inference import predict
     from models.preprocessing import Preprocessing
@@ -73,7 +73,9 @@ def evaluate(checkpoint: str | Path | Sequence[str | Path], data: str | Path, sp
         check_outputs(out_dir, split, tta)
     members = load_members(paths)  # refuses members that disagree on classes or preprocessing
     classes = members[0][1]["classes"]
+    order = data_to_model_order(classes, str(paths[0]))
     images, labels = load_split(data, split, cache_dir)
+    labels = order[labels]  # in the models' class order, matched by name
     results, sums, singles = [], {}, []
     for (model, ckpt), path in zip(members, paths):
         model.to(device)
