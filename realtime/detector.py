@@ -20,7 +20,7 @@ import mediapipe as mp
 import numpy as np
 from mediapipe.tasks.python import BaseOptions, vision
 
-from fercore.boxes import Box
+from fercore.boxes import Box, iou
 from fercore.paths import DETECTOR_MODELS, WEIGHTS
 
 
@@ -135,15 +135,18 @@ class DetectorSpec:
 # up, its false ones 0.27 at most); the short-range model is 4x faster but misses small faces and boxes a wall
 # and a blurred building at 0.51-0.61, scores its real faces also reach. Merging both, tiling the frame, or a
 # second look at a crop found no more faces than "full" at 0.3 and added false ones or lost real profiles.
-# The full-range model misses many faces that fill the image; on a frame padded by CLOSEUP_PAD per side it
-# finds them (docs/detection.md, "Close-ups").
+# The full-range model misses many faces that fill the image (finds none, or only part of one at a low score);
+# on the photo padded by CLOSEUP_PAD per side it finds them, so a photo whose best detection scores under
+# CLOSEUP_BELOW gets that second look, its boxes merged with the first (docs/detection.md, "Close-ups").
 DETECTORS = {
     "short": DetectorSpec("short", min_confidence=0.5,
                           about="short-range model: fastest (2 ms), for faces within about 2 m of a camera"),
     "full": DetectorSpec("full", min_confidence=0.3, pad_closeups=True,
                          about="full-range model: every face from close-ups to small and distant ones (8 ms)"),
 }
-CLOSEUP_PAD = 0.15  # share of the width and height added on each side for a photo's second try
+CLOSEUP_PAD = 0.5  # share of the width and height added on each side for a photo's second look
+CLOSEUP_BELOW = 0.6  # a photo whose best detection scores less gets the second look
+MERGE_IOU = 0.3  # boxes of the two looks overlapping this much are one face (the better score is kept)
 
 
 def resolve_detector(detector: str | Path) -> tuple[str, DetectorSpec]:
@@ -177,8 +180,8 @@ class FaceDetector:
 
     ``model`` names a detector from DETECTORS or a .tflite path; ``min_confidence`` None takes the detector's
     measured default. Takes BGR uint8 frames, the layout OpenCV reads, and returns boxes in pixels, best score
-    first. In IMAGE mode a detector with ``pad_closeups`` looks again at a photo where it found nothing, with a
-    border added (CLOSEUP_PAD), so a face that fills the photo is found.
+    first. In IMAGE mode a detector with ``pad_closeups`` looks again, with a border added (CLOSEUP_PAD), at a
+    photo where it found no face scoring CLOSEUP_BELOW, so a face that fills the photo is found.
     """
 
     def __init__(self, model: str | Path = "short", video: bool = True, min_confidence: float | None = None) -> None:
@@ -214,8 +217,8 @@ class FaceDetector:
             self._last_ms = max(int(timestamp_ms), self._last_ms + 1)
         rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
         found = self._run(rgb)
-        if not found and not self.video and self.spec.pad_closeups:
-            found = self._padded(rgb)
+        if not self.video and self.spec.pad_closeups and max((d.score for d in found), default=0) < CLOSEUP_BELOW:
+            found = merge(found + self._padded(rgb))
         return sorted(found, key=lambda d: d.score, reverse=True)
 
     def _run(self, rgb: np.ndarray, x0: int = 0, y0: int = 0) -> list[Detection]:
@@ -228,7 +231,7 @@ class FaceDetector:
         return _detections(result, x0, y0, w, h)
 
     def _padded(self, rgb: np.ndarray) -> list[Detection]:
-        """The second try for a close-up: the photo with a black border of CLOSEUP_PAD per side."""
+        """The second look for a close-up: the photo with a black border of CLOSEUP_PAD per side."""
         h, w = rgb.shape[:2]
         px, py = round(w * CLOSEUP_PAD), round(h * CLOSEUP_PAD)
         padded = cv2.copyMakeBorder(rgb, py, py, px, px, cv2.BORDER_CONSTANT)
@@ -246,6 +249,15 @@ class FaceDetector:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def merge(detections: list[Detection], iou_threshold: float = MERGE_IOU) -> list[Detection]:
+    """Non-maximum suppression: best score first, dropping any box that overlaps a kept one by ``iou_threshold``."""
+    kept: list[Detection] = []
+    for d in sorted(detections, key=lambda d: d.score, reverse=True):
+        if all(iou(d.box, k.box) < iou_threshold for k in kept):
+            kept.append(d)
+    return kept
 
 
 def _detections(result, x0: int, y0: int, w: int, h: int) -> list[Detection]:

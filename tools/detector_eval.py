@@ -25,13 +25,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 from tqdm import tqdm
 
 from fercore import cli as shared
 from fercore.atomic import atomic_path
 from fercore.boxes import Box, clip_box, iou
-from fercore.paths import ROOT, SHARED_MEDIA
+from fercore.paths import DETECTOR_MODELS, ROOT, SHARED_MEDIA
 from realtime.detector import DETECTORS, DetectorError, FaceDetector
 from realtime.photos import ImageError, read_image
 from realtime.video_io import VideoError, VideoReader
@@ -162,6 +163,54 @@ def evaluate(detector: FaceDetector, images: list[LabelledImage], frames: list[n
             "ms_median": 1000 * float(np.median(times)), "missed": misses, "false": false_list}
 
 
+CLOSEUP_SIZES = (96, 160, 256, 400, 640)  # the longer side of a close-up, in pixels
+CLOSEUP_MARGIN = 0.1  # share of the face box added on each side: the face fills the picture, as in a face crop
+
+
+def closeups(images: list[LabelledImage], frames: list[np.ndarray], sizes: tuple[int, ...] = CLOSEUP_SIZES,
+             margin: float = CLOSEUP_MARGIN) -> list[tuple[LabelledImage, np.ndarray]]:
+    """Each readable labelled face as a close-up: its box widened by ``margin`` per side (within the frame), cut
+    out and scaled so its longer side is each of ``sizes``; with the face's box in the close-up as its label."""
+    out = []
+    for im, frame in zip(images, frames):
+        h, w = frame.shape[:2]
+        for n, (x0, y0, x1, y1) in enumerate(im.faces):
+            mx, my = round((x1 - x0) * margin), round((y1 - y0) * margin)
+            cx0, cy0, cx1, cy1 = max(0, x0 - mx), max(0, y0 - my), min(w, x1 + mx), min(h, y1 + my)
+            crop = frame[cy0:cy1, cx0:cx1]
+            for size in sizes:
+                k = size / max(crop.shape[:2])
+                cw, ch = max(1, round(crop.shape[1] * k)), max(1, round(crop.shape[0] * k))
+                scaled = cv2.resize(crop, (cw, ch), interpolation=cv2.INTER_AREA if k < 1 else cv2.INTER_CUBIC)
+                face = (round((x0 - cx0) * k), round((y0 - cy0) * k), round((x1 - cx0) * k), round((y1 - cy0) * k))
+                out.append((LabelledImage(f"{im.name}@face{n}", size, (cw, ch), [face]), scaled))
+    return out
+
+
+def closeup_rows(detectors: dict[str, FaceDetector], crops: list[tuple[LabelledImage, np.ndarray]],
+                 iou_threshold: float = MATCH_IOU) -> list[dict]:
+    """Per detector and close-up size: faces found of those there, and the close-ups with no face found."""
+    rows = []
+    for name, detector in detectors.items():
+        for size in sorted({im.frame for im, _ in crops}):
+            at = [(im, c) for im, c in crops if im.frame == size]
+            missed = [im.media for im, c in at
+                      if match([(d.box, d.score) for d in detector.detect(c)], im, iou_threshold).missed]
+            rows.append({"detector": name, "size": size, "faces": len(at), "found": len(at) - len(missed),
+                         "missed": missed})
+    return rows
+
+
+def format_closeups(rows: list[dict]) -> str:
+    sizes = sorted({r["size"] for r in rows})
+    lines = [f"close-ups (the face fills the picture; longer side in pixels): faces found of "
+             f"{rows[0]['faces']}", f"{'detector':<28}" + "".join(f"{s:>7}" for s in sizes)]
+    for name in dict.fromkeys(r["detector"] for r in rows):
+        found = {r["size"]: r["found"] for r in rows if r["detector"] == name}
+        lines.append(f"{name:<28}" + "".join(f"{found[s]:>7}" for s in sizes))
+    return "\n".join(lines)
+
+
 def format_table(rows: list[dict], iou_threshold: float) -> str:
     lines = [f"{'detector':<12} {'threshold':>9} {'recall':>7} {'found':>7} {'false pos.':>10} {'FP/image':>8} "
              f"{'ms/frame':>8}"]
@@ -172,6 +221,16 @@ def format_table(rows: list[dict], iou_threshold: float) -> str:
     lines.append(f"recall: readable faces matched at IoU >= {iou_threshold:g}; hard faces count neither way; "
                  "ms/frame: median over the images of one detect call")
     return "\n".join(lines)
+
+
+def measure_closeups(images: list[LabelledImage], frames: list[np.ndarray], iou_threshold: float) -> list[dict]:
+    """The close-up table: short, full without its padded second try (the same model run from its file), full."""
+    crops = closeups(images, frames)
+    with FaceDetector("short", video=False) as short, \
+            FaceDetector(DETECTOR_MODELS["full"], video=False, min_confidence=DETECTORS["full"].min_confidence) \
+            as plain, FaceDetector("full", video=False) as full:
+        return closeup_rows({"short": short, "full, no second look": plain, "full (the photo default)": full},
+                            crops, iou_threshold)
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -192,6 +251,10 @@ def get_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("output")
     g.add_argument("--json", type=Path, help="write every figure, with the missed faces and false positives, as JSON")
     g.add_argument("--details", action="store_true", help="list each missed face and false positive")
+    g.add_argument("--closeups", action="store_true",
+                   help="also cut every readable face out as a close-up at "
+                        f"{', '.join(map(str, CLOSEUP_SIZES))} pixels and count the faces each detector finds "
+                        "(IMAGE mode at its default threshold; 'full' with and without its padded second try)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -218,10 +281,14 @@ def command(argv: list[str] | None = None) -> int:
                 print(f"{r['detector']} @{r['min_confidence']:g}: missed {m['image']} {m['box']}")
             for f in r["false"]:
                 print(f"{r['detector']} @{r['min_confidence']:g}: false {f['image']} {f['box']} score {f['score']}")
+    report = {"labels": str(args.labels), "media": str(args.media), "iou": args.iou, "images": len(images),
+              "faces": n_faces, "results": rows}
+    if args.closeups:
+        report["closeups"] = measure_closeups(images, frames, args.iou)
+        print(format_closeups(report["closeups"]))
     if args.json:
         with atomic_path(args.json) as tmp:
-            Path(tmp).write_text(json.dumps({"labels": str(args.labels), "media": str(args.media), "iou": args.iou,
-                                             "images": len(images), "faces": n_faces, "results": rows}, indent=1))
+            Path(tmp).write_text(json.dumps(report, indent=1))
     return 0
 
 
