@@ -66,12 +66,13 @@ def config_from_args(ap: argparse.ArgumentParser, path: str, overrides: list[str
 def already_finished(cfg: dict) -> str | None:
     """For --resume: why there is nothing to train (training.rundir.finished), or None."""
     from models.checkpoint import read_checkpoint
-    from training.rundir import finished, resume_message
+    from training.rundir import check_resume, finished, resume_message
 
     path = Path(cfg["output"]["dir"]) / "last.pt"
     ckpt = read_checkpoint(path)
     if not isinstance(ckpt.get("training"), dict):
         raise CheckpointError(f"{path} has no training state to resume from (a best.pt or epoch file?)")
+    check_resume(ckpt.get("config", {}), cfg, path)
     return resume_message(path, ckpt["training"], cfg) if finished(ckpt["training"], cfg) else None
 
 

@@ -2,7 +2,12 @@
 time writes to it.
 
 - A folder holding an earlier run's checkpoints (best.pt, last.pt, epoch_NNN.pt) is refused unless the run
-  continues it (``--resume``) or replaces it (``--overwrite``, which first deletes what that run wrote).
+  continues it (``--resume``) or replaces it (``--overwrite``, which first deletes what that run wrote); so is
+  one holding a config.yaml or train.log a run would replace (a user's file, or a run that died before its
+  first checkpoint).
+- ``check_resume``: a run continues under the settings it started with. The one change it supports is the
+  number of epochs (for schedules that do not depend on it), recorded in ``resume_history.yaml``; config.yaml
+  keeps the first run's record.
 - ``RunLock``: while a run writes there it holds ``output.dir/.lock`` (fcntl.flock; the file names the
   process). A second run into the same folder fails at once; the lock of a process that died is released by
   the system, so a stale lock file never blocks.
@@ -21,7 +26,10 @@ from training.outputs import check_writable
 LOCK_NAME = ".lock"
 CHECKPOINTS = ("best.pt", "last.pt")
 EPOCHS = "epoch_[0-9][0-9][0-9].pt"
-RUN_LOGS = ("train.log", "config.yaml")
+RUN_LOGS = ("train.log", "config.yaml", "resume_history.yaml")
+# Settings that change how a run is carried out but not what it trains: they may differ when it resumes.
+RESUME_FREE = ("output.dir", "output.tensorboard", "data.cache_dir", "train.device", "train.threads",
+               "train.eval_batch_size")
 TENSORBOARD_EVENTS = "tensorboard/events.out.tfevents.*"
 
 
@@ -31,9 +39,11 @@ def earlier_run(out: str | Path) -> list[str]:
     return [name for name in CHECKPOINTS if (out / name).exists()] + sorted(p.name for p in out.glob(EPOCHS))
 
 
-def check_run_folder(out: str | Path, resume: bool, overwrite: bool) -> None:
+def check_run_folder(out: str | Path, resume: bool, overwrite: bool, logs: bool = True) -> None:
     """ConfigError unless a run may write to ``out``: a folder (or none yet) that can be written, holding no
-    earlier run unless ``overwrite``, and with ``resume`` a last.pt to continue from."""
+    earlier run unless ``overwrite`` (with ``logs``, no config.yaml or train.log a run would replace either:
+    torchrun's other processes leave that to the first, whose log may already be there), and with ``resume`` a
+    last.pt to continue from."""
     out = Path(out)
     check_writable(out, folder=True, what="output.dir", error=ConfigError)
     if resume:
@@ -45,6 +55,11 @@ def check_run_folder(out: str | Path, resume: bool, overwrite: bool) -> None:
         shown = ", ".join(found[:4]) + (f" and {len(found) - 4} more" if len(found) > 4 else "")
         raise ConfigError(f"output.dir {out} holds an earlier run ({shown}); continue it with --resume, replace "
                           "it with --overwrite, or choose another output.dir")
+    replaced = [name for name in RUN_LOGS if (out / name).exists()]
+    if replaced and logs and not overwrite:
+        raise ConfigError(f"output.dir {out} holds {', '.join(replaced)} but no checkpoint (your own file, or a run "
+                          "that stopped before its first one); a run would replace it: choose another output.dir, "
+                          "or --overwrite to replace it")
 
 
 def clear_earlier_run(out: str | Path) -> list[Path]:
@@ -137,6 +152,54 @@ def check_free_space(out: str | Path, weight_bytes: int, cfg: dict) -> None:
     if free < need:
         raise ConfigError(f"output.dir {out} has {free / 2**20:,.0f} MB free; this run's checkpoints need about "
                           f"{need / 2**20:,.0f} MB")
+
+
+def _flat(cfg: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in cfg.items():
+        if isinstance(value, dict) and f"{prefix}{key}" != "model.args":
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def check_resume(saved: dict, cfg: dict, where: str | Path) -> dict:
+    """The settings ``cfg`` changes from ``saved`` (the config of the run in the checkpoint ``where``) as
+    {key: [before, now]}: only train.epochs, under a schedule that does not depend on it, besides RESUME_FREE.
+    ConfigError naming the changed keys otherwise: a run that resumes under other settings would mix two runs
+    (another learning rate, another val set)."""
+    if not saved:  # a checkpoint that does not record its config: nothing to compare
+        return {}
+    before, now = _flat(saved), _flat(cfg)
+    changed = {key: [before.get(key), now.get(key)] for key in sorted(set(before) | set(now))
+               if key not in RESUME_FREE and before.get(key, "absent") != now.get(key, "absent")}
+    refused = [key for key in changed if key != "train.epochs"]
+    if "train.epochs" in changed and cfg["sched"]["name"] in ("cosine", "onecycle"):
+        refused.append(f"train.epochs (the {cfg['sched']['name']} schedule was laid out for "
+                       f"{before['train.epochs']} epochs)")
+    if refused:
+        shown = "; ".join(f"{key}: {changed[key][0]!r} -> {changed[key][1]!r}" if key in changed else key
+                          for key in refused)
+        raise ConfigError(f"cannot resume {where} with other settings ({shown}): a resumed run keeps its own, "
+                          "except more (or fewer) train.epochs; start a new run in another output.dir, or "
+                          "--overwrite this one")
+    return changed
+
+
+def record_resume(out: str | Path, state: dict, changed: dict) -> str:
+    """The text of ``out``'s resume_history.yaml with this resume appended: when, from which epoch and batch,
+    and the settings it changed."""
+    import datetime
+
+    import yaml
+
+    path = Path(out) / "resume_history.yaml"
+    history = yaml.safe_load(path.read_text()) if path.is_file() else None
+    entry = {"resumed": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+             "epoch": state["epoch"], "batch": state["step"],
+             "changed": {key: {"was": was, "now": now} for key, (was, now) in changed.items()}}
+    return yaml.safe_dump((history if isinstance(history, list) else []) + [entry], sort_keys=False)
 
 
 def finished(state: dict, cfg: dict) -> bool:

@@ -24,7 +24,7 @@ from models.checkpoint import CheckpointError, make_checkpoint, read_checkpoint,
 from training.build import Parts, build_parts
 from training.losses import mix_targets, online_targets
 from training.optim import step_after_epoch, steps_per_batch
-from training.rundir import finished, resume_message
+from training.rundir import check_resume, finished, record_resume, resume_message
 from training.utils import StopFlag, any_rank, log, log_epoch, save_output, sum_across_processes, validate
 
 
@@ -51,6 +51,7 @@ class Trainer:
         self.epoch, self.step, self.best_acc, self.bad_epochs = 0, 0, -1.0, 0
         self.history, self.running, self.writer = [], {"loss": 0.0, "correct": 0, "seen": 0}, None
         self.finished = False  # resumed a run with nothing left to train
+        self.resumed: tuple[dict, dict] | None = None  # the resumed state and the settings changed since
         try:
             if resume:
                 self._resume()
@@ -101,6 +102,7 @@ class Trainer:
                 self.model_without_ddp, ckpt["model"]):
             raise CheckpointError(f"{path} holds {ckpt['arch']} {ckpt['arch_args']}, the config asks for "
                                   f"{m['name']} {m['args']}")
+        changed = check_resume(ckpt.get("config", {}), self.cfg, path)
         self.model_without_ddp.load_state_dict(ckpt["model"])
         st = ckpt["training"]
         try:  # another optimizer or schedule in the config, or a damaged state
@@ -116,6 +118,7 @@ class Trainer:
             if self.cuda and "cuda_rng" in st:
                 torch.cuda.set_rng_state(st["cuda_rng"], self.device)
             self.finished = finished(st, self.cfg)
+            self.resumed = (st, changed)
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             first_line = str(exc).splitlines()[0] if str(exc) else ""
             raise CheckpointError(f"{path}: its training state does not fit the configured optimizer and schedule "
@@ -129,7 +132,10 @@ class Trainer:
         already finished returns at once."""
         try:
             if self.dist.main and not self.finished:
-                save_output(self.out / "config.yaml", yaml.safe_dump(self.cfg, sort_keys=False))
+                if self.resumed is None or not (self.out / "config.yaml").is_file():  # the first run's record
+                    save_output(self.out / "config.yaml", yaml.safe_dump(self.cfg, sort_keys=False))
+                if self.resumed is not None:
+                    save_output(self.out / "resume_history.yaml", record_resume(self.out, *self.resumed))
                 if self.cfg["output"]["tensorboard"]:
                     from torch.utils.tensorboard import SummaryWriter
                     self.writer = SummaryWriter(str(self.out / "tensorboard"))

@@ -97,7 +97,7 @@ def setup_process(cfg: dict, resume: bool = False,
         lock = claim_run_folder(out, resume, overwrite)
     else:
         lock = None
-        check_run_folder(out, resume, overwrite)
+        check_run_folder(out, resume, overwrite, logs=False)
     setup_logging(out, dist.main)
     random.seed(cfg["seed"])
     np.random.seed(cfg["seed"])

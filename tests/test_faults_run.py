@@ -1,0 +1,53 @@
+"""training.run's folder and resume faults: a user's config.yaml in output.dir is not replaced without
+--overwrite, and --resume refuses changed settings (naming them) except more epochs, which it records while
+config.yaml keeps the first run's record."""
+import yaml
+
+from models.checkpoint import read_checkpoint
+from training.run import main as run_main
+
+
+def _error(capsys) -> str:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("error: ") == 1, err
+    return err[err.index("error: "):]
+
+
+def test_a_users_config_in_output_dir_is_not_replaced(tiny_fer_csv, tmp_path, capsys, tiny_run):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "config.yaml").write_text("# my own settings\nlr: 0.1\n")
+    assert run_main(tiny_run.args(tiny_fer_csv, out, "train.epochs=1")) == 1
+    err = _error(capsys)
+    assert "holds config.yaml but no checkpoint" in err and "--overwrite" in err
+    assert (out / "config.yaml").read_text() == "# my own settings\nlr: 0.1\n"
+    assert sorted(p.name for p in out.iterdir()) == ["config.yaml"]
+
+
+def test_resume_refuses_changed_settings_and_records_more_epochs(tiny_fer_csv, tmp_path, capsys, tiny_run):
+    out = tmp_path / "run"
+    assert run_main(tiny_run.args(tiny_fer_csv, out, "train.epochs=1")) == 0
+    first_config, last = (out / "config.yaml").read_text(), (out / "last.pt").read_bytes()
+    capsys.readouterr()
+    for changes, named in ((["optim.lr=0.01"], "optim.lr: 0.001 -> 0.01"),
+                           (["data.limit=70", "seed=3"], "data.limit: None -> 70; seed: 0 -> 3"),
+                           (["train.batch_size=16"], "train.batch_size: 32 -> 16")):
+        assert run_main(tiny_run.args(tiny_fer_csv, out, "train.epochs=2", *changes) + ["--resume"]) == 1
+        err = _error(capsys)
+        assert f"cannot resume {out / 'last.pt'} with other settings ({named})" in err, err
+        assert (out / "last.pt").read_bytes() == last and (out / "config.yaml").read_text() == first_config
+    assert not (out / "resume_history.yaml").exists()
+    assert run_main(tiny_run.args(tiny_fer_csv, out, "train.epochs=2", "train.device=cpu") + ["--resume"]) == 0
+    assert read_checkpoint(out / "last.pt")["training"]["epoch"] == 2
+    assert (out / "config.yaml").read_text() == first_config
+    (entry,) = yaml.safe_load((out / "resume_history.yaml").read_text())
+    assert entry["epoch"] == 1 and entry["batch"] == 0
+    assert entry["changed"] == {"train.epochs": {"was": 1, "now": 2}}
+
+
+def test_resume_refuses_more_epochs_under_a_schedule_laid_out_for_fewer(tiny_fer_csv, tmp_path, capsys, tiny_run):
+    out = tmp_path / "cosine"
+    assert run_main(tiny_run.args(tiny_fer_csv, out, "train.epochs=1", "sched.name=cosine")) == 0
+    capsys.readouterr()
+    assert run_main(tiny_run.args(tiny_fer_csv, out, "train.epochs=2", "sched.name=cosine") + ["--resume"]) == 1
+    assert "train.epochs (the cosine schedule was laid out for 1 epochs)" in _error(capsys)
