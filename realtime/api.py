@@ -24,9 +24,11 @@ from typing import TYPE_CHECKING, Any, Iterator, Literal, Sequence, Union
 import cv2
 import numpy as np
 
+from fercore.atomic import printable
+
 from realtime.classifier import load_classifier
 from realtime.labelled import subject
-from realtime.photos import ImageError, read_image
+from realtime.photos import ImageError, read_image, too_large
 from realtime.pipeline import Pipeline
 from realtime.results import FaceResult, FrameResult
 from realtime.settings import Settings, SourceKind, build_pipeline, checkpoints
@@ -77,11 +79,23 @@ def to_bgr(image: ImageInput, color: Color = "bgr") -> np.ndarray:
     if isinstance(image, (str, os.PathLike)):
         return read_image(Path(image))
     if _is_pil_image(image):
-        return cv2.cvtColor(np.asarray(image.convert("RGB")), cv2.COLOR_RGB2BGR)
+        return _pil_to_bgr(image)
     if isinstance(image, np.ndarray):
         return _array_to_bgr(image, color)
     raise TypeError(f"expected an image path (str or Path), a numpy array or a PIL image, got "
                     f"{type(image).__module__}.{type(image).__qualname__}")
+
+
+def _pil_to_bgr(image: "PILImage") -> np.ndarray:
+    """A PIL image of any mode as BGR. 16- and 32-bit integer images keep their top 8 bits, as OpenCV reads a
+    16-bit file (PIL's own convert would clip them to white); a damaged image is an ImageError."""
+    try:
+        if image.mode.startswith("I"):  # I;16, I;16B, I;16L, I (32-bit)
+            gray = (np.clip(np.asarray(image, dtype=np.int64), 0, 65535) >> 8).astype(np.uint8)
+            return _array_to_bgr(gray, "bgr")
+        return _array_to_bgr(np.asarray(image.convert("RGB")), "rgb")
+    except (OSError, ValueError, SyntaxError) as exc:  # what PIL raises for truncated or damaged data
+        raise ImageError(f"cannot read the PIL image: {exc}") from exc
 
 
 def _array_to_bgr(a: np.ndarray, color: Color) -> np.ndarray:
@@ -100,6 +114,8 @@ def _array_to_bgr(a: np.ndarray, color: Color) -> np.ndarray:
         raise ImageError(f"expected an image array of shape (H, W), (H, W, 3) or (H, W, 4), got {a.shape}{hint}")
     if a.shape[0] == 0 or a.shape[1] == 0:
         raise ImageError(f"the image array is empty: shape {a.shape}")
+    if problem := too_large(a.shape[1], a.shape[0], "the image array"):
+        raise ImageError(problem)
     a = np.ascontiguousarray(a)
     if channels == 1:
         return cv2.cvtColor(a.reshape(a.shape[:2]), cv2.COLOR_GRAY2BGR)
@@ -130,6 +146,10 @@ class EmotionRecognizer:
     The models load when it is made, so a missing or foreign model or detector, or an option out of its range
     (ValueError), fails here. Use it as a context manager or call ``close()``; an instance left open is cleaned
     up at exit without a message.
+
+    Threads: one recognizer may be shared; its ``recognize`` calls run one at a time, and ``close()`` waits for
+    the one running. For photos in parallel, give each thread a recognizer of its own. A stream belongs to the
+    thread that iterates it.
     """
 
     def __init__(self, checkpoint: str | os.PathLike | Sequence[str | os.PathLike] | None = None, *,
@@ -139,6 +159,7 @@ class EmotionRecognizer:
         self.classifier = load_classifier(checkpoints(s), threads=s.threads, backend=s.backend)
         self._streams: weakref.WeakSet = weakref.WeakSet()  # generators of stream() not finished yet
         self._closed = False
+        self._lock = threading.Lock()  # one photo at a time; close() waits for the one being read
         # made now so that a wrong detector or threshold fails here
         self._photos: Pipeline | None = self._pipeline("photo")
         self.margin = self._photos.margin
@@ -167,10 +188,11 @@ class EmotionRecognizer:
         ``image``: a path, a uint8 numpy array or a PIL image; ``color`` ("bgr" or "rgb") is the channel order of
         a colour array (see ``to_bgr``). Faces are in the detector's order; an empty list when there is none.
         """
-        self._check_open()
         frame = to_bgr(image, color)
         source = os.fspath(image) if isinstance(image, (str, os.PathLike)) else None
-        return self._photos.process(frame, 0, None, source=source).faces
+        with self._lock:
+            self._check_open()
+            return self._photos.process(frame, 0, None, source=source).faces
 
     def top_emotion(self, image: ImageInput, color: Color = "bgr") -> tuple[str | None, float | None]:
         """``(label, confidence)`` of the photo's subject (the largest face the detector is nearly as sure of as
@@ -189,7 +211,8 @@ class EmotionRecognizer:
         a camera number or a stream URL; a face keeps its ``track`` id from frame to frame and its probabilities
         are smoothed over its track.
 
-        A file yields every frame in order, timed by its frame rate. A camera or URL is live: each step yields the
+        A file yields every frame in order, timed by its frame rate, and raises VideoError at its end when it
+        decoded fewer frames than it announces (truncated or damaged). A camera or URL is live: each step yields the
         newest frame (older ones are dropped when the loop is slower than the camera) and ``frame`` is the
         capture index. ``max_frames`` stops after that many frames; ``with_frames`` yields ``(result, frame)``
         pairs with the BGR frame, to draw on or save. Leaving the loop early (break) releases the source.
@@ -198,8 +221,9 @@ class EmotionRecognizer:
         step, as does a live source that delivers nothing for ``stall_timeout`` seconds.
         """
         self._check_open()
-        if max_frames is not None and max_frames < 0:
-            raise ValueError(f"max_frames must be >= 0, got {max_frames}")
+        if max_frames is not None and (isinstance(max_frames, bool) or not isinstance(max_frames, int)
+                                       or max_frames < 0):
+            raise ValueError(f"max_frames must be a whole number >= 0 or None, got {max_frames!r}")
         if not isinstance(source, (int, str, os.PathLike)) or isinstance(source, bool):
             raise TypeError(f"expected a video path, a camera number or a URL, got {type(source).__name__}")
         if _is_file_source(source) and not Path(source).is_file():
@@ -226,10 +250,16 @@ class EmotionRecognizer:
 
     @staticmethod
     def _file_frames(path: str | os.PathLike) -> Iterator[tuple[int, float, np.ndarray]]:
+        """Every frame of a video file, timed by its frame rate; VideoError when decoding stops before the frame
+        count the file announces (truncated or damaged), as fer-annotate says it."""
         with VideoReader(path) as reader:
             fps = reader.info.fps or DEFAULT_FPS
             for i, frame in enumerate(reader):
                 yield i, i / fps, frame
+            announced = reader.info.frame_count
+            if announced and reader.frames_read < announced:
+                raise VideoError(f"{printable(path)}: decoding stopped after {reader.frames_read} of the "
+                                 f"{announced} frames it announces (truncated or damaged)")
 
     @staticmethod
     def _live_frames(source: int | str, stall_timeout: float) -> Iterator[tuple[int, float, np.ndarray]]:
@@ -245,12 +275,13 @@ class EmotionRecognizer:
 
     def close(self) -> None:
         """Release the face detectors and any stream still open. Idempotent."""
-        self._closed = True
+        with self._lock:
+            self._closed = True
+            if self._photos is not None:
+                self._photos.close()
+                self._photos = None
         for generator in list(self._streams):
             generator.close()
-        if self._photos is not None:
-            self._photos.close()
-            self._photos = None
 
     def __enter__(self) -> "EmotionRecognizer":
         return self

@@ -92,8 +92,10 @@ def read_image(path: Path) -> np.ndarray:
     shown = printable(path)
     if path.is_symlink() and not path.exists():
         raise ImageError(f"{shown} is a broken link (to {printable(path.readlink())})")
-    if not path.is_file():
+    if not path.exists():
         raise ImageError(f"image not found: {shown}")
+    if not path.is_file():
+        raise ImageError(f"{shown} is not a photo file (a folder, a device or a pipe)")
     try:
         data = np.fromfile(path, np.uint8)
     except OSError as exc:
