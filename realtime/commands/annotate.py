@@ -3,12 +3,14 @@
     fer-annotate INPUT.mp4 -o OUTPUT.mp4 [--json results.json] [--csv results.csv]
     fer-annotate photo.jpg -o annotated.jpg [--json ...]
     fer-annotate photos/ -o annotated/ [--json ...]
+    fer-annotate INPUT.mp4 --report REPORT_DIR [-o ...] [--json ...]
 
 A video keeps its size, frame rate and frame count (an odd width or height is padded by one black column or
 row: the encoders need even sizes). Outputs are checked before the work starts (not the input, not the same file
 twice, writable); each goes to a temporary file first and is renamed when complete (a video only once every frame
 reads back), so an interrupted run (Ctrl-C, SIGTERM, SIGHUP) or a full disk never leaves a file that looks
 finished. An output that fails at the end does not take the others with it. GIFs are read as videos.
+--report writes a video's emotion timeline and report (realtime.report; fer-report re-draws it from --json).
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from realtime.errors import InputError
 from realtime.overlay import draw_faces
 from realtime.photos import ImageError, is_image, list_folder, read_image, write_image
 from realtime.pipeline import Pipeline
+from realtime.report import write_report
 from realtime.results import FrameResult, format_summary, header, summarize, write_csv, write_json
 from realtime.settings import Settings, build_pipeline, record
 from realtime.video_io import DEFAULT_FPS, WRITER_FOURCC, VideoError, VideoReader, opencv_path, video_writer
@@ -40,6 +43,9 @@ def get_parser() -> argparse.ArgumentParser:
                    help="annotated video (.mp4 or .avi), photo, or folder for a folder of photos")
     p.add_argument("--json", type=Path, help="results per frame and face, and the summary, as JSON")
     p.add_argument("--csv", type=Path, help="results as CSV, one row per face")
+    p.add_argument("--report", type=Path,
+                   help="folder for a video's report: per-track emotion timelines (PNG), a summary table, the "
+                        "clearest face of each track and one self-contained HTML page (see fer-report)")
     p.add_argument("--allow-short", action="store_true",
                    help="keep the output of a video that ends before the frame count its container announces")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -50,8 +56,8 @@ def get_parser() -> argparse.ArgumentParser:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = get_parser()
     args = p.parse_args(argv)
-    if not (args.output or args.json or args.csv):
-        p.error("nothing to write: give -o OUTPUT, --json FILE and/or --csv FILE")
+    if not (args.output or args.json or args.csv or args.report):
+        p.error("nothing to write: give -o OUTPUT, --json FILE, --csv FILE and/or --report FOLDER")
     return args
 
 
@@ -88,6 +94,12 @@ def check_outputs(args: argparse.Namespace) -> None:
     for name, out in outputs.items():
         if not (name == "-o" and args.input.is_dir()):
             check_writable(out)
+    if args.report is not None:
+        if args.input.is_dir() or is_image(args.input):
+            raise InputError("--report draws a video's timeline; photos have none (their results are in --json)")
+        if args.report.resolve() == src:
+            raise InputError(f"refusing to write the report into {printable(args.report)}: it is the input")
+        check_writable(args.report, folder=True)
 
 
 def check_links(photos: list[Path], output: Path) -> None:
@@ -101,14 +113,18 @@ def check_links(photos: list[Path], output: Path) -> None:
                              f"{printable(real)}, inside it, which the annotated photos would overwrite")
 
 
+def results_head(args: argparse.Namespace, pipe: Pipeline, settings: dict, **meta) -> dict:
+    """The fields that open the results: what was read, with which settings."""
+    return header(pipe.classes, input=printable(args.input), **meta, settings=settings)
+
+
 def write_results(args: argparse.Namespace, pipe: Pipeline, settings: dict, frames: list[FrameResult],
                   summary: dict, **meta) -> list[Exception]:
     """Write --json and --csv, each on its own: the failures (the other file is still written)."""
     failures: list[Exception] = []
     if args.json:
         try:
-            write_json(args.json, header(pipe.classes, input=printable(args.input), **meta,
-                                         settings=settings), frames, summary)
+            write_json(args.json, results_head(args, pipe, settings, **meta), frames, summary)
         except WRITE_FAILURES as exc:
             failures.append(exc)
     if args.csv:
@@ -148,13 +164,24 @@ def annotate_video(args: argparse.Namespace, settings: Settings) -> int:
                 failures.append(exc)
                 writer = None
         summary = summarize(frames, pipe.classes)
-        failures += write_results(args, pipe, record(settings, "file", pipe), frames, summary, kind="video",
-                                  video={"width": info.width, "height": info.height, "fps": fps,
-                                         "frame_count": reader.frames_read})
+        meta = {"kind": "video", "video": {"width": info.width, "height": info.height, "fps": fps,
+                                           "frame_count": reader.frames_read}}
+        applied, report = record(settings, "file", pipe), None
+        failures += write_results(args, pipe, applied, frames, summary, **meta)
+        if args.report:
+            doc = {**results_head(args, pipe, applied, **meta), "frames": [fr.to_dict() for fr in frames],
+                   "summary": summary}
+            try:
+                report = write_report(doc, args.report, video=args.input)
+                print("".join(f"note: {note}\n" for note in report.notes), end="", file=sys.stderr)
+            except WRITE_FAILURES as exc:
+                failures.append(exc)
     print(format_summary(summary))
     if writer is not None:
         padding = f"; {writer.padding}" if writer.padding else ""
         print(f"wrote {args.output} ({reader.frames_read} frames, {info.width}x{info.height}, {fps:g} fps{padding})")
+    if report is not None:
+        print(f"wrote the report {printable(report.page)}")
     raise_all(failures)
     return 0
 
