@@ -76,9 +76,11 @@ def summarize(frames: list[FrameResult], classes: list[str], per_track: bool = T
     """Share of each emotion over the labelled faces and, for videos, per track; the share of uncertain faces
     apart. A track's shares weigh its labelled frames as its evidence does (``FaceResult.weight``: a frame held
     through a bad view counts little), so they say what the track's good views showed."""
-    labels = [f.label for fr in frames for f in fr.faces]
+    faces = [f for fr in frames for f in fr.faces]
+    labels = [f.label for f in faces]
     summary: dict = {"frames": len(frames), "frames_with_faces": sum(1 for fr in frames if fr.faces),
-                     "faces": len(labels), "uncertain": _uncertain(labels), "emotions": _shares(labels, classes)}
+                     "faces": len(labels), "uncertain": _uncertain(labels), "emotions": _shares(labels, classes),
+                     **_counts(faces)}
     if per_track:
         by_track: dict[int, list[tuple[int, FaceResult]]] = {}
         for fr in frames:
@@ -91,22 +93,39 @@ def summarize(frames: list[FrameResult], classes: list[str], per_track: bool = T
             dominant = max(shares, key=shares.get) if any(shares.values()) else None
             summary["tracks"][str(track)] = {"frames": len(seen), "first_frame": seen[0][0],
                                              "last_frame": seen[-1][0], "dominant": dominant,
-                                             "uncertain": _uncertain(track_labels), "emotions": shares}
+                                             "uncertain": _uncertain(track_labels), "emotions": shares,
+                                             **_counts([f for _, f in seen])}
     return summary
+
+
+def _counts(faces: list[FaceResult]) -> dict:
+    """How many faces were labelled, with each emotion, and how many were uncertain, for each reason."""
+    labelled = Counter(f.label for f in faces if f.label is not None)
+    reasons = Counter(f.reason or "uncertain" for f in faces if f.label is None)
+    return {"labelled": sum(labelled.values()), "label_counts": dict(labelled.most_common()),
+            "uncertain_counts": dict(reasons.most_common())}
+
+
+def _counted(n: int, what: str, counts: dict[str, int]) -> str:
+    return f"{n} {what}" + (f" ({', '.join(f'{k} {v}' for k, v in counts.items())})" if counts else "")
+
+
+def describe_faces(counts: dict, faces: int, noun: str = "faces") -> str:
+    """Counts before shares: '11 faces: 6 labelled (happy 6), 5 uncertain (unsure 3, turned away 2)'."""
+    uncertain = faces - counts["labelled"]
+    parts = [_counted(counts["labelled"], "labelled", counts["label_counts"])]
+    if uncertain:
+        parts.append(_counted(uncertain, "uncertain", counts["uncertain_counts"]))
+    return f"{faces} {noun}: " + ", ".join(parts) if faces else f"no {noun}"
 
 
 def format_summary(summary: dict, unit: str = "frames") -> str:
     """The summary as a few lines for the terminal; ``unit`` names what was counted (frames or photos)."""
-    def top(shares: dict[str, float]) -> str:
-        return ", ".join(f"{c} {s:.0%}" for c, s in sorted(shares.items(), key=lambda kv: -kv[1]) if s > 0) or "-"
-
-    def uncertain(share: float) -> str:
-        return f" (uncertain {share:.0%})" if share else ""
-    lines = [f"{summary['frames']} {unit}, {summary['frames_with_faces']} with faces, {summary['faces']} faces: "
-             f"{top(summary['emotions'])}{uncertain(summary['uncertain'])}"]
+    lines = [f"{summary['frames']} {unit}, {summary['frames_with_faces']} with faces; "
+             + describe_faces(summary, summary["faces"])]
     for track, t in summary.get("tracks", {}).items():
-        lines.append(f"  track {track}: frames {t['first_frame']}-{t['last_frame']} ({t['frames']} seen): "
-                     f"{top(t['emotions'])}{uncertain(t['uncertain'])}")
+        lines.append(f"  track {track}: frames {t['first_frame']}-{t['last_frame']}, "
+                     + describe_faces(t, t["frames"], "view" if t["frames"] == 1 else "views"))
     return "\n".join(lines)
 
 

@@ -32,7 +32,7 @@ def test_summary_gives_the_share_of_each_emotion_per_track():
     assert s["tracks"]["2"]["emotions"]["sad"] == 1.0
     assert "tracks" not in summarize(frames(), CLASSES, per_track=False)
     text = format_summary(s)
-    assert "happy 50%" in text and "track 2" in text
+    assert "4 faces: 4 labelled (happy 2, sad 1, neutral 1)" in text and "track 2: frames 0-0, 1 view: " in text
 
 
 def test_json_follows_the_schema(tmp_path, check_document):
@@ -78,8 +78,9 @@ def test_uncertain_faces_have_no_label_a_reason_and_are_counted_apart(tmp_path, 
     assert s["faces"] == 6 and s["uncertain"] == pytest.approx(2 / 6, abs=1e-4)
     assert s["emotions"]["happy"] == 0.5 and sum(s["emotions"].values()) == pytest.approx(1)  # of the labelled
     assert s["tracks"]["3"] == {"frames": 2, "first_frame": 1, "last_frame": 2, "dominant": None, "uncertain": 1.0,
-                                "emotions": {c: 0.0 for c in CLASSES}}
-    assert "uncertain 33%" in format_summary(s)
+                                "emotions": {c: 0.0 for c in CLASSES}, "labelled": 0, "label_counts": {},
+                                "uncertain_counts": {"turned away": 2}}
+    assert "6 faces: 4 labelled" in format_summary(s) and ", 2 uncertain (turned away 2)" in format_summary(s)
     write_json(tmp_path / "r.json", header(CLASSES, input="x.mp4", kind="video", settings={
         "checkpoint": "c", "backend": "onnx", "detector": "short", "min_confidence": 0.5, "margin": 0.15,
         "smoothing": 0.6}, video={"frame_count": 4}), fr, s)
@@ -123,3 +124,20 @@ def test_a_tracks_shares_weigh_its_frames_as_its_evidence_does():
     t = summarize(fr, CLASSES)["tracks"]["1"]
     assert t["dominant"] == "happy" and t["emotions"]["happy"] == pytest.approx(0.8 / 0.95, abs=1e-4)
     assert summarize(fr, CLASSES)["emotions"]["sad"] == 0.6  # all faces together: each detection counts once
+
+
+def test_summaries_give_counts_before_shares():
+    """'11 faces: happy 100%' read as if every face were happy; the summary now says how many were labelled."""
+    from realtime.results import FaceResult, FrameResult, format_summary, summarize
+
+    def face(track, label, reason=None):
+        return FaceResult(track, (0, 0, 10, 10), 0.9, label, 0.9, {"happy": 0.9, "sad": 0.1}, reason)
+
+    frames = [FrameResult(0, 0.0, [face(1, "happy"), face(2, None, "unsure")]),
+              FrameResult(1, 0.04, [face(1, "happy"), face(2, None, "turned away"), face(3, None, "unsure")])]
+    summary = summarize(frames, ["happy", "sad"])
+    assert (summary["labelled"], summary["label_counts"], summary["uncertain_counts"]) == \
+        (2, {"happy": 2}, {"unsure": 2, "turned away": 1})
+    text = format_summary(summary)
+    assert "5 faces: 2 labelled (happy 2), 3 uncertain (unsure 2, turned away 1)" in text
+    assert "track 2: frames 0-1, 2 views: 0 labelled, 2 uncertain (unsure 1, turned away 1)" in text
