@@ -50,3 +50,17 @@ def test_unreadable_photos_make_an_evaluation_incomplete(sample_media, tiny_chec
     assert "2 of 4 photos could not be read" in capsys.readouterr().err
     report = json.loads(out.read_text())
     assert (report["photos"], report["readable"], len(report["unreadable"])) == (4, 2, 2)
+
+
+def test_an_output_inside_a_loop_of_links_is_one_error_line(sample_media, tiny_checkpoint, tmp_path, capsys):
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    photo = sample_media / "photos" / "astronaut.jpg"
+    assert annotate.main([str(photo), "--json", str(tmp_path / "loop" / "x.json"), "--checkpoint",
+                          str(tiny_checkpoint), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot follow") and err.count("\n") == 1 and "Traceback" not in err
+    (tmp_path / "photos" / "happy").mkdir(parents=True)
+    _photo(sample_media, tmp_path / "photos" / "happy" / "a.jpg")
+    assert evaluate.main([str(tmp_path / "photos"), "--json", str(tmp_path / "loop" / "r.json"), "--checkpoint",
+                          str(tiny_checkpoint), "--no-progress"]) == 1
+    assert capsys.readouterr().err.startswith("error: cannot follow")

@@ -39,7 +39,7 @@ from fercore.cli import number, parser
 from models.preprocessing import resize_face
 from realtime.commands import options
 from realtime.detector import DETECTORS
-from realtime.errors import InputError
+from realtime.errors import InputError, resolved
 from realtime.faces import readable_part
 from realtime.labelled import SUBJECT_SCORE_SHARE, labelled_photos, subject
 from realtime.photos import ImageError, read_image
@@ -95,7 +95,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def check_out(photos: Path, out: Path, overwrite: bool) -> None:
     """OUT is neither inside the photo folder nor holding it, and is new, empty, or (with ``overwrite``) an
     earlier output of this command; InputError otherwise."""
-    root, dst = photos.resolve(), out.resolve()
+    root, dst = resolved(photos), resolved(out)
     if dst == root or root in dst.parents:
         raise InputError(f"refusing to write {printable(out)} inside the photo folder {printable(photos)} (its "
                              "faces would be read as photos next time); write it elsewhere")

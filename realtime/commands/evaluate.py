@@ -24,7 +24,7 @@ from fercore.atomic import OutputError, atomic_path, check_writable, interrupt_o
 from fercore.cli import parser, raise_all
 from fercore.metrics import classification_report, save_confusion_png
 from realtime.commands import options
-from realtime.errors import InputError
+from realtime.errors import InputError, resolved
 from realtime.labelled import SUBJECT_SCORE_SHARE, labelled_photos, subject
 from realtime.photos import ImageError, read_image
 from realtime.pipeline import Pipeline
@@ -55,13 +55,13 @@ def check_outputs(args: argparse.Namespace) -> None:
     mixed with the photos next time) nor the same file, the picture format is one matplotlib writes, and both
     can be written."""
     outputs = {name: path for name, path in (("--json", args.json), ("--confusion", args.confusion)) if path}
-    root = args.dir.resolve()
+    root = resolved(args.dir)
     for name, out in outputs.items():
-        dst = out.resolve()
+        dst = resolved(out)
         if dst == root or root in dst.parents:
             raise InputError(f"refusing to write {printable(out)} ({name}) inside the photo folder "
                                  f"{printable(args.dir)}; write it elsewhere")
-    if args.json and args.confusion and args.json.resolve() == args.confusion.resolve():
+    if args.json and args.confusion and resolved(args.json) == resolved(args.confusion):
         raise InputError(f"--json and --confusion name the same file {printable(args.json)}")
     if args.confusion:
         formats = picture_formats()
