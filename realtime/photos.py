@@ -43,12 +43,6 @@ def too_large(width: int, height: int, what: str) -> str | None:
     return f"{what} is {size}, more than the {MAX_PIXELS / 1e6:.0f} megapixels this app reads; downscale it first"
 
 
-def list_images(folder: Path) -> list[Path]:
-    """Photos in a folder and its subfolders, in a stable order; hidden files (e.g. half-written ones) skipped.
-    A photo that is a broken link is listed (reading it says so)."""
-    return list_folder(folder)[0]
-
-
 def list_folder(folder: Path) -> tuple[list[Path], list[dict]]:
     """(photos, others) of a folder and its subfolders, in a stable order. ``others`` are the visible files that
     are not photos, as ``{"source", "reason"}``: videos and GIFs (annotated on their own) and other files."""

@@ -26,7 +26,7 @@ with interruptible_imports():
 
 MODELS = {  # name on the command line: (architecture, its arguments)
     "cnn-1.0": ("cnn", {"width": 1.0}),  # the seed's full-width CNN
-    "cnn-0.5": ("cnn", {"width": 0.5}),  # the default model's width
+    "cnn-0.5": ("cnn", {"width": 0.5}),  # the fast model's width
     "resnet18-48-imagenet": ("resnet18", {"stem": "imagenet", "input_size": 48}),
     "resnet18-48-small": ("resnet18", {"stem": "small", "input_size": 48}),  # 3x3 stem, no max-pool
     "resnet18-96-imagenet": ("resnet18", {"stem": "imagenet", "input_size": 96}),  # faces upsampled to 96
