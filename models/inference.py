@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from fercore.tta import TTA_MODES
+from models.errors import finite_probabilities
 from models.preprocessing import Preprocessing
 
 
@@ -31,7 +32,8 @@ def _views(x: torch.Tensor, tta: str, black: float, pad: int = 4) -> list[torch.
 def predict(model: nn.Module, faces: np.ndarray | torch.Tensor, prep: Preprocessing, batch_size: int = 256,
             device: torch.device | str = "cpu", tta: str = "none", progress: bool = False) -> np.ndarray:
     """Class probabilities (N, K) for uint8 faces (N, H, W), averaged over the TTA views; the logits are divided
-    by the model's calibrated ``temperature`` (a loaded checkpoint's; 1 for a model in training)."""
+    by the model's calibrated ``temperature`` (a loaded checkpoint's; 1 for a model in training). CheckpointError
+    when any is NaN or infinite (models.errors.finite_probabilities)."""
     if tta not in TTA_MODES:
         raise ValueError(f"tta must be one of {TTA_MODES}, got {tta!r}")
     model.eval()
@@ -42,4 +44,4 @@ def predict(model: nn.Module, faces: np.ndarray | torch.Tensor, prep: Preprocess
         t = getattr(model, "temperature", 1.0)
         probs = [F.softmax(model(v).float() / t, dim=1) for v in _views(x, tta, black=prep.black)]
         out.append(torch.stack(probs).mean(0).cpu())
-    return torch.cat(out).numpy() if out else np.zeros((0, 0), dtype=np.float32)
+    return finite_probabilities(torch.cat(out).numpy()) if out else np.zeros((0, 0), dtype=np.float32)

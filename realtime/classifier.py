@@ -20,7 +20,7 @@ import numpy as np
 from fercore.paths import one_or_more
 from fercore.shipped import MODELS, is_shipped, model_files
 from fercore.readability import ReadabilityLimits
-from models.errors import CheckpointError
+from models.errors import CheckpointError, finite_probabilities
 from models.onnx_runtime import checkpoint_digest, ensemble_digest, export_digests, open_session
 from models.preprocessing import Preprocessing, faces_to_input
 
@@ -53,7 +53,7 @@ class EmotionClassifier:
         """Class probabilities (N, len(classes)) for N grayscale face crops of any size."""
         if not gray_faces:
             return np.zeros((0, len(self.classes)), dtype=np.float32)
-        return self._probabilities(self.prepare(gray_faces))
+        return finite_probabilities(self._probabilities(self.prepare(gray_faces)))
 
     def _probabilities(self, batch: np.ndarray) -> np.ndarray:
         raise NotImplementedError  # each backend runs its model here
@@ -91,8 +91,9 @@ class OnnxClassifier(EmotionClassifier):
 
     def _probabilities(self, batch: np.ndarray) -> np.ndarray:
         logits = self.session.run(None, {"faces": batch})[0] / self.temperature
-        e = np.exp(logits - logits.max(axis=1, keepdims=True))
-        return e / e.sum(axis=1, keepdims=True)
+        with np.errstate(invalid="ignore", over="ignore"):  # overflowing logits: refused in predict
+            e = np.exp(logits - logits.max(axis=1, keepdims=True))
+            return e / e.sum(axis=1, keepdims=True)
 
 
 def onnx_for(checkpoint: Path | Sequence[Path]) -> Path:
