@@ -28,6 +28,8 @@ CHECK = textwrap.dedent("""
     from realtime import EmotionRecognizer
     with EmotionRecognizer(threads=1) as fer:
         print("emotion:", fer.top_emotion(sys.argv[1])[0])
+    with EmotionRecognizer("accurate", threads=1) as fer:
+        print("accurate:", fer.top_emotion(sys.argv[1])[0])
     print("realtime:", realtime.__file__)
     print("weights:", fercore.paths.DEFAULT_CHECKPOINT)
     for ep in distribution("fer-realtime").entry_points:
@@ -92,9 +94,29 @@ def test_the_installed_packages_work_from_another_folder(source, tmp_path, edita
         assert Path(lines["weights"]).parent.name == "weights" and Path(lines["weights"]).parent.parent.name == "fercore"
     answers = sorted(line.split()[1:] for line in done.stdout.splitlines() if line.startswith("script: "))
     assert answers == [[name, "0", "True"] for name in scripts()]
-    if not editable:  # the script files themselves, two of them (each run costs seconds of imports)
-        for name, command in (("fer-annotate", "realtime.commands.annotate"), ("fer-train", "training.run")):
+    assert lines["accurate"] == "happy"  # a shipped model by name
+    if not editable:  # the script files themselves, named as they are run (each run costs seconds of imports)
+        for name in ("fer-annotate", "fer-train"):
             help_run = subprocess.run([python.parent / name, "--help"], cwd=elsewhere, capture_output=True,
                                       text=True, timeout=120)
-            assert help_run.returncode == 0 and help_run.stdout.startswith(f"usage: python -m {command}"), \
-                help_run.stderr
+            assert help_run.returncode == 0 and help_run.stdout.startswith(f"usage: {name} "), help_run.stderr
+
+
+def test_the_readme_options_work_from_an_installed_copy(source, tmp_path, tiny_fer_csv):
+    """From a folder outside the checkout: a shipped model by name on the command line, and a shipped recipe by
+    name trained for one epoch on a small data set."""
+    python = install(tmp_path, source, editable=False)
+    bin_dir, elsewhere = python.parent, tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    photo = ROOT / "samples" / "photos" / "astronaut.jpg"
+    done = subprocess.run([bin_dir / "fer-annotate", photo, "-o", "out.jpg", "--checkpoint", "fast", "--threads", "1",
+                           "--no-progress"], cwd=elsewhere, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and (elsewhere / "out.jpg").is_file(), done.stderr
+    assert "1 faces: 1 labelled" in done.stdout
+    done = subprocess.run([bin_dir / "fer-train", "--config", "cnn", "--set", f"data.root={tiny_fer_csv}",
+                           "--set", "data.limit=64", "--set", "train.batch_size=16", "--set", "train.epochs=1",
+                           "--set", "train.device=cpu",
+                           "--set", "data.cache_dir=none", "--set", "output.tensorboard=false"],
+                          cwd=elsewhere, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert (elsewhere / "runs" / "cnn" / "best.pt").is_file()
