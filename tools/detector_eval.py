@@ -11,8 +11,8 @@ are marked "hard". Each detector runs on every image in IMAGE mode at each confi
   when their boxes overlap by IoU >= --iou (default 0.4); detections are matched best score first, one face each.
 - false positives: detections that match no face, per image and in all; a detection on a hard face is neither
   found nor false.
-- ms per frame: the median over the images of one detect call (colour conversion, every model pass, tile and
-  second look, merging), each image timed --repeats times and its fastest kept, so that other work on the
+- ms per frame: the median over the images of one detect call (colour conversion, the model, a photo's
+  padded second look where it has one), each image timed --repeats times and its fastest kept, so that other work on the
   machine disturbs it less.
 """
 from __future__ import annotations

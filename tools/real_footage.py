@@ -576,9 +576,9 @@ def get_parser() -> argparse.ArgumentParser:
     g.add_argument("--set", type=Path, default=REAL_FACES, dest="labels",
                    help="the labelled set (default realtime/real_faces.json)")
     g = p.add_argument_group("the configuration scored")
-    g.add_argument("--checkpoint", nargs="+", default=None, metavar="PATH",
-                   help="emotion model (.pt or .onnx), or several .pt checkpoints run as an ensemble "
-                        "(default weights/default.pt)")
+    g.add_argument("--checkpoint", nargs="+", default=None, metavar="MODEL",
+                   help="emotion model: a shipped model's name (default, fast, accurate), a .pt or .onnx file, or "
+                        "several .pt checkpoints run as an ensemble (default: default)")
     g.add_argument("--detector", default="full", help="face detector: a name (realtime.detector.DETECTORS) or a "
                                                       ".tflite path (default full, as for video files and photos)")
     g.add_argument("--min-confidence", type=shared.number(0, 1), default=None,
@@ -588,15 +588,15 @@ def get_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-align", action="store_true", help="do not turn tilted faces upright before reading them")
     g = p.add_argument_group("uncertain faces (default: the limits stored with the model)")
     d = ReadabilityLimits()
-    for option, limit, what in (("--max-yaw", "max_yaw", "degrees a head may be turned away"),
-                                ("--max-roll", "max_roll", "degrees a head may be tilted"),
+    for option, limit, what in (("--max-yaw", "max_yaw", "most degrees a head may be turned away"),
+                                ("--max-roll", "max_roll", "most degrees a head may be tilted"),
                                 ("--min-face", "min_size", "smallest face (pixels, the shorter side of its box)"),
                                 ("--min-sharpness", "min_sharpness", "least sharpness of the model's crop"),
                                 ("--min-label-confidence", "min_confidence",
                                  "least calibrated probability of the top emotion")):
         g.add_argument(option, type=shared.number(*RANGES[limit]), default=None, dest=limit,
-                       help=f"{what} and still be labelled (default: the model's; {getattr(d, limit):g} "
-                            "for a model that stores none)")
+                       help=f"{what} that is labelled (default: the model's; {getattr(d, limit):g} for a model "
+                            "that stores none)")
     g.add_argument("--label-all", action="store_true", help="label every face, however hard to read")
     g = p.add_argument_group("output")
     g.add_argument("--json", type=Path, help="write every figure and each labelled face's outcome as JSON")
