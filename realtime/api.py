@@ -208,8 +208,8 @@ class EmotionRecognizer:
     def stream(self, source: int | str | os.PathLike, *, max_frames: int | None = None,
                with_frames: bool = False, stall_timeout: float = 5.0) -> Iterator[Any]:
         """Results frame by frame (``FrameResult``: ``frame``, ``time`` in seconds, ``faces``) from a video file,
-        a camera number or a stream URL; a face keeps its ``track`` id from frame to frame and its probabilities
-        are smoothed over its track.
+        a camera number or a stream URL; a face keeps its ``track`` id from frame to frame (until a scene cut) and its
+        probabilities are the evidence its track gathered, weighted by how well each view could be read.
 
         A file yields every frame in order, timed by its frame rate, and raises VideoError at its end when it
         decoded fewer frames than it announces (truncated or damaged). A camera or URL is live: each step yields the

@@ -40,8 +40,8 @@ class Settings:
     readability limits, the detector of the source kind and that detector's measured threshold.
 
     ``checkpoint``: a shipped model's name (``default``, ``fast``, ``accurate``), a .pt or .onnx path, or several
-    .pt paths run as one ensemble; None is ``default``. ``smoothing`` (video only): weight kept from a track's past
-    frames, in [0, 1). ``label_all`` labels every face however hard to read; ``align`` turns tilted faces
+    .pt paths run as one ensemble; None is ``default``. ``smoothing`` (video only): how long a track's evidence
+    lasts, in [0, 1): the share of its past a sharp, frontal, confident frame keeps (realtime.tracking). ``label_all`` labels every face however hard to read; ``align`` turns tilted faces
     upright before reading them. The five limit fields override the model's stored readability limits.
     """
     checkpoint: str | tuple[str, ...] | None = None

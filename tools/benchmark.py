@@ -4,7 +4,7 @@
                                  [--modes throughput live startup]
 
 - throughput: frames pushed through as fast as they go; per-stage milliseconds per frame (median after a
-  warm-up) and end-to-end frames per second. End to end = decode + detect + crop + classify + track + draw.
+  warm-up) and end-to-end frames per second. End to end = decode + scene-cut check + detect + crop + classify + track + draw.
 - live: the clip played at a camera's rate (30 and 60 FPS) through the webcam app's own capture thread, which
   keeps only the newest frame; reports the CPU cores the process used (its CPU time over wall time, MediaPipe's
   and ONNX Runtime's threads included), frames dropped, and latency from a frame's arrival to its drawn result
@@ -41,7 +41,7 @@ MEDIA = SHARED_MEDIA / "photos"
 PORTRAITS = ("neutral.jpg", "surprised.jpg", "sad.jpg", "angry.jpg")  # one face each
 SIZES = ((640, 480), (1280, 720))
 TARGET_FPS = {((640, 480), 1): 60.0, ((640, 480), 4): 30.0}  # the throughput goal on a 2-core CPU
-STAGES = ("decode", "detect", "crop", "classify", "track", "draw")
+STAGES = ("decode", "cut", "detect", "crop", "classify", "track", "draw")
 LIVE_RATES = (30.0, 60.0)
 WARMUP = 10  # frames processed before timing starts (first-call allocations, caches)
 MODES = ("throughput", "live", "startup")

@@ -44,7 +44,8 @@ def add_pipeline_args(parser: argparse.ArgumentParser, smoothing: bool = True) -
                         "cores busy)")
     if smoothing:
         g.add_argument("--smoothing", type=number(0, 1, hi_open=True), default=DEFAULTS.smoothing,
-                       help="per-track probability smoothing in [0, 1): weight kept from past frames; 0 = off "
+                       help="how long a track's evidence lasts, in [0, 1): the share of its past a sharp, frontal, "
+                            "confident frame keeps; 0 = each frame judged alone, no held labels "
                             f"(default {DEFAULTS.smoothing:g})")
     add_readability_args(parser)
     parser.add_argument("--list-models", action=ListModels, help="list the shipped models and exit")
