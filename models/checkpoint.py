@@ -35,9 +35,10 @@ REQUIRED = ("format", "version", "arch", "arch_args", "classes", "preprocessing"
 
 def atomic_save(obj: Any, path: str | Path) -> None:
     """torch.save through a temporary file and a rename: a crash never leaves half a checkpoint. A device or a
-    pipe is refused (fercore.atomic): a checkpoint is a file to load again."""
-    with atomic_path(path, devices=False) as tmp:
-        torch.save(obj, tmp)
+    pipe is refused (fercore.atomic): a checkpoint is a file to load again. torch.save writes into a Python file,
+    so a full disk is an OSError (an OutputError in one line), not the RuntimeError of PyTorch's own writer."""
+    with atomic_path(path, devices=False) as tmp, open(tmp, "wb") as fh:
+        torch.save(obj, fh)
 
 
 def make_checkpoint(model: nn.Module, classes: list[str] | tuple[str, ...], config: dict | None = None,

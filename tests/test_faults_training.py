@@ -114,3 +114,25 @@ def test_a_checkpoint_of_other_classes_is_refused_in_one_line(tmp_path, tiny_fer
                        (evaluate_main, [three, "--out", tmp_path / "eval", *data])):
         status, _, err = _run(main, argv, capsys)
         assert status == 1 and err.count("\n") == 1 and "has the classes happy, sad, other" in err, err
+
+
+def test_a_full_disk_under_a_checkpoint_is_one_line(tiny_checkpoint, tiny_fer_csv, tmp_path, capsys):
+    """PyTorch's own writer fails on a full disk with a RuntimeError ('enforce fail at inline_container.cc');
+    the checkpoint writers report it as the full disk it is, and the checkpoint before survives."""
+    from fercore.atomic import OutputError
+    from fercore.cli import CommandError
+    from fs_faults import contents, full_disk
+    from training.utils import save_output
+
+    with full_disk(tmp_path / "full", free=16 * 1024) as disk:
+        (disk / "last.pt").write_bytes(b"the previous checkpoint")
+        with pytest.raises(OutputError, match="the disk is full"):
+            atomic_save(read_checkpoint(tiny_checkpoint), disk / "c.pt")
+        with pytest.raises(CommandError, match="cannot write .*last.pt: the disk is full.*continue with --resume"):
+            save_output(disk / "last.pt", read_checkpoint(tiny_checkpoint))
+        status, _, err = _run(calibrate_main, [tiny_checkpoint, "--out", disk / "calibrated.pt", "--data",
+                                               tiny_fer_csv, "--cache-dir", "none"], capsys)
+        err = err[err.index("error: "):]
+        assert status == 1 and "calibrated.pt: the disk is full" in err and err.count("\n") == 1, err
+        assert (disk / "last.pt").read_bytes() == b"the previous checkpoint"
+        assert contents(disk) == ["last.pt"]

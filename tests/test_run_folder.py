@@ -176,7 +176,7 @@ def test_a_disk_that_fills_during_training_is_one_line_and_keeps_what_was_saved(
     real_save, saves = torch.save, []
 
     def fills_up(obj, f, *args, **kwargs):
-        saves.append(Path(f).name)
+        saves.append(Path(getattr(f, "name", f)).name)  # a path or the file it opened
         if len(saves) > 2:  # epoch 1's best.pt and last.pt fit, epoch 2's do not
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_save(obj, f, *args, **kwargs)

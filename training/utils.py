@@ -20,7 +20,7 @@ from fercore.atomic import atomic_path, describe
 from fercore.classes import EMOTIONS
 from fercore.cli import CommandError
 from fercore.metrics import classification_report, confusion_figure
-from models.checkpoint import CheckpointError, read_checkpoint, state_dict_mismatch
+from models.checkpoint import CheckpointError, atomic_save, read_checkpoint, state_dict_mismatch
 from models.inference import predict
 from training.data import load_split, stratified_subset
 from training.ferplus import face_mask
@@ -169,11 +169,11 @@ def save_output(path: Path, obj: dict | str) -> None:
     """A checkpoint (or text) written atomically; a full disk or a read-only folder stops the run in one line
     (CommandError), keeping the files written before."""
     try:
-        with atomic_path(path) as tmp:
-            if isinstance(obj, str):
+        if isinstance(obj, str):
+            with atomic_path(path) as tmp:
                 tmp.write_text(obj)
-            else:
-                torch.save(obj, tmp)
+        else:
+            atomic_save(obj, path)
     except OSError as exc:
         then = "; make room and continue with --resume" if (path.parent / "last.pt").is_file() else ""
         raise CommandError(describe(path, exc) + then) from None
