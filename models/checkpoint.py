@@ -70,14 +70,43 @@ def read_checkpoint(path: str | Path) -> dict:
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint ({exc.__class__.__name__}: "
-                              f"{str(exc).splitlines()[0] if str(exc) else ''})") from exc
+    except Exception as exc:  # PyTorch's message may advise weights_only=False, which must never be followed here
+        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint: it is {file_kind(path)}; expected a "
+                              ".pt file written by training.run") from exc
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a checkpoint of this project (no '{FORMAT}' marker); "
                               "train one with `python -m training.run` or use weights/ from the repository")
     validate_checkpoint(ckpt, str(path))
     return ckpt
+
+
+# The first bytes of files that are given where a checkpoint is expected, and what they are.
+_SIGNATURES = ((b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"GIF8", "a GIF image"),
+               (b"RIFF", "a RIFF file (a WebP image or an AVI video)"), (b"%PDF", "a PDF document"),
+               (b"PK\x03\x04", "a zip archive that PyTorch cannot read (a damaged or cut checkpoint?)"),
+               (b"\x80", "a pickle of objects other than tensors (not loaded: it could run code)"))
+
+
+def file_kind(path: str | Path) -> str:
+    """What a file that is not a readable checkpoint is, from its name and first bytes, for messages."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(512)
+    except OSError as exc:
+        return f"unreadable ({exc.strerror or exc})"
+    if not head:
+        return "an empty file"
+    if path.suffix.lower() == ".onnx":
+        return "an ONNX model (give the .pt checkpoint it was exported from)"
+    kind = next((name for magic, name in _SIGNATURES if head.startswith(magic)), None)
+    if kind:
+        return kind
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        return "a file of another format"
+    return "a text file"
 
 
 def validate_checkpoint(ckpt: dict, where: str = "the checkpoint") -> None:

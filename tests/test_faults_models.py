@@ -40,3 +40,29 @@ def test_training_commands_refuse_non_finite_outputs(overflowing, tiny_fer_csv, 
     err = err[err.index("error: "):]
     assert err.startswith(f"error: {NOT_NUMBERS}") and err.count("\n") == 1 and "Traceback" not in err
     assert not (tmp_path / "eval" / "metrics_val.json").exists()
+
+
+def test_a_file_that_is_not_a_checkpoint_is_named_in_one_short_line(tmp_path, tiny_checkpoint):
+    """PyTorch's own message (advice to load with weights_only=False, which must never be followed here) is not
+    passed on: the line says what the file is and what was expected."""
+    import pickle
+    from pathlib import Path
+
+    from models.checkpoint import read_checkpoint
+    from models.onnx_export import export_onnx
+
+    files = {"photo.pt": (b"\xff\xd8\xff\xe0" + bytes(600), "a JPEG image"),
+             "notes.pt": (b"my notes\n" * 10, "a text file"),
+             "empty.pt": (b"", "an empty file"),
+             "gadget.pt": (pickle.dumps(Path("x")), "a pickle of objects other than tensors (not loaded"),
+             "cut.pt": (tiny_checkpoint.read_bytes()[:5000], "a zip archive that PyTorch cannot read")}
+    for name, (data, kind) in files.items():
+        (tmp_path / name).write_bytes(data)
+    files["model.onnx"] = (None, "an ONNX model")
+    export_onnx(tiny_checkpoint, tmp_path / "model.onnx")
+    for name, (_, kind) in files.items():
+        with pytest.raises(CheckpointError) as info:
+            read_checkpoint(tmp_path / name)
+        message = str(info.value)
+        assert message.startswith(f"{tmp_path / name} is not a readable PyTorch checkpoint: it is {kind}"), message
+        assert "weights_only" not in message and len(message) < 200 + len(str(tmp_path)), message
