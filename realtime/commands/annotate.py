@@ -4,6 +4,7 @@
     fer-annotate photo.jpg -o annotated.jpg [--json ...]
     fer-annotate photos/ -o annotated/ [--json ...]
     fer-annotate INPUT.mp4 --report REPORT_DIR [-o ...] [--json ...]
+    fer-annotate a.mp4 b.mp4 videos/ -o OUT/ [--report] [--jobs N]
 
 A video keeps its size, frame rate and frame count (an odd width or height is padded by one black column or
 row: the encoders need even sizes). Outputs are checked before the work starts (not the input, not the same file
@@ -11,26 +12,33 @@ twice, writable); each goes to a temporary file first and is renamed when comple
 reads back), so an interrupted run (Ctrl-C, SIGTERM, SIGHUP) or a full disk never leaves a file that looks
 finished. An output that fails at the end does not take the others with it. GIFs are read as videos.
 --report writes a video's emotion timeline and report (realtime.report; fer-report re-draws it from --json).
+
+Several inputs, a folder of videos (with no photos), or a video and an output folder (-o OUT/, with the slash)
+make a batch (realtime.batch): each video gets OUT/NAME/ with NAME.mp4, results.json, log.txt and, with
+--report, report/; OUT/manifest.json records every input (digest, settings, status, figures). A rerun skips
+what is done with the same settings and retries what failed; a failed video does not stop the others.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from contextlib import ExitStack
+from contextlib import ExitStack, redirect_stderr, redirect_stdout
 from pathlib import Path
 
 from tqdm import tqdm
 
 from fercore.atomic import OutputError, check_writable, interrupt_on_termination, printable
-from fercore.cli import parser, raise_all
+from fercore.cli import number, parser, raise_all
+from realtime import batch
 from realtime.commands import options
-from realtime.errors import InputError
+from realtime.errors import InputError, resolved
 from realtime.overlay import draw_faces
-from realtime.photos import ImageError, is_image, list_folder, read_image, write_image
+from realtime.photos import VIDEO_SUFFIXES, ImageError, is_image, list_folder, read_image, write_image
 from realtime.pipeline import Pipeline
 from realtime.report import write_report
 from realtime.results import FrameResult, format_summary, header, summarize, write_csv, write_json
-from realtime.settings import Settings, build_pipeline, record
+from realtime.settings import MAX_THREADS, Settings, build_pipeline, record
 from realtime.video_io import DEFAULT_FPS, WRITER_FOURCC, VideoError, VideoReader, opencv_path, video_writer
 
 WRITE_FAILURES = (OutputError, VideoError, ImageError)  # an output that could not be written; the others are kept
@@ -38,14 +46,21 @@ WRITE_FAILURES = (OutputError, VideoError, ImageError)  # an output that could n
 
 def get_parser() -> argparse.ArgumentParser:
     p = parser("realtime.commands.annotate", __doc__)
-    p.add_argument("input", type=Path, help="a video file (GIFs are videos), a photo, or a folder of photos")
-    p.add_argument("-o", "--output", type=Path,
-                   help="annotated video (.mp4 or .avi), photo, or folder for a folder of photos")
+    p.add_argument("inputs", type=Path, nargs="+", metavar="input",
+                   help="a video file (GIFs are videos), a photo, or a folder of photos; several videos or folders "
+                        "of videos make a batch")
+    p.add_argument("-o", "--output",
+                   help="annotated video (.mp4 or .avi), photo, or folder for a folder of photos; for a batch, the "
+                        "folder that gets one folder per video and the manifest")
     p.add_argument("--json", type=Path, help="results per frame and face, and the summary, as JSON")
     p.add_argument("--csv", type=Path, help="results as CSV, one row per face")
-    p.add_argument("--report", type=Path,
+    p.add_argument("--report", type=Path, nargs="?", const=True, metavar="FOLDER",
                    help="folder for a video's report: per-track emotion timelines (PNG), a summary table, the "
-                        "clearest face of each track and one self-contained HTML page (see fer-report)")
+                        "clearest face of each track and one self-contained HTML page (see fer-report); in a batch, "
+                        "without a folder: each video's report in its own folder")
+    p.add_argument("--jobs", type=number(1, MAX_THREADS, kind=int), default=1,
+                   help="a batch: videos annotated at once, each in its own process with --threads lowered so that "
+                        "jobs x threads stays within the cores (default 1)")
     p.add_argument("--allow-short", action="store_true",
                    help="keep the output of a video that ends before the frame count its container announces")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -56,9 +71,36 @@ def get_parser() -> argparse.ArgumentParser:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = get_parser()
     args = p.parse_args(argv)
+    args.input = args.inputs[0]
+    args.output_folder = args.output is not None and args.output.endswith(("/", os.sep))
+    args.output = None if args.output is None else Path(args.output)
+    args.batch = is_batch(args)
+    if args.batch:
+        if args.output is None:
+            p.error("several videos need -o OUTPUT_FOLDER: each gets a folder there")
+        if args.json or args.csv or isinstance(args.report, Path):
+            p.error("in a batch each video's results go to OUTPUT/NAME/results.json and its report (--report, "
+                    "without a folder) to OUTPUT/NAME/report/: --json, --csv and --report FOLDER name one file")
+        return args
+    if args.jobs > 1:
+        p.error("--jobs runs several videos at once; for one input use --threads")
+    if args.report is True:
+        p.error("--report needs a folder for one video")
     if not (args.output or args.json or args.csv or args.report):
         p.error("nothing to write: give -o OUTPUT, --json FILE, --csv FILE and/or --report FOLDER")
     return args
+
+
+def is_batch(args: argparse.Namespace) -> bool:
+    """Several inputs; a folder holding videos and no photos; or one video and an output named as a folder
+    (ending in a slash)."""
+    if len(args.inputs) > 1:
+        return True
+    if args.input.is_dir():
+        photos, others = list_folder(args.input)
+        return not photos and any(Path(o["source"]).suffix.lower() in VIDEO_SUFFIXES for o in others)
+    out = args.output
+    return out is not None and args.input.suffix.lower() in VIDEO_SUFFIXES and args.output_folder
 
 
 def check_outputs(args: argparse.Namespace) -> None:
@@ -66,12 +108,12 @@ def check_outputs(args: argparse.Namespace) -> None:
     outputs naming the same file, an output of the wrong kind, and one that cannot be written."""
     if not args.input.exists():
         raise InputError(f"input not found: {printable(args.input)}")
-    src = args.input.resolve()
+    src = resolved(args.input)
     outputs = {name: path for name, path in (("-o", args.output), ("--json", args.json), ("--csv", args.csv))
                if path is not None}
     seen: dict[Path, str] = {}
     for name, out in outputs.items():
-        dst = out.resolve()
+        dst = resolved(out)
         if dst == src or (args.input.is_dir() and (src in dst.parents or dst in src.parents)):
             raise InputError(f"refusing to write {printable(out)}: it would overwrite, land inside or hold the "
                              f"input {printable(args.input)}")
@@ -97,7 +139,7 @@ def check_outputs(args: argparse.Namespace) -> None:
     if args.report is not None:
         if args.input.is_dir() or is_image(args.input):
             raise InputError("--report draws a video's timeline; photos have none (their results are in --json)")
-        if args.report.resolve() == src:
+        if resolved(args.report) == src:
             raise InputError(f"refusing to write the report into {printable(args.report)}: it is the input")
         check_writable(args.report, folder=True)
 
@@ -105,9 +147,9 @@ def check_outputs(args: argparse.Namespace) -> None:
 def check_links(photos: list[Path], output: Path) -> None:
     """Refuse a photo that is a link into the output folder: writing the annotated copies would overwrite the
     photo it points to."""
-    out = output.resolve()
+    out = resolved(output)
     for photo in photos:
-        real = photo.resolve()
+        real = resolved(photo)
         if out in real.parents:
             raise InputError(f"refusing to write into {printable(output)}: the input {printable(photo)} is a link to "
                              f"{printable(real)}, inside it, which the annotated photos would overwrite")
@@ -135,7 +177,8 @@ def write_results(args: argparse.Namespace, pipe: Pipeline, settings: dict, fram
     return failures
 
 
-def annotate_video(args: argparse.Namespace, settings: Settings) -> int:
+def annotate_video(args: argparse.Namespace, settings: Settings) -> dict:
+    """Annotate one video; its figures for a batch's manifest."""
     failures: list[Exception] = []
     with VideoReader(args.input) as reader, build_pipeline(settings, "file") as pipe:
         info = reader.info
@@ -183,7 +226,32 @@ def annotate_video(args: argparse.Namespace, settings: Settings) -> int:
     if report is not None:
         print(f"wrote the report {printable(report.page)}")
     raise_all(failures)
-    return 0
+    return {"frames": reader.frames_read, "video_s": round(reader.frames_read / fps, 2), "faces": summary["faces"],
+            "tracks": len(summary["tracks"]), "uncertain": summary["uncertain"]}
+
+
+def annotate_job(job: batch.Job) -> dict:
+    """One video of a batch into its folder (realtime.batch calls this, in a worker process or a cluster's): the
+    annotated video, results.json, the report if asked; what it prints goes to log.txt there."""
+    out = job.output
+    args = argparse.Namespace(input=job.input, output=out / f"{job.input.stem}.mp4", json=out / "results.json",
+                              csv=None, report=out / "report" if job.report else None, allow_short=job.allow_short,
+                              no_progress=True)
+    check_outputs(args)
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "log.txt", "w") as log, redirect_stdout(log), redirect_stderr(log):  # kept when it fails
+        return annotate_video(args, job.settings)
+
+
+def annotate_batch(args: argparse.Namespace, settings: Settings) -> int:
+    """Several videos into one output folder (realtime.batch); 1 when some failed (the manifest says which)."""
+    result = batch.run_batch(args.inputs, args.output, settings, annotate_job, jobs=args.jobs,
+                             report=args.report is True, allow_short=args.allow_short, progress=not args.no_progress)
+    print(f"{len(result.done)} done, {len(result.failed)} failed, {len(result.skipped)} already done, in "
+          f"{result.seconds:.0f} s; manifest: {printable(args.output / batch.MANIFEST)}")
+    for path, error in result.failed.items():
+        print(f"failed: {printable(Path(path))}: {error}", file=sys.stderr)
+    return result.exit_status
 
 
 def annotate_photos(args: argparse.Namespace, settings: Settings) -> int:
@@ -244,12 +312,17 @@ def describe_ignored(ignored: list[dict], limit: int = 5) -> str:
 
 def command(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    check_outputs(args)
     settings = options.settings_from_args(args)
+    if args.batch:
+        check_writable(args.output, folder=True)
+        with interrupt_on_termination():
+            return annotate_batch(args, settings)
+    check_outputs(args)
     with interrupt_on_termination():  # SIGTERM and SIGHUP clean up like Ctrl-C
         if args.input.is_dir() or is_image(args.input):
             return annotate_photos(args, settings)
-        return annotate_video(args, settings)
+        annotate_video(args, settings)
+        return 0
 
 
 def main(argv: list[str] | None = None) -> int:
