@@ -74,10 +74,21 @@ def export_onnx(checkpoint: str | Path | Sequence[str | Path], output: str | Pat
 
 
 def refresh_export(checkpoint: str | Path) -> Path | None:
-    """Re-export the .onnx beside a checkpoint that was just rewritten (calibrated, given readability limits), so the
-    app serves it instead of a cached export; None when there is no .onnx beside it."""
+    """Re-export the .onnx beside a checkpoint that was just rewritten (calibrated, given readability limits), and
+    re-quantize the int8 export beside it (models.quantize), so the app serves them instead of cached exports; the
+    .onnx written, None when there is no .onnx beside it. Without calibration faces the int8 export is left stale
+    (the app refuses it) with a warning."""
+    from models.quantize import CalibrationError, int8_path, quantize_checkpoint
+
     onnx = Path(checkpoint).with_suffix(".onnx")
-    return export_onnx(checkpoint, onnx) if onnx.is_file() else None
+    written = export_onnx(checkpoint, onnx) if onnx.is_file() else None
+    if int8_path(checkpoint).is_file():
+        try:
+            quantize_checkpoint(checkpoint, int8_path(checkpoint))
+        except CalibrationError as exc:
+            warnings.warn(f"{int8_path(checkpoint)} is now stale ({exc}); re-make it with python -m models.quantize",
+                          RuntimeWarning, stacklevel=2)
+    return written
 
 
 def command(argv: list[str] | None) -> int:

@@ -14,6 +14,7 @@ from models.description import check_classes, check_temperature
 from models.errors import CheckpointError
 
 METADATA_KEY = "fer_emotion"
+PRECISIONS = ("int8", "fp32")  # an export's arithmetic: quantized (models.quantize) or as trained
 
 
 def checkpoint_digest(path: str | Path) -> str:
@@ -36,6 +37,12 @@ def export_digests(meta: dict) -> list[str] | None:
         return [m["sha256"] for m in members]
     digest = meta.get("checkpoint_sha256")
     return [digest] if isinstance(digest, str) else None
+
+
+def export_precision(meta: dict) -> str:
+    """The precision an export's metadata records: "int8" for a quantized one (models.quantize), "fp32" for a
+    plain export, which records none."""
+    return meta.get("precision", "fp32")
 
 
 def ensemble_digest(digests: list[str]) -> str:
@@ -78,9 +85,9 @@ def open_session(path: str | Path, threads: int = 1):
 
 def check_export(session, meta: dict, where: str) -> None:
     """CheckpointError unless the exported graph and its description agree: one input ``faces`` of shape
-    (n, 1, size, size) for the preprocessing's size, one output per class name, a valid temperature and valid
-    readability limits (where it has them). The metadata is only text beside the graph, so it is checked against
-    the graph itself."""
+    (n, 1, size, size) for the preprocessing's size, one output per class name, a valid temperature, valid
+    readability limits (where it has them) and a known precision. The metadata is only text beside the graph, so
+    it is checked against the graph itself."""
     # numpy and OpenCV load here, with ONNX Runtime, not with models.onnx_export (whose Ctrl-C ends in fercore.cli.run)
     from fercore.readability import ReadabilityLimits
     from models.preprocessing import Preprocessing
@@ -91,6 +98,8 @@ def check_export(session, meta: dict, where: str) -> None:
                 raise ValueError(f"no {key!r} in its description")
         prep = Preprocessing.from_dict(meta["preprocessing"])
         check_temperature(meta.get("temperature", 1.0))
+        if export_precision(meta) not in PRECISIONS:
+            raise ValueError(f"unknown precision {meta['precision']!r} (not one of {', '.join(PRECISIONS)})")
         if "readability" in meta:
             ReadabilityLimits.from_dict(meta["readability"])
         inputs, outputs = session.get_inputs(), session.get_outputs()

@@ -5,13 +5,16 @@ torch) and PyTorch itself. A .pt checkpoint runs on ONNX Runtime through its exp
 when that was exported from exactly this checkpoint (its metadata records the checkpoint's SHA-256), else an
 export made once and kept in the cache folder, so a changed checkpoint is never served from a stale export.
 Several checkpoints run as one ensemble (models.ensemble: their calibrated probabilities averaged), on ONNX
-Runtime as one graph exported into the cache under the members' SHA-256 digests. Each classifier also carries
-where its model stops reading faces well (the readability limits stored with it, fercore.readability).
+Runtime as one graph exported into the cache under the members' SHA-256 digests. ONNX Runtime serves the int8
+export by default (models.quantize: NAME.int8.onnx beside the checkpoint, or quantized once into the cache), the
+fp32 one when asked. Each classifier also carries where its model stops reading faces well (the readability limits
+stored with it, fercore.readability).
 """
 from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -21,7 +24,8 @@ from fercore.paths import one_or_more
 from fercore.shipped import MODELS, is_shipped, model_files
 from fercore.readability import ReadabilityLimits
 from models.errors import CheckpointError, finite_probabilities
-from models.onnx_runtime import checkpoint_digest, ensemble_digest, export_digests, open_session
+from models.onnx_runtime import (PRECISIONS, checkpoint_digest, ensemble_digest, export_digests, export_precision,
+                                  open_session)
 from models.preprocessing import Preprocessing, faces_to_input
 
 BACKENDS = ("onnx", "torch")
@@ -37,6 +41,8 @@ def model_limits(description: dict) -> ReadabilityLimits:
 class EmotionClassifier:
     """The interface of a backend: the checkpoint's classes, preprocessing and readability limits; all faces of a
     frame in one batch."""
+
+    precision = "fp32"  # the model's arithmetic ("int8" for a quantized ONNX export)
 
     def __init__(self, classes: list[str], preprocessing: Preprocessing, temperature: float = 1.0,
                  limits: ReadabilityLimits | None = None) -> None:
@@ -88,6 +94,7 @@ class OnnxClassifier(EmotionClassifier):
         if not 0.01 <= temperature <= 100:
             raise CheckpointError(f"{path}: temperature {temperature} is outside [0.01, 100]")
         super().__init__(classes, preprocessing, temperature, limits)
+        self.precision = export_precision(meta)
 
     def _probabilities(self, batch: np.ndarray) -> np.ndarray:
         logits = self.session.run(None, {"faces": batch})[0] / self.temperature
@@ -96,29 +103,51 @@ class OnnxClassifier(EmotionClassifier):
             return e / e.sum(axis=1, keepdims=True)
 
 
-def onnx_for(checkpoint: Path | Sequence[Path]) -> Path:
-    """An ONNX export of exactly this checkpoint, or of the ensemble of these checkpoints: the one beside a single
-    checkpoint if it matches, else a cached one (made on first use; that needs torch, once). A cached ensemble is
-    named and checked by its members' digests, so a changed member is never served from a stale export."""
+def onnx_for(checkpoint: Path | Sequence[Path], precision: str = "fp32") -> Path:
+    """An ONNX export of exactly this checkpoint, or of the ensemble of these checkpoints, at ``precision``: the one
+    beside a single checkpoint if it matches (NAME.onnx, NAME.int8.onnx), else a cached one (made on first use; that
+    needs torch, once). An export is taken only if its metadata names these checkpoints' digests and this precision,
+    so a changed checkpoint is never served from a stale export, nor a foreign file taken for an int8 one."""
     paths = [Path(p) for p in one_or_more(checkpoint)]
     digests = [checkpoint_digest(path) for path in paths]
+    suffix = ".onnx" if precision == "fp32" else f".{precision}.onnx"
     if len(paths) == 1:
-        candidates = [paths[0].with_suffix(".onnx"), ONNX_CACHE / f"{digests[0][:32]}.onnx"]
+        candidates = [paths[0].with_name(paths[0].stem + suffix), ONNX_CACHE / f"{digests[0][:32]}{suffix}"]
     else:
-        candidates = [ONNX_CACHE / f"ensemble-{ensemble_digest(digests)[:32]}.onnx"]
+        candidates = [ONNX_CACHE / f"ensemble-{ensemble_digest(digests)[:32]}{suffix}"]
     for candidate in candidates:
         if candidate.is_file():
             try:
-                if export_digests(open_session(candidate)[1]) == digests:
-                    return candidate
+                meta = open_session(candidate)[1]
             except CheckpointError:
-                pass  # not ours or damaged: export afresh
+                continue  # not ours or damaged: export afresh
+            if export_digests(meta) == digests and export_precision(meta) == precision:
+                return candidate
+    if precision == "int8":
+        return quantized(onnx_for(paths), candidates[-1])
     from models.onnx_export import export_onnx
 
     try:
         return export_onnx(paths, candidates[-1])
     except OSError:  # no writable cache folder: an export for this run only
         return export_onnx(paths, Path(tempfile.mkdtemp(prefix="fer-emotion-")) / "model.onnx")
+
+
+def quantized(fp32: Path, output: Path) -> Path:
+    """The int8 quantization of the fp32 export ``fp32``, written to ``output`` (to a folder for this run only when
+    that cannot be written), calibrated on the fixed sample of FER-2013 training faces (models.quantize); ``fp32``
+    itself, with a warning, where those faces are not found."""
+    from models.quantize import CalibrationError, calibration_faces, quantize_onnx
+
+    try:
+        faces = calibration_faces()
+    except CalibrationError as exc:
+        warnings.warn(f"{exc}; the model runs in fp32", RuntimeWarning, stacklevel=2)
+        return fp32
+    try:
+        return quantize_onnx(fp32, output, faces)
+    except OSError:  # no writable cache folder
+        return quantize_onnx(fp32, Path(tempfile.mkdtemp(prefix="fer-emotion-")) / "model.int8.onnx", faces)
 
 
 def checkpoint_paths(checkpoint: str | os.PathLike | Sequence[str | os.PathLike] | None) -> list[Path]:
@@ -144,21 +173,27 @@ def checkpoint_paths(checkpoint: str | os.PathLike | Sequence[str | os.PathLike]
 
 
 def load_classifier(checkpoint: str | os.PathLike | Sequence[str | os.PathLike] | None = None, threads: int = 1,
-                    backend: str = "onnx") -> EmotionClassifier:
+                    backend: str = "onnx", precision: str | None = None) -> EmotionClassifier:
     """The classifier of a checkpoint (.pt) or exported model (.onnx), or of the ensemble of several checkpoints
     (a list of .pt paths: their calibrated probabilities averaged); weights/default.pt when none is given.
 
-    ``threads``: CPU threads for inference (PyTorch's setting is process-wide).
+    ``threads``: CPU threads for inference (PyTorch's setting is process-wide). ``precision``: "int8" (the ONNX
+    backend's default: a quantized export, models.quantize) or "fp32" (PyTorch's only one); an .onnx file given
+    itself runs as it was written.
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if precision is not None and precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    if backend == "torch" and precision == "int8":
+        raise ValueError("int8 runs on ONNX Runtime only: use the onnx backend, or fp32")
     paths = checkpoint_paths(checkpoint)
     if paths[0].suffix.lower() == ".onnx":
         if backend != "onnx":
             raise CheckpointError(f"{paths[0]} is an ONNX model: it runs with --backend onnx only")
         return OnnxClassifier(paths[0], threads)
     if backend == "onnx":
-        return OnnxClassifier(onnx_for(paths), threads)
+        return OnnxClassifier(onnx_for(paths, precision or "int8"), threads)
     import torch
 
     from models.ensemble import load_ensemble
