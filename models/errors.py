@@ -2,7 +2,10 @@
 without it)."""
 from __future__ import annotations
 
-import numpy as np
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # numpy loads with the arrays checked, not with the commands that import these errors first
+    import numpy as np
 
 
 class CheckpointError(ValueError):
@@ -13,6 +16,8 @@ class CheckpointError(ValueError):
 def finite_probabilities(probs: np.ndarray) -> np.ndarray:
     """``probs`` when every one is a finite number; CheckpointError when weights that overflow made any NaN or
     infinite, so no label with confidence NaN is ever reported as a result."""
+    import numpy as np
+
     bad = ~np.isfinite(probs).all(axis=1) if probs.ndim == 2 else ~np.isfinite(probs)
     if bad.any():
         raise CheckpointError(f"the model's outputs are not numbers (NaN or infinite) for {int(bad.sum())} of "

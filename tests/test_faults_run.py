@@ -51,3 +51,18 @@ def test_resume_refuses_more_epochs_under_a_schedule_laid_out_for_fewer(tiny_fer
     capsys.readouterr()
     assert run_main(tiny_run.args(tiny_fer_csv, out, "train.epochs=2", "sched.name=cosine") + ["--resume"]) == 1
     assert "train.epochs (the cosine schedule was laid out for 1 epochs)" in _error(capsys)
+
+
+def test_a_run_refused_for_a_full_disk_leaves_no_log(tiny_fer_csv, tmp_path, capsys, tiny_run, monkeypatch):
+    from collections import namedtuple
+
+    from training import rundir
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(rundir.shutil, "disk_usage", lambda path: usage(2**30, 2**30 - 4096, 4096))
+    out = tmp_path / "run"
+    assert run_main(tiny_run.args(tiny_fer_csv, out, "train.epochs=1")) == 1
+    assert "has 0 MB free; this run's checkpoints need about" in _error(capsys)
+    assert not out.exists() or list(out.iterdir()) == []
+    monkeypatch.undo()
+    assert run_main(tiny_run.args(tiny_fer_csv, out, "train.epochs=1")) == 0  # nothing in the way after

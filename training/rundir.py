@@ -3,8 +3,8 @@ time writes to it.
 
 - A folder holding an earlier run's checkpoints (best.pt, last.pt, epoch_NNN.pt) is refused unless the run
   continues it (``--resume``) or replaces it (``--overwrite``, which first deletes what that run wrote); so is
-  one holding a config.yaml or train.log a run would replace (a user's file, or a run that died before its
-  first checkpoint).
+  one holding a config.yaml a run would replace (a user's file, or a run that died before its first
+  checkpoint). train.log is appended to, never replaced.
 - ``check_resume``: a run continues under the settings it started with. The one change it supports is the
   number of epochs (for schedules that do not depend on it), recorded in ``resume_history.yaml``; config.yaml
   keeps the first run's record.
@@ -39,11 +39,11 @@ def earlier_run(out: str | Path) -> list[str]:
     return [name for name in CHECKPOINTS if (out / name).exists()] + sorted(p.name for p in out.glob(EPOCHS))
 
 
-def check_run_folder(out: str | Path, resume: bool, overwrite: bool, logs: bool = True) -> None:
+def check_run_folder(out: str | Path, resume: bool, overwrite: bool, config_file: bool = True) -> None:
     """ConfigError unless a run may write to ``out``: a folder (or none yet) that can be written, holding no
-    earlier run unless ``overwrite`` (with ``logs``, no config.yaml or train.log a run would replace either:
-    torchrun's other processes leave that to the first, whose log may already be there), and with ``resume`` a
-    last.pt to continue from."""
+    earlier run unless ``overwrite`` (with ``config_file``, no config.yaml a run would replace either: torchrun's other
+    processes leave that to the first, which may have written it already), and with ``resume`` a last.pt to
+    continue from."""
     out = Path(out)
     check_writable(out, folder=True, what="output.dir", error=ConfigError)
     if resume:
@@ -55,11 +55,10 @@ def check_run_folder(out: str | Path, resume: bool, overwrite: bool, logs: bool 
         shown = ", ".join(found[:4]) + (f" and {len(found) - 4} more" if len(found) > 4 else "")
         raise ConfigError(f"output.dir {out} holds an earlier run ({shown}); continue it with --resume, replace "
                           "it with --overwrite, or choose another output.dir")
-    replaced = [name for name in RUN_LOGS if (out / name).exists()]
-    if replaced and logs and not overwrite:
-        raise ConfigError(f"output.dir {out} holds {', '.join(replaced)} but no checkpoint (your own file, or a run "
-                          "that stopped before its first one); a run would replace it: choose another output.dir, "
-                          "or --overwrite to replace it")
+    if config_file and not overwrite and (out / "config.yaml").exists():
+        raise ConfigError(f"output.dir {out} holds config.yaml but no checkpoint (your own file, or a run that "
+                          "stopped before its first one); a run would replace it: choose another output.dir, or "
+                          "--overwrite to replace it")
 
 
 def clear_earlier_run(out: str | Path) -> list[Path]:

@@ -77,7 +77,7 @@ def setup_logging(out_dir: Path, main: bool) -> None:
     log.addHandler(console)
     if main:
         out_dir.mkdir(parents=True, exist_ok=True)
-        file = logging.FileHandler(out_dir / "train.log")
+        file = logging.FileHandler(out_dir / "train.log", delay=True)  # made by the first message, not before
         file.setFormatter(fmt)
         log.addHandler(file)
 
@@ -97,7 +97,7 @@ def setup_process(cfg: dict, resume: bool = False,
         lock = claim_run_folder(out, resume, overwrite)
     else:
         lock = None
-        check_run_folder(out, resume, overwrite, logs=False)
+        check_run_folder(out, resume, overwrite, config_file=False)
     setup_logging(out, dist.main)
     random.seed(cfg["seed"])
     np.random.seed(cfg["seed"])
