@@ -136,3 +136,17 @@ def test_a_full_disk_under_a_checkpoint_is_one_line(tiny_checkpoint, tiny_fer_cs
         assert status == 1 and "calibrated.pt: the disk is full" in err and err.count("\n") == 1, err
         assert (disk / "last.pt").read_bytes() == b"the previous checkpoint"
         assert contents(disk) == ["last.pt"]
+
+
+def test_calibrating_on_a_few_images_warns_and_says_what_the_figures_mean(tiny_checkpoint, tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    rows = [f"{i % 7},{' '.join(map(str, rng.integers(0, 256, 48 * 48)))},{usage}"
+            for usage, n in (("Training", 7), ("PublicTest", 7)) for i in range(n)]
+    csv = tmp_path / "fer2013.csv"
+    csv.write_text("emotion,pixels,Usage\n" + "\n".join(rows) + "\n")
+    status, out, err = _run(calibrate_main, [tiny_checkpoint, "--out", tmp_path / "c.pt", "--data", csv,
+                                             "--cache-dir", "none"], capsys)
+    assert status == 0, err
+    assert "warning: val has 7 images; a temperature fitted on fewer than 500 is unreliable" in err
+    assert "on the images it was fitted on (optimistic);" in out
+    assert "when fitted on one half and measured on the other (what to expect on new faces)" in out
