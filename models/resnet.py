@@ -14,7 +14,13 @@ import torch.nn.functional as F
 
 from models.preprocessing import Preprocessing
 from fercore.classes import EMOTIONS
+from fercore.cli import CommandError
 from models.registry import register_model
+
+
+class WeightsUnavailable(CommandError, RuntimeError):
+    """The ImageNet weights a pretrained ResNet starts from cannot be had (no internet, no cached copy): one line
+    that says where to put them."""
 
 
 def imagenet_weights():
@@ -40,13 +46,11 @@ def load_imagenet_state_dict(weights_path: str | None) -> dict[str, torch.Tensor
     try:
         return weights.get_state_dict(progress=False, check_hash=True)
     except Exception as exc:  # no network: urllib raises several types
-        raise RuntimeError(
-            f"could not get the ImageNet ResNet-18 weights ({exc.__class__.__name__}: {exc}).\n"
-            f"Fix it in one of two ways:\n"
-            f"  1. put {Path(weights.url).name} (from {weights.url}) at {imagenet_cache_path()}\n"
-            f"  2. give a local copy in the config: model.weights_path=/path/to/resnet18.pth\n"
-            f"or set model.pretrained=false to train from scratch."
-        ) from exc
+        reason = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+        raise WeightsUnavailable(
+            f"could not get the ImageNet ResNet-18 weights ({reason}): put {Path(weights.url).name} (from "
+            f"{weights.url}) at {imagenet_cache_path()}, or give a local copy with model.weights_path=FILE, or set "
+            "model.pretrained=false to train from scratch") from exc
 
 
 class EmotionResNet18(nn.Module):

@@ -66,3 +66,25 @@ def test_a_run_refused_for_a_full_disk_leaves_no_log(tiny_fer_csv, tmp_path, cap
     assert not out.exists() or list(out.iterdir()) == []
     monkeypatch.undo()
     assert run_main(tiny_run.args(tiny_fer_csv, out, "train.epochs=1")) == 0  # nothing in the way after
+
+
+def test_a_resnet_run_without_imagenet_weights_is_one_line(tiny_fer_csv, tmp_path, capsys, monkeypatch):
+    import torch
+
+    import models.resnet as resnet
+    from fercore.paths import CONFIGS
+
+    class Offline:  # torchvision's weights entry on a machine without the internet or a cached file
+        url = resnet.imagenet_weights().url
+
+        def get_state_dict(self, **kwargs):
+            raise OSError("network unreachable")
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    monkeypatch.setattr(resnet, "imagenet_weights", Offline)
+    args = ["--config", str(CONFIGS / "resnet18.yaml"), f"--set=data.root={tiny_fer_csv}", "--set=data.cache_dir=null",
+            f"--set=output.dir={tmp_path / 'run'}", "--set=output.tensorboard=false", "--set=train.threads=1"]
+    assert run_main(args) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: could not get the ImageNet ResNet-18 weights (network unreachable): put ")
+    assert err.count("\n") == 1 and "model.weights_path=FILE" in err and "model.pretrained=false" in err
