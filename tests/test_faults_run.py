@@ -88,3 +88,17 @@ def test_a_resnet_run_without_imagenet_weights_is_one_line(tiny_fer_csv, tmp_pat
     err = capsys.readouterr().err
     assert err.startswith("error: could not get the ImageNet ResNet-18 weights (network unreachable): put ")
     assert err.count("\n") == 1 and "model.weights_path=FILE" in err and "model.pretrained=false" in err
+
+
+def test_data_limit_keeps_exactly_that_many_images_and_every_class():
+    import numpy as np
+
+    from training.data import stratified_subset
+
+    rng = np.random.default_rng(0)
+    labels = rng.choice(7, size=3000, p=[0.14, 0.015, 0.14, 0.25, 0.17, 0.11, 0.175])  # FER-2013's proportions
+    for limit in (7, 8, 50, 99, 640, 641, 1000, 2999):
+        idx = stratified_subset(labels, limit)
+        assert len(idx) == limit == len(set(idx.tolist())), limit
+        assert set(labels[idx].tolist()) == set(range(7))
+    assert len(stratified_subset(labels, 3)) == 3 and len(stratified_subset(labels, 5000)) == 3000

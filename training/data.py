@@ -213,13 +213,20 @@ def _read_cache(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def stratified_subset(labels: np.ndarray, limit: int, seed: int = 0) -> np.ndarray:
-    """Indices of at most ``limit`` samples keeping class proportions (every present class kept)."""
+    """Indices of exactly ``limit`` samples (all of them when there are no more) keeping class proportions: each
+    class its share rounded down, the rest to the classes with the largest remainders; every present class is
+    kept when ``limit`` allows one each."""
     if limit >= len(labels):
         return np.arange(len(labels))
+    classes, counts = np.unique(labels, return_counts=True)
+    share = limit * counts / len(labels)
+    k = np.floor(share).astype(np.int64)
+    if limit >= len(classes):
+        k = np.maximum(k, 1)
+    while k.sum() > limit:  # the ones given to small classes come from those furthest above their share
+        k[np.argmax(np.where(k > 1, k - share, -np.inf))] -= 1
+    while k.sum() < limit:
+        k[np.argmax(np.where(k < counts, share - k, -np.inf))] += 1
     rng = np.random.default_rng(seed)
-    picked = []
-    for c in np.unique(labels):
-        idx = np.flatnonzero(labels == c)
-        k = max(1, round(limit * len(idx) / len(labels)))
-        picked.append(rng.choice(idx, size=min(k, len(idx)), replace=False))
+    picked = [rng.choice(np.flatnonzero(labels == c), size=n, replace=False) for c, n in zip(classes, k)]
     return np.sort(np.concatenate(picked))
