@@ -10,6 +10,7 @@ the checkpoints, so an export never replaces its input.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import warnings
@@ -27,9 +28,18 @@ from models.onnx_runtime import METADATA_KEY, checkpoint_digest
 
 
 def check_output(checkpoint: str | Path | Sequence[str | Path], output: str | Path) -> Path:
-    """``output`` if an export may be written there: a .onnx path that is none of the checkpoints, nor a folder, a
-    device or a file other than an ONNX export (models.outputs; CommandError otherwise)."""
-    return check_model_output(output, ".onnx", inputs=one_or_more(checkpoint))
+    """``output`` if an export may be written there: a .onnx path that is none of the checkpoints, nor a folder or
+    a device (models.outputs; CommandError otherwise). A file there that is not an export is replaced (the app's
+    cache re-exports a damaged one); the command refuses it (check_command_output)."""
+    return check_model_output(output, ".onnx", inputs=one_or_more(checkpoint), keep_others=False)
+
+
+def check_command_output(args: argparse.Namespace) -> None:
+    """The command's output checked before the export (CommandError): as check_output, and a file there must be
+    an ONNX export (models.outputs), which it replaces; a user's file of another kind is kept."""
+    if args.output or len(args.checkpoint) == 1:
+        check_model_output(args.output or Path(args.checkpoint[0]).with_suffix(".onnx"), ".onnx",
+                           inputs=args.checkpoint)
 
 
 def export_onnx(checkpoint: str | Path | Sequence[str | Path], output: str | Path | None = None,
@@ -99,6 +109,7 @@ def command(argv: list[str] | None) -> int:
                         "(their probabilities averaged; needs -o)")
     g.add_argument("-o", "--output", help="the .onnx file to write (default for one checkpoint: its path with .onnx)")
     args = ap.parse_args(argv)
+    check_command_output(args)
     try:
         written = export_onnx(args.checkpoint, args.output)
     except OSError as exc:  # a read-only folder, a full disk: the atomic writer has left nothing behind

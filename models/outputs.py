@@ -45,10 +45,11 @@ def _is_model(path: Path, suffix: str) -> bool:
 
 
 def check_model_output(output: str | Path, suffix: str, inputs: Iterable[str | Path] = (),
-                       what: str = "the output") -> Path:
+                       what: str = "the output", keep_others: bool = True) -> Path:
     """``output`` if a model of the kind ``suffix`` names (KINDS) may be written there; CommandError (``what``
-    starts its one line) when it lacks the suffix, is a folder, a device or a pipe, is one of ``inputs``, is an
-    existing file that is not such a model, or its folder cannot be written."""
+    starts its one line) when it lacks the suffix, is a folder, a device or a pipe, is one of ``inputs``, its
+    folder cannot be written, or (with ``keep_others``, for a file the user named) is an existing file that is
+    not such a model."""
     output = Path(output)
     kind = KINDS[suffix]
     if output.suffix.lower() != suffix:
@@ -65,7 +66,7 @@ def check_model_output(output: str | Path, suffix: str, inputs: Iterable[str | P
         check_writable(output, devices=False)
     except OutputError as exc:
         raise CommandError(f"{what}: {exc}") from None
-    if output.exists() and not _is_model(output, suffix):
+    if keep_others and output.exists() and not _is_model(output, suffix):
         raise CommandError(f"{what} {printable(output)} exists and is not {kind} of this project; it is kept: "
                            "remove it or give another name")
     return output

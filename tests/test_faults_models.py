@@ -66,3 +66,17 @@ def test_a_file_that_is_not_a_checkpoint_is_named_in_one_short_line(tmp_path, ti
         message = str(info.value)
         assert message.startswith(f"{tmp_path / name} is not a readable PyTorch checkpoint: it is {kind}"), message
         assert "weights_only" not in message and len(message) < 200 + len(str(tmp_path)), message
+
+
+def test_a_damaged_cached_export_is_replaced(tiny_checkpoint, tmp_path, monkeypatch):
+    """The app's cache re-exports a damaged export: only a file a user names is kept when it is not a model."""
+    from realtime import classifier
+    from models.onnx_runtime import checkpoint_digest
+
+    monkeypatch.setattr(classifier, "ONNX_CACHE", tmp_path / "cache")
+    damaged = tmp_path / "cache" / f"{checkpoint_digest(tiny_checkpoint)[:32]}.onnx"
+    damaged.parent.mkdir()
+    damaged.write_bytes(b"half an export")
+    faces = [np.full((48, 48), 128, np.uint8)]
+    assert load_classifier(tiny_checkpoint, backend="onnx", precision="fp32").predict(faces).shape == (1, 7)
+    assert damaged.stat().st_size > 1000
