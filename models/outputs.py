@@ -65,7 +65,7 @@ def check_model_output(output: str | Path, suffix: str, inputs: Iterable[str | P
     try:
         check_writable(output, devices=False)
     except OutputError as exc:
-        raise CommandError(f"{what}: {exc}") from None
+        raise CommandError(f"{what}: {exc}" if what.startswith("-") else str(exc)) from None  # an option's name
     if keep_others and output.exists() and not _is_model(output, suffix):
         raise CommandError(f"{what} {printable(output)} exists and is not {kind} of this project; it is kept: "
                            "remove it or give another name")
