@@ -299,7 +299,7 @@ def video_writer(path: str | Path, fps: float, size: tuple[int, int]) -> Iterato
         raise VideoError(f"{path}: cannot write this video type; use one of {', '.join(WRITER_FOURCC)}")
     opencv_path(path)
     encoded = (size[0] + size[0] % 2, size[1] + size[1] % 2)
-    with atomic_path(path) as tmp:
+    with atomic_path(path, devices=False) as tmp:  # read back below: a pipe would wait for ever
         writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*fourcc), fps, encoded)
         if not writer.isOpened():
             raise VideoError(f"cannot write video {path} ({fourcc}, {size[0]}x{size[1]} at {fps:g} fps)")

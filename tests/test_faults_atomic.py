@@ -109,3 +109,24 @@ def test_results_files_reach_a_device(tmp_path):
     results.write_json(null, results.header(["a"]), [], {})
     results.write_csv(null, [], ["a"])
     assert stat.S_ISCHR(os.stat(null).st_mode)
+
+
+def test_a_video_to_a_pipe_is_refused_not_left_waiting(tmp_path):
+    """A video is read back before it is accepted: written straight into a pipe it would wait for ever."""
+    import subprocess
+    import sys
+
+    fifo = tmp_path / "clip.avi"
+    os.mkfifo(fifo)
+    script = ("import sys, numpy as np; from realtime.video_io import video_writer\n"
+              "with video_writer(sys.argv[1], 25, (64, 48)) as w:\n"
+              "    w.write(np.zeros((48, 64, 3), np.uint8))\n")
+    reader = subprocess.Popen(["sh", "-c", f"cat '{fifo}' > /dev/null"])
+    try:
+        proc = subprocess.run([sys.executable, "-c", script, str(fifo)], cwd=Path(__file__).resolve().parents[1],
+                              capture_output=True, text=True, timeout=60)
+    finally:
+        reader.kill()
+    assert proc.returncode == 1 and "it is a pipe (FIFO), not a file; this output must be a regular file" in \
+        proc.stderr
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
