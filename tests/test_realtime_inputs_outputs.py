@@ -64,3 +64,15 @@ def test_an_output_inside_a_loop_of_links_is_one_error_line(sample_media, tiny_c
     assert evaluate.main([str(tmp_path / "photos"), "--json", str(tmp_path / "loop" / "r.json"), "--checkpoint",
                           str(tiny_checkpoint), "--no-progress"]) == 1
     assert capsys.readouterr().err.startswith("error: cannot follow")
+
+
+def test_a_link_in_the_output_folder_to_an_input_is_refused(sample_media, tiny_checkpoint, tmp_path, capsys):
+    """``out/x.jpg`` -> ``in/x.jpg``: writes follow links, so the annotated copy would replace the input."""
+    photo = _photo(sample_media, tmp_path / "in" / "x.jpg")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "x.jpg").symlink_to(photo)
+    before = photo.read_bytes()
+    status = annotate.main([str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--checkpoint", str(tiny_checkpoint),
+                            "--no-progress"])
+    assert status == 1 and "is a link to the input" in capsys.readouterr().err
+    assert photo.read_bytes() == before

@@ -144,15 +144,19 @@ def check_outputs(args: argparse.Namespace) -> None:
         check_writable(args.report, folder=True)
 
 
-def check_links(photos: list[Path], output: Path) -> None:
-    """Refuse a photo that is a link into the output folder: writing the annotated copies would overwrite the
-    photo it points to."""
+def check_links(photos: list[Path], targets: list[Path], output: Path) -> None:
+    """Refuse links that would make an annotated copy overwrite a photo: an input that is a link into the output
+    folder, and a target in the output folder that is a link to an input (writes follow links)."""
     out = resolved(output)
-    for photo in photos:
-        real = resolved(photo)
+    inputs = {resolved(photo): photo for photo in photos}
+    for real, photo in inputs.items():
         if out in real.parents:
             raise InputError(f"refusing to write into {printable(output)}: the input {printable(photo)} is a link to "
                              f"{printable(real)}, inside it, which the annotated photos would overwrite")
+    for target in targets:
+        if target.is_symlink() and resolved(target) in inputs:
+            raise InputError(f"refusing to write {printable(target)}: it is a link to the input "
+                             f"{printable(inputs[resolved(target)])}, which the annotated photo would overwrite")
 
 
 def results_head(args: argparse.Namespace, pipe: Pipeline, settings: dict, **meta) -> dict:
@@ -264,7 +268,7 @@ def annotate_photos(args: argparse.Namespace, settings: Settings) -> int:
                                  + (f" ({len(ignored)} other files: {describe_ignored(ignored)})" if ignored else ""))
         targets = [args.output / p.relative_to(args.input) if args.output else None for p in photos]
         if args.output:
-            check_links(photos, args.output)
+            check_links(photos, targets, args.output)
     else:
         photos, targets = [args.input], [args.output]
     frames, skipped, failures, written, photo_failed = [], [], [], 0, False
