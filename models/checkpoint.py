@@ -10,9 +10,12 @@ Layout (a plain dict of tensors and builtins, so ``torch.load(weights_only=True)
                 tools.readability_curves --store)
     config      the training config           epoch, metrics
     model       state dict                    training   optional resume state (optimizer, RNG, ...)
+    weights_sha256  the SHA-256 of the state dict's names and bytes (weights_digest), written by every save
+                and checked by every load, so a damaged file is refused instead of giving wrong answers
 """
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +36,23 @@ VERSION = 1
 REQUIRED = ("format", "version", "arch", "arch_args", "classes", "preprocessing", "model")
 
 
+def weights_digest(state: dict) -> str:
+    """SHA-256 of a state dict: each name, dtype, shape and the tensor's bytes, in name order."""
+    h = hashlib.sha256()
+    for name in sorted(state):
+        tensor = state[name].detach().cpu().contiguous()
+        h.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        h.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
 def atomic_save(obj: Any, path: str | Path) -> None:
-    """torch.save through a temporary file and a rename: a crash never leaves half a checkpoint. A device or a
-    pipe is refused (fercore.atomic): a checkpoint is a file to load again. torch.save writes into a Python file,
-    so a full disk is an OSError (an OutputError in one line), not the RuntimeError of PyTorch's own writer."""
+    """torch.save through a temporary file and a rename: a crash never leaves half a checkpoint. A checkpoint
+    gets the digest of its weights (``weights_sha256``). A device or a pipe is refused (fercore.atomic): a
+    checkpoint is a file to load again. torch.save writes into a Python file, so a full disk is an OSError (an
+    OutputError in one line), not the RuntimeError of PyTorch's own writer."""
+    if isinstance(obj, dict) and obj.get("format") == FORMAT and isinstance(obj.get("model"), dict):
+        obj = {**obj, "weights_sha256": weights_digest(obj["model"])}
     with atomic_path(path, devices=False) as tmp, open(tmp, "wb") as fh:
         torch.save(obj, fh)
 
@@ -142,6 +158,9 @@ def validate_checkpoint(ckpt: dict, where: str = "the checkpoint") -> None:
     for name, tensor in state.items():
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             raise CheckpointError(f"{where}: weight {name} holds NaN or infinite values")
+    if "weights_sha256" in ckpt and ckpt["weights_sha256"] != weights_digest(state):
+        raise CheckpointError(f"{where} is damaged: its weights do not match the digest saved with them "
+                              "(copy it again, or re-download the repository's weights/)")
 
 
 def data_to_model_order(classes: list[str], where: str = "the checkpoint") -> np.ndarray:

@@ -166,3 +166,21 @@ def test_shipped_and_older_checkpoints_still_load():
     del old["temperature"]
     model = model_from_checkpoint(old)
     assert model.temperature == 1.0 and model.preprocessing.margin == 0.15
+
+
+def test_a_checkpoint_whose_weights_changed_after_saving_is_refused(tmp_path):
+    """Every save records the digest of the weights; a load that finds other weights says the file is damaged."""
+    import torch
+
+    from models import build_model
+    from models.checkpoint import atomic_save, make_checkpoint, read_checkpoint
+
+    path = tmp_path / "m.pt"
+    atomic_save(make_checkpoint(build_model("cnn", width=0.125), list(EMOTIONS)), path)
+    ckpt = read_checkpoint(path)
+    assert len(ckpt["weights_sha256"]) == 64
+    name = next(iter(ckpt["model"]))
+    ckpt["model"][name] = ckpt["model"][name] + 1e-3  # as flipped bytes inside the weights would
+    torch.save(ckpt, path)
+    with pytest.raises(CheckpointError, match="damaged: its weights do not match"):
+        read_checkpoint(path)
