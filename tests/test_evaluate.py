@@ -19,6 +19,9 @@ def test_evaluate_command_writes_metrics_and_confusion_matrices(tiny_fer_csv, ti
     printed = capsys.readouterr().out
     assert "accuracy" in printed and "macro-F1" in printed and "disgust" in printed
     result = json.loads((out / "metrics_val.json").read_text())
+    # the report names the model (path, architecture, digest) and every file it wrote, no placeholder
+    assert printed.startswith(f"{tiny_checkpoint} (cnn, width 0.125") and result["sha256"][:12] in printed
+    assert "<tta>" not in printed and f"{out}/confusion_val_tencrop.png" in printed
     assert set(result["results"]) == {"none", "flip", "tencrop"}
     for mode in ("none", "flip", "tencrop"):
         assert (out / f"confusion_val_{mode}.png").stat().st_size > 1000

@@ -27,11 +27,13 @@ with interruptible_imports():
     from fercore.atomic import atomic_path, describe
     from fercore.calibration import before_after, log_probs, save_reliability_png, softmax
     from fercore.metrics import classification_report, save_confusion_png
-    from fercore.paths import eval_folder, one_or_more
+    from fercore.paths import eval_folder
+    from fercore.shipped import model_files
     from fercore.tta import TTA_MODES
     from models.camera import KINDS, LEVELS, corrupted_copies
     from models.checkpoint import CheckpointError, data_to_model_order
     from models.ensemble import ARCH, load_members
+    from models.onnx_runtime import checkpoint_digest
     from models.inference import predict
     from models.preprocessing import Preprocessing
     from training.data import DataError, load_split
@@ -67,7 +69,7 @@ def evaluate(checkpoint: str | Path | Sequence[str | Path], data: str | Path, sp
 
     ``calibration`` (of the model, of each member and of the ensemble): calibration_figures on single-crop
     probabilities."""
-    paths = one_or_more(checkpoint)
+    paths = model_files(checkpoint)  # a shipped model's name, one path, or an ensemble's
     tta = list(dict.fromkeys(tta))  # a mode named twice is evaluated once
     if out_dir is not None:
         check_outputs(out_dir, split, tta)
@@ -79,8 +81,8 @@ def evaluate(checkpoint: str | Path | Sequence[str | Path], data: str | Path, sp
     results, sums, singles = [], {}, []
     for (model, ckpt), path in zip(members, paths):
         model.to(device)
-        entry = {"checkpoint": str(path), "arch": ckpt["arch"], "arch_args": ckpt["arch_args"],
-                 "temperature": float(model.temperature), "results": {}}
+        entry = {"checkpoint": str(path), "sha256": checkpoint_digest(path), "arch": ckpt["arch"],
+                 "arch_args": ckpt["arch_args"], "temperature": float(model.temperature), "results": {}}
         for mode in tta:
             probs = predict(model, images, model.preprocessing, batch_size, device, tta=mode, progress=True)
             entry["results"][mode] = classification_report(labels, probs.argmax(1), classes)
@@ -92,7 +94,7 @@ def evaluate(checkpoint: str | Path | Sequence[str | Path], data: str | Path, sp
         results.append(entry)
     calibration = calibration_figures(singles, [entry["temperature"] for entry in results], labels)
     if len(members) == 1:
-        result = {key: results[0][key] for key in ("checkpoint", "arch", "arch_args", "temperature")}
+        result = {key: results[0][key] for key in ("checkpoint", "sha256", "arch", "arch_args", "temperature")}
         result.update({"data": str(data), "split": split, "results": results[0]["results"],
                        "calibration": calibration[0]})
     else:
@@ -174,6 +176,12 @@ def corrupted_accuracies(models: list[nn.Module], images: np.ndarray, labels: np
              "predicted": (c / c.sum()).tolist()} for acc, c in zip(accs, counts)]
 
 
+def describe_model(entry: dict) -> str:
+    """'weights/default.pt (cnn, width 0.75, ..., sha256 9d1b81c72d0c)': which model a report is about."""
+    args = ", ".join(f"{k} {v:g}" if isinstance(v, (int, float)) else f"{k} {v}" for k, v in entry["arch_args"].items())
+    return f"{entry['checkpoint']} ({entry['arch']}{', ' + args if args else ''}, sha256 {entry['sha256'][:12]})"
+
+
 def format_report(result: dict) -> str:
     modes = list(result["results"])
     classes = result["results"][modes[0]]["classes"]
@@ -181,9 +189,10 @@ def format_report(result: dict) -> str:
     if "members" in result:
         lines = [f"ensemble of {len(result['members'])} checkpoints on {result['data']} [{result['split']}], "
                  f"{n} images"]
+        lines += [f"  {describe_model(m)}" for m in result["members"]]
         lines += ensemble_table(result)
     else:
-        lines = [f"{result['checkpoint']} on {result['data']} [{result['split']}], {n} images"]
+        lines = [f"{describe_model(result)} on {result['data']} [{result['split']}], {n} images"]
         lines.append(f"{'':12}" + "".join(f"{m:>12}" for m in modes))
         lines.append(f"{'accuracy':12}" + "".join(f"{result['results'][m]['accuracy']:12.4f}" for m in modes))
         lines.append(f"{'macro-F1':12}" + "".join(f"{result['results'][m]['macro_f1']:12.4f}" for m in modes))
@@ -242,8 +251,9 @@ def command(argv: list[str] | None) -> int:
     ap = cli.parser("training.evaluate", __doc__)
     g = ap.add_argument_group("evaluation")
     g.add_argument("checkpoint", nargs="+",
-                   help="a checkpoint written by training.run (e.g. weights/default.pt); several are evaluated as "
-                        "an ensemble (their calibrated probabilities averaged) beside each of them")
+                   help="a shipped model's name (default, fast, accurate) or a checkpoint written by training.run; "
+                        "several are evaluated as an ensemble (their calibrated probabilities averaged) beside each "
+                        "of them")
     g.add_argument("--tta", nargs="+", default=["none", "flip"], choices=TTA_MODES,
                    help="test-time augmentation modes to report side by side (default: none flip)")
     g.add_argument("--corrupted", action="store_true",
@@ -257,11 +267,11 @@ def command(argv: list[str] | None) -> int:
                            "default val)")
     args = ap.parse_args(argv)
     device = cli.resolve_device(args.device, torch.cuda.device_count())
-    out = args.out or str(eval_folder(args.checkpoint))
+    out = args.out or str(eval_folder(model_files(args.checkpoint)))
     result = evaluate(args.checkpoint, args.data, args.split, out, args.tta, args.cache_dir, device, args.batch_size,
                       args.corrupted)
     print(format_report(result))
-    print(f"\nwrote {out}/metrics_{args.split}.json, confusion_{args.split}_<tta>.png and reliability_{args.split}.png")
+    print("\nwrote " + ", ".join(str(path) for path in output_files(out, args.split, list(dict.fromkeys(args.tta)))))
     return 0
 
 
