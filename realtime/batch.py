@@ -35,7 +35,7 @@ from typing import Callable, Iterable
 import cv2
 from tqdm import tqdm
 
-from fercore.atomic import atomic_path, interrupt_on_termination, printable
+from fercore.atomic import TERMINATION_SIGNALS, Terminated, atomic_path, interrupt_on_termination, printable
 from realtime.classifier import checkpoint_paths
 from realtime.errors import InputError, resolved
 from realtime.photos import VIDEO_SUFFIXES
@@ -154,9 +154,29 @@ def threads_per_job(jobs: int, threads: int, cores: int = MAX_THREADS) -> int:
     return max(1, min(threads, cores // jobs))
 
 
+_stop = None  # in a local worker process: the pool's "stop" event (set when the run is interrupted)
+
+
+def _init_worker(stop) -> None:
+    """A local worker: SIGTERM and SIGHUP raise like Ctrl-C for its whole life, so that a worker stopped anywhere
+    (in a job or in the pool's own queues) unwinds and releases the pool's locks; dying on the spot could leave
+    a lock held and the pool waiting forever."""
+    global _stop
+    _stop = stop
+
+    def handler(signum, frame):
+        raise Terminated(signum)
+
+    for s in TERMINATION_SIGNALS:
+        signal.signal(s, handler)
+
+
 def run_job(work: Callable[[Job], dict], job: Job) -> dict:
     """Run ``work`` where the job runs: OpenCV's threads capped like the model's, SIGTERM cleaning up like Ctrl-C;
-    its figures with the seconds it took."""
+    its figures with the seconds it took. In a local pool whose run was interrupted, a job queued before the
+    interruption does not start."""
+    if _stop is not None and _stop.is_set():
+        raise KeyboardInterrupt("the run was interrupted")
     began = time.perf_counter()
     cv2.setNumThreads(job.settings.threads)
     with interrupt_on_termination():
@@ -231,11 +251,15 @@ def run_batch(inputs: list[Path], out_dir: Path, settings: Settings, work: Calla
                     finish(job, digest, figures, None)
         else:
             own = executor is None
-            pool = executor or cf.ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"))
+            spawn = multiprocessing.get_context("spawn")
+            stop = spawn.Event() if own else None
+            pool = executor or cf.ProcessPoolExecutor(jobs, mp_context=spawn, initializer=_init_worker,
+                                                      initargs=(stop,))
             try:
                 _run_pool(pool, work, todo, finish)
             except BaseException:
                 if own:
+                    stop.set()
                     _stop_workers(pool)
                 raise
             finally:
@@ -258,10 +282,10 @@ def _run_pool(pool: cf.Executor, work: Callable[[Job], dict], todo: list[tuple[J
 
 
 def _stop_workers(pool: cf.Executor) -> None:
-    """Interrupt the pool's processes (SIGTERM: each deletes its partial outputs, see run_job) and drop the files
-    not started. ProcessPoolExecutor has no public way to reach its processes before Python 3.14."""
+    """Interrupt the pool's processes as Ctrl-C does (each deletes its partial outputs and unwinds, see
+    _init_worker). ProcessPoolExecutor has no public way to reach its processes before Python 3.14."""
     for process in list(getattr(pool, "_processes", {}).values()):
         try:
-            os.kill(process.pid, signal.SIGTERM)
+            os.kill(process.pid, signal.SIGINT)
         except (ProcessLookupError, AttributeError):
             pass

@@ -1,6 +1,11 @@
 """Many videos in one resumable run (realtime.batch, fer-annotate with several inputs or a folder of videos)."""
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -9,6 +14,8 @@ from realtime import batch
 from realtime.commands.annotate import annotate_job, main
 from realtime.settings import Settings
 from realtime.video_io import VideoReader, video_writer
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def short_clip(src: Path, dst: Path, frames: int = 8) -> Path:
@@ -135,3 +142,33 @@ def test_batch_options_and_outputs_are_checked(tiny_checkpoint, videos, sample_m
         assert "refusing to write into" in capsys.readouterr().err
     assert annotate(video, "-o", str(tmp_path / "out") + "/", "--checkpoint", tiny_checkpoint) == 0
     assert (tmp_path / "out" / "a" / "a.mp4").is_file()  # a video and a folder: a batch of one
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_parallel_batch_and_a_rerun_finishes_it(tiny_checkpoint, sample_media, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    short_clip(sample_media / "portraits.mp4", folder / "v00.mp4", frames=20)
+    for i in range(1, 10):
+        shutil.copy(folder / "v00.mp4", folder / f"v{i:02}.mp4")
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "realtime.commands.annotate", str(folder), "-o", str(out), "--jobs", "2",
+               "--threads", "1", "--checkpoint", str(tiny_checkpoint), "--no-progress"]
+    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)  # its own group, so that a hung run can be ended whole
+    deadline = time.monotonic() + 120
+    while not (out / "manifest.json").exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    try:
+        assert proc.wait(timeout=60) == 130  # stopped: no worker left waiting on the pool
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    done = json.loads((out / "manifest.json").read_text())["files"]
+    assert 0 < len(done) < 10 and all(e["status"] == "done" for e in done)
+    for e in done:
+        assert sorted(p.name for p in (out / e["output"]).iterdir()) == ["log.txt", "results.json", f"{e['output']}.mp4"]
+    assert not [p for p in out.rglob(".*") if ".tmp" in p.name]  # no partial file left
+    assert subprocess.run(command, cwd=ROOT, capture_output=True, timeout=300).returncode == 0
+    assert len(json.loads((out / "manifest.json").read_text())["files"]) == 10
