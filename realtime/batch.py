@@ -218,10 +218,11 @@ def run_batch(inputs: list[Path], out_dir: Path, settings: Settings, work: Calla
               report: bool = False, allow_short: bool = False, progress: bool = True,
               executor: cf.Executor | None = None) -> BatchResult:
     """Annotate every video ``inputs`` name into ``out_dir`` (see the module docstring). ``executor``: run the
-    work there instead of in ``jobs`` local processes (with jobs 1 and no executor, in this process)."""
+    work there instead of in ``jobs`` local processes (with jobs 1 and no executor, in this process); ``jobs``
+    is then the number of its workers per machine, for the threads each gets."""
     start = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
-    local = settings.replace(threads=threads_per_job(jobs, settings.threads)) if executor is None else settings
+    local = settings.replace(threads=threads_per_job(jobs, settings.threads))
     manifest, todo, skipped, key = plan(inputs, out_dir, local, report, allow_short)
     result = BatchResult(skipped=skipped)
     bar = tqdm(total=len(todo), unit="file", disable=not progress, desc=f"{len(skipped)} already done" if skipped

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from realtime import batch
+from realtime import batch, cluster
 from realtime.commands.annotate import annotate_job, main
 from realtime.settings import Settings
 from realtime.video_io import VideoReader, video_writer
@@ -168,7 +168,33 @@ def test_sigterm_stops_a_parallel_batch_and_a_rerun_finishes_it(tiny_checkpoint,
     done = json.loads((out / "manifest.json").read_text())["files"]
     assert 0 < len(done) < 10 and all(e["status"] == "done" for e in done)
     for e in done:
-        assert sorted(p.name for p in (out / e["output"]).iterdir()) == ["log.txt", "results.json", f"{e['output']}.mp4"]
+        files = sorted(p.name for p in (out / e["output"]).iterdir())
+        assert files == ["log.txt", "results.json", f"{e['output']}.mp4"]
     assert not [p for p in out.rglob(".*") if ".tmp" in p.name]  # no partial file left
     assert subprocess.run(command, cwd=ROOT, capture_output=True, timeout=300).returncode == 0
     assert len(json.loads((out / "manifest.json").read_text())["files"]) == 10
+
+
+@pytest.mark.slow
+def test_a_local_dask_cluster_gives_the_results_and_manifest_of_the_local_run(tiny_checkpoint, videos, tmp_path):
+    pytest.importorskip("distributed", reason="the cluster extra (Dask distributed) is not installed: "
+                                              "pip install '.[cluster]'; .ci/run installs it")
+    settings = Settings(checkpoint=str(tiny_checkpoint), threads=1)
+    local = batch.run_batch([videos], tmp_path / "local", settings, annotate_job, jobs=1, progress=False)
+    with cluster.dask_executor(cluster.LOCAL, workers=2) as executor:
+        dask = batch.run_batch([videos], tmp_path / "dask", settings, annotate_job, executor=executor, jobs=2,
+                               progress=False)
+    assert (sorted(dask.done), list(dask.failed)) == (sorted(local.done), list(local.failed))
+    assert len(dask.done) == 2
+    manifests = [{e["input"]: e for e in json.loads((tmp_path / run / "manifest.json").read_text())["files"]}
+                 for run in ("local", "dask")]
+    for path, e in manifests[0].items():
+        d = manifests[1][path]
+        assert {k: d[k] for k in ("output", "digest", "settings", "status")} == \
+            {k: e[k] for k in ("output", "digest", "settings", "status")}
+        if e["status"] == "done":
+            assert {k: v for k, v in d["figures"].items() if k != "processing_s"} == \
+                {k: v for k, v in e["figures"].items() if k != "processing_s"}
+            a, b = (json.loads((tmp_path / run / e["output"] / "results.json").read_text())
+                    for run in ("local", "dask"))
+            assert a["frames"] == b["frames"] and a["summary"] == b["summary"]

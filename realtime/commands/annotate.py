@@ -4,7 +4,7 @@
     fer-annotate photo.jpg -o annotated.jpg [--json ...]
     fer-annotate photos/ -o annotated/ [--json ...]
     fer-annotate INPUT.mp4 --report REPORT_DIR [-o ...] [--json ...]
-    fer-annotate a.mp4 b.mp4 videos/ -o OUT/ [--report] [--jobs N]
+    fer-annotate a.mp4 b.mp4 videos/ -o OUT/ [--report] [--jobs N] [--cluster local|tcp://HOST:8786]
 
 A video keeps its size, frame rate and frame count (an odd width or height is padded by one black column or
 row: the encoders need even sizes). Outputs are checked before the work starts (not the input, not the same file
@@ -17,6 +17,7 @@ Several inputs, a folder of videos (with no photos), or a video and an output fo
 make a batch (realtime.batch): each video gets OUT/NAME/ with NAME.mp4, results.json, log.txt and, with
 --report, report/; OUT/manifest.json records every input (digest, settings, status, figures). A rerun skips
 what is done with the same settings and retries what failed; a failed video does not stop the others.
+--jobs N annotates N videos at once in local processes; --cluster runs the batch on Dask (realtime.cluster).
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ from tqdm import tqdm
 
 from fercore.atomic import OutputError, check_writable, interrupt_on_termination, printable
 from fercore.cli import number, parser, raise_all
-from realtime import batch
+from realtime import batch, cluster
 from realtime.commands import options
 from realtime.errors import InputError, resolved
 from realtime.overlay import draw_faces
@@ -61,6 +62,9 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=number(1, MAX_THREADS, kind=int), default=1,
                    help="a batch: videos annotated at once, each in its own process with --threads lowered so that "
                         "jobs x threads stays within the cores (default 1)")
+    p.add_argument("--cluster", metavar="ADDRESS",
+                   help="a batch on Dask (the cluster extra): 'local' starts a local cluster of --jobs workers, "
+                        "tcp://HOST:8786 uses an existing one (its workers need this project and the same paths)")
     p.add_argument("--allow-short", action="store_true",
                    help="keep the output of a video that ends before the frame count its container announces")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -82,8 +86,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             p.error("in a batch each video's results go to OUTPUT/NAME/results.json and its report (--report, "
                     "without a folder) to OUTPUT/NAME/report/: --json, --csv and --report FOLDER name one file")
         return args
-    if args.jobs > 1:
-        p.error("--jobs runs several videos at once; for one input use --threads")
+    if args.jobs > 1 or args.cluster:
+        p.error("--jobs and --cluster run several videos at once; for one input use --threads")
     if args.report is True:
         p.error("--report needs a folder for one video")
     if not (args.output or args.json or args.csv or args.report):
@@ -249,8 +253,13 @@ def annotate_job(job: batch.Job) -> dict:
 
 def annotate_batch(args: argparse.Namespace, settings: Settings) -> int:
     """Several videos into one output folder (realtime.batch); 1 when some failed (the manifest says which)."""
-    result = batch.run_batch(args.inputs, args.output, settings, annotate_job, jobs=args.jobs,
-                             report=args.report is True, allow_short=args.allow_short, progress=not args.no_progress)
+    run = dict(report=args.report is True, allow_short=args.allow_short, progress=not args.no_progress)
+    if args.cluster:
+        with cluster.dask_executor(args.cluster, workers=args.jobs) as executor:
+            result = batch.run_batch(args.inputs, args.output, settings, annotate_job, executor=executor,
+                                     jobs=args.jobs if args.cluster == cluster.LOCAL else 1, **run)
+    else:
+        result = batch.run_batch(args.inputs, args.output, settings, annotate_job, jobs=args.jobs, **run)
     print(f"{len(result.done)} done, {len(result.failed)} failed, {len(result.skipped)} already done, in "
           f"{result.seconds:.0f} s; manifest: {printable(args.output / batch.MANIFEST)}")
     for path, error in result.failed.items():
