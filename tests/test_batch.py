@@ -56,6 +56,7 @@ def test_a_folder_of_videos_is_a_batch_with_a_manifest_and_failures_recorded(tin
     assert {k: e["status"] for k, e in got.items()} == {"a.mp4": "done", "broken.mp4": "failed",
                                                        "sub/a.mp4": "done"}
     assert "cannot decode" in got["broken.mp4"]["error"]
+    assert "cannot decode" in (out / "broken" / "log.txt").read_text()
     assert got["a.mp4"]["output"] == "a" and got["sub/a.mp4"]["output"] == "a-2"  # one folder per input
     assert got["a.mp4"]["figures"]["frames"] == 8 and got["sub/a.mp4"]["figures"]["frames"] == 5
     assert got["a.mp4"]["digest"] == batch.file_digest(videos / "a.mp4")

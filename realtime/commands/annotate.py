@@ -248,7 +248,11 @@ def annotate_job(job: batch.Job) -> dict:
     check_outputs(args)
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "log.txt", "w") as log, redirect_stdout(log), redirect_stderr(log):  # kept when it fails
-        return annotate_video(args, job.settings)
+        try:
+            return annotate_video(args, job.settings)
+        except Exception as exc:
+            print(f"error: {exc}")
+            raise
 
 
 def annotate_batch(args: argparse.Namespace, settings: Settings) -> int:
