@@ -20,7 +20,7 @@ from training.losses import Objective, mix_targets
 from training.run import main as run_main
 from training.trainer import Trainer, build_parts
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 def weights(path):
     return read_checkpoint(path)["model"]
 

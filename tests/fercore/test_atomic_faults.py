@@ -123,7 +123,7 @@ def test_a_video_to_a_pipe_is_refused_not_left_waiting(tmp_path):
               "    w.write(np.zeros((48, 64, 3), np.uint8))\n")
     reader = subprocess.Popen(["sh", "-c", f"cat '{fifo}' > /dev/null"])
     try:
-        proc = subprocess.run([sys.executable, "-c", script, str(fifo)], cwd=Path(__file__).resolve().parents[1],
+        proc = subprocess.run([sys.executable, "-c", script, str(fifo)], cwd=Path(__file__).resolve().parents[2],
                               capture_output=True, text=True, timeout=60)
     finally:
         reader.kill()

@@ -15,7 +15,7 @@ from realtime import photos
 from realtime.photos import ImageError, list_folder, read_image, write_image
 from fs_faults import contents, png_header
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_paths_that_are_not_utf8_are_read_written_or_refused_never_a_crash(tmp_path):

@@ -15,7 +15,7 @@ from realtime.commands.annotate import annotate_job, main
 from realtime.settings import Settings
 from realtime.video_io import VideoReader, video_writer
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def short_clip(src: Path, dst: Path, frames: int = 8) -> Path:

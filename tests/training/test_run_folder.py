@@ -20,7 +20,7 @@ from training.trainer import Trainer
 from training.utils import Dist, pick_device
 
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def one_line_error(capsys, after_progress: bool = False) -> str:

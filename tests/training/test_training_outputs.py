@@ -11,7 +11,7 @@ import pytest
 from training.evaluate import main as evaluate_main
 from training.preview import main as preview_main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def one_line_error(capsys) -> str:

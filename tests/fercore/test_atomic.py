@@ -16,7 +16,7 @@ from fercore.atomic import OutputError, Terminated, atomic_path, check_writable,
 from fercore.cli import CommandError
 from fs_faults import contents, full_disk, readonly_dir
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_file_and_its_folder_are_synced_around_the_rename(tmp_path, monkeypatch):

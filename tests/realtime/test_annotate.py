@@ -22,7 +22,7 @@ from realtime.results import csv_columns
 from realtime.video_io import VideoReader, video_writer
 from fs_faults import DroppingWriter, contents, full_disk, png_header, readonly_dir
 
-ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
 
 
 def annotate(*args: str) -> int:

@@ -16,7 +16,7 @@ from realtime.commands import webcam
 from realtime.overlay import EMOTION_COLORS
 from realtime.video_io import VideoReader
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_app(*args, env=None, timeout=120) -> subprocess.CompletedProcess:

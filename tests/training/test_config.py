@@ -7,7 +7,7 @@ from training.config import DEFAULTS, ConfigError, load_config, parse_override
 from training.losses import load_teacher
 from training.utils import init_from
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = ROOT / "training" / "configs"
 CONFIGS = sorted(CONFIG_DIR.rglob("*.yaml"))
 
