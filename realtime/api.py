@@ -140,7 +140,7 @@ class EmotionRecognizer:
     "default". ``settings``: a ``realtime.settings.Settings`` to start from; the keyword options override its
     fields (README, "Pipeline options"): ``detector`` (a name such as "short" or "full", or a .tflite path; None:
     the one for the kind of source, as the commands choose it), ``min_confidence``, ``margin``, ``smoothing``
-    (streams only), ``backend``, ``threads``, ``label_all``, ``align``. Photos, video files and cameras each get
+    (streams only), ``backend``, ``precision`` ("int8" or "fp32"), ``threads``, ``label_all``, ``align``. Photos, video files and cameras each get
     the settings the commands give them (``Settings.for_source``), each stream a detector and tracks of its own.
 
     The models load when it is made, so a missing or foreign model or detector, or an option out of its range
@@ -156,7 +156,7 @@ class EmotionRecognizer:
                  settings: Settings | None = None, **options: Any) -> None:
         self.settings = (settings or Settings()).replace(checkpoint=checkpoint, **options)
         s = self.settings
-        self.classifier = load_classifier(checkpoints(s), threads=s.threads, backend=s.backend)
+        self.classifier = load_classifier(checkpoints(s), threads=s.threads, backend=s.backend, precision=s.precision)
         self._streams: weakref.WeakSet = weakref.WeakSet()  # generators of stream() not finished yet
         self._closed = False
         self._lock = threading.Lock()  # one photo at a time; close() waits for the one being read

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Sequence
 
 from fercore.readability import RANGES, ReadabilityLimits
+from models.onnx_runtime import PRECISIONS
 from realtime.classifier import BACKENDS, EmotionClassifier, checkpoint_paths, load_classifier
 from realtime.detector import FaceDetector
 from realtime.pipeline import Pipeline
@@ -40,7 +41,8 @@ class Settings:
     readability limits, the detector of the source kind and that detector's measured threshold.
 
     ``checkpoint``: a shipped model's name (``default``, ``fast``, ``accurate``), a .pt or .onnx path, or several
-    .pt paths run as one ensemble; None is ``default``. ``smoothing`` (video only): how long a track's evidence
+    .pt paths run as one ensemble; None is ``default``. ``precision``: "int8" or "fp32" (None: int8 on the ONNX
+    backend, a quantized export; fp32 on PyTorch). ``smoothing`` (video only): how long a track's evidence
     lasts, in [0, 1): the share of its past a sharp, frontal, confident frame keeps (realtime.tracking). ``label_all`` labels every face however hard to read; ``align`` turns tilted faces
     upright before reading them. The five limit fields override the model's stored readability limits.
     """
@@ -49,6 +51,7 @@ class Settings:
     min_confidence: float | None = None
     margin: float | None = None
     backend: str = "onnx"
+    precision: str | None = None
     threads: int = 2
     smoothing: float = 0.6
     label_all: bool = False
@@ -116,6 +119,10 @@ def _problems(s: Settings) -> list[str]:
         check(name, *RANGES[limit])
     if s.backend not in BACKENDS:
         problems.append(f"backend must be one of {', '.join(BACKENDS)}, got {s.backend!r}")
+    if s.precision is not None and s.precision not in PRECISIONS:
+        problems.append(f"precision must be one of {', '.join(PRECISIONS)} or None, got {s.precision!r}")
+    elif s.backend == "torch" and s.precision == "int8":
+        problems.append("precision int8 runs on the onnx backend only")
     if not (isinstance(s.threads, int) and not isinstance(s.threads, bool) and 1 <= s.threads <= MAX_THREADS):
         problems.append(f"threads must be a whole number from 1 to {MAX_THREADS} (this machine's cores), "
                         f"got {s.threads!r}")
@@ -141,7 +148,7 @@ def build_pipeline(settings: Settings, kind: SourceKind, classifier: EmotionClas
     mode for photos. ``classifier``: one already loaded from these settings, to share between pipelines."""
     s = settings.for_source(kind)
     if classifier is None:
-        classifier = load_classifier(checkpoints(s), threads=s.threads, backend=s.backend)
+        classifier = load_classifier(checkpoints(s), threads=s.threads, backend=s.backend, precision=s.precision)
     detector = FaceDetector(s.detector, video=kind != "photo", min_confidence=s.min_confidence)
     try:
         return Pipeline(detector, classifier, Tracker(smoothing=s.smoothing), margin=s.margin,
@@ -154,7 +161,8 @@ def build_pipeline(settings: Settings, kind: SourceKind, classifier: EmotionClas
 def record(settings: Settings, kind: SourceKind, pipe: Pipeline) -> dict:
     """The settings of a run as its results file records them: every value as it was applied."""
     s = settings.for_source(kind)
-    return {"checkpoint": checkpoint_record(s.checkpoint), "backend": s.backend, "detector": s.detector,
+    return {"checkpoint": checkpoint_record(s.checkpoint), "backend": s.backend,
+            "precision": pipe.classifier.precision, "detector": s.detector,
             "min_confidence": pipe.detector.min_confidence, "margin": pipe.margin,
             "readability": None if pipe.limits is None else pipe.limits.to_dict(), "align": pipe.align,
             "smoothing": s.smoothing}

@@ -10,6 +10,7 @@ from typing import Callable
 from fercore import cli as shared
 from fercore.cli import number
 from fercore.readability import RANGES, ReadabilityLimits
+from models.onnx_runtime import PRECISIONS
 from realtime.detector import DETECTORS
 from realtime.errors import USER_ERRORS
 from realtime.settings import BACKENDS, DETECTOR_FOR, LIMIT_FIELDS, MAX_THREADS, Settings
@@ -38,6 +39,9 @@ def add_pipeline_args(parser: argparse.ArgumentParser, smoothing: bool = True) -
     g.add_argument("--backend", choices=BACKENDS, default=DEFAULTS.backend,
                    help=f"inference backend for the emotion model (default {DEFAULTS.backend}: ONNX Runtime, faster "
                         "on CPUs)")
+    g.add_argument("--precision", choices=PRECISIONS, default=None,
+                   help="the emotion model's arithmetic: int8 (a quantized export, as accurate, smaller) or fp32 "
+                        "(default: int8 on the onnx backend, fp32 on torch)")
     g.add_argument("--threads", type=number(1, MAX_THREADS, kind=int), default=DEFAULTS.threads,
                    help=f"CPU threads for the emotion model, at most the CPU's cores (default {DEFAULTS.threads}; "
                         "they sleep between frames, so an idle thread costs no CPU; use 1 when other work keeps the "

@@ -11,7 +11,8 @@ from fercore import cli
 from fercore.paths import ROOT
 
 ENTRY_POINTS = ["training.run", "training.evaluate", "training.average", "training.preview", "training.benchmark",
-                "training.corrupted_val", "training.calibrate", "training.curves", "models.onnx_export",
+                "training.corrupted_val", "training.calibrate", "training.curves", "training.compare_exports",
+                "models.onnx_export", "models.quantize", "realtime.commands.report", "tools.real_footage",
                 "realtime.commands.webcam", "realtime.commands.annotate", "realtime.commands.evaluate", "tools.benchmark",
                 "tools.detector_eval", "tools.readability_curves", "realtime.commands.crop_faces"]
 

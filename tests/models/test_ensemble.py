@@ -74,7 +74,7 @@ def test_the_ensembles_probabilities_are_the_mean_of_its_members(members, faces,
         assert np.allclose(predict(torch_clf.model, batch, torch_clf.preprocessing, tta=tta), np.mean(alone, 0),
                            atol=1e-6)
     # ONNX Runtime: one graph exported into the cache, keyed by the members' digests, and reused
-    onnx_clf = load_classifier(members)
+    onnx_clf = load_classifier(members, precision="fp32")
     assert isinstance(onnx_clf, OnnxClassifier)
     assert np.allclose(onnx_clf.predict(faces), want, atol=1e-5)
     (cached,) = (tmp_path / "cache").glob("ensemble-*.onnx")
@@ -83,7 +83,7 @@ def test_the_ensembles_probabilities_are_the_mean_of_its_members(members, faces,
     assert [m["checkpoint"] for m in meta["members"]] == [str(p) for p in members]
     assert [m["temperature"] for m in meta["members"]] == [0.5, 1.0, 3.0] and meta["temperature"] == 1.0
     stamp = cached.stat().st_mtime_ns
-    assert np.allclose(load_classifier(members).predict(faces), want, atol=1e-5)
+    assert np.allclose(load_classifier(members, precision="fp32").predict(faces), want, atol=1e-5)
     assert cached.stat().st_mtime_ns == stamp and len(list((tmp_path / "cache").iterdir())) == 1  # exported once
     # One path is the model itself, not an ensemble of one
     assert not isinstance(load_ensemble(members[:1])[0], Ensemble)
@@ -96,9 +96,9 @@ def test_a_changed_member_is_never_served_from_a_stale_export(members, faces, tm
     a, b = tmp_path / "a.pt", tmp_path / "b.pt"
     shutil.copy(members[0], a)
     shutil.copy(members[2], b)
-    before = load_classifier([a, b]).predict(faces)
+    before = load_classifier([a, b], precision="fp32").predict(faces)
     member(b, seed=7, temperature=2.0, bias=1.0)  # b retrained, saved over the old file
-    after = load_classifier([a, b]).predict(faces)
+    after = load_classifier([a, b], precision="fp32").predict(faces)
     assert not np.allclose(before, after, atol=1e-3)
     assert np.allclose(after, mean_of_members([a, b], faces), atol=1e-5)
     assert len(list((tmp_path / "cache").glob("ensemble-*.onnx"))) == 2
@@ -138,8 +138,11 @@ def test_evaluate_reports_the_ensemble_beside_its_members(members, tiny_fer_csv,
     assert evaluate_main([str(a), str(b), "--data", str(tiny_fer_csv), "--split", "val", "--tta", "none", "flip",
                           "--out", str(out), "--cache-dir", "none"]) == 0
     printed = capsys.readouterr().out
-    table = printed.split("\n\n")[0].splitlines()
-    assert table[0].startswith("ensemble of 2 checkpoints") and "none" in table[1] and "flip" in table[1]
+    head, *table = printed.split("\n\n")[0].splitlines()
+    assert head.startswith("ensemble of 2 checkpoints")
+    named, table = table[:2], [head, *table[2:]]  # each member named (path, architecture, digest), then the table
+    assert [line.split()[0] for line in named] == [str(a), str(b)] and all("sha256" in line for line in named)
+    assert "none" in table[1] and "flip" in table[1]
     assert [row.split()[0] for row in table[3:]] == [str(a), str(b), "ensemble"]
     assert all(len(row.split()) == 5 for row in table[3:])  # accuracy and macro-F1 per mode
     result = json.loads((out / "metrics_val.json").read_text())
@@ -198,7 +201,7 @@ def test_the_command_line_and_the_api_take_several_checkpoints(members, sample_m
     # The Python API's checkpoint argument takes the list too (on ONNX Runtime, its default backend)
     from realtime import EmotionRecognizer
 
-    with EmotionRecognizer([members[0], members[2]]) as fer:
+    with EmotionRecognizer([members[0], members[2]], precision="fp32") as fer:
         (api_face,) = fer.recognize(photo)
     assert list(api_face.box) == face["box"]
     assert all(api_face.probabilities[c] == pytest.approx(face["probabilities"][c], abs=2e-4) for c in EMOTIONS)

@@ -19,7 +19,7 @@ def faces(media):
 
 def test_both_backends_give_the_same_probabilities(tiny_checkpoint, faces):
     torch_clf = load_classifier(tiny_checkpoint, backend="torch")
-    onnx_clf = load_classifier(tiny_checkpoint)  # ONNX Runtime is the default
+    onnx_clf = load_classifier(tiny_checkpoint, precision="fp32")  # ONNX Runtime is the default backend
     assert isinstance(torch_clf, TorchClassifier) and isinstance(onnx_clf, OnnxClassifier)
     assert torch_clf.classes == onnx_clf.classes == list(EMOTIONS)
     a, b = torch_clf.predict(faces), onnx_clf.predict(faces)
@@ -128,12 +128,12 @@ def test_a_changed_checkpoint_is_never_served_from_its_stale_export(tiny_checkpo
     ckpt = tmp_path / "model.pt"
     shutil.copy(tiny_checkpoint, ckpt)
     export_onnx(ckpt)
-    before = load_classifier(ckpt).predict(faces)
+    before = load_classifier(ckpt, precision="fp32").predict(faces)
     model, _ = load_model(ckpt)
     with torch.no_grad():
         model.classifier[-1].bias += torch.arange(7.0)  # a retrained model, saved over the old file
     atomic_save(make_checkpoint(model, classes), ckpt)
-    after = load_classifier(ckpt)
+    after = load_classifier(ckpt, precision="fp32")
     assert not np.allclose(before, after.predict(faces), atol=1e-3)
     assert np.allclose(after.predict(faces), load_classifier(ckpt, backend="torch").predict(faces), atol=1e-5)
     assert list((tmp_path / "cache").glob("*.onnx"))  # the fresh export went to the cache, not over model.onnx
