@@ -11,7 +11,6 @@ the checkpoints, so an export never replaces its input.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import warnings
 from pathlib import Path
@@ -22,7 +21,7 @@ from fercore.atomic import atomic_path
 from fercore.paths import one_or_more
 from models.errors import CheckpointError
 from models.outputs import check_model_output
-from models.onnx_runtime import METADATA_KEY, checkpoint_digest
+from models.onnx_runtime import checkpoint_digest, sealed_model
 
 # torch and models.checkpoint load inside export_onnx: the command's Ctrl-C then ends in fercore.cli.run.
 
@@ -76,10 +75,7 @@ def export_onnx(checkpoint: str | Path | Sequence[str | Path], output: str | Pat
         torch.onnx.export(model, (torch.zeros(1, 1, size, size),), str(tmp), input_names=["faces"],
                           output_names=["logits"], dynamic_axes={"faces": {0: "n"}, "logits": {0: "n"}},
                           opset_version=opset, dynamo=False)
-        proto = onnx.load(str(tmp))
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = METADATA_KEY, json.dumps(meta)
-        onnx.save(proto, str(tmp))
+        Path(tmp).write_bytes(sealed_model(onnx.load(str(tmp)), meta))
     return output
 
 

@@ -17,6 +17,38 @@ METADATA_KEY = "fer_emotion"
 PRECISIONS = ("int8", "fp32")  # an export's arithmetic: quantized (models.quantize) or as trained
 
 
+def sealed_model(proto, meta: dict) -> bytes:
+    """The bytes of an ONNX model carrying ``meta`` as its description and, in it, the SHA-256 and length of the
+    model serialized without that description (``graph_sha256``, ``graph_bytes``). Protobuf writes fields in number
+    order, the graph before the metadata, so those bytes are the file's first ``graph_bytes``: loading checks them
+    (check_graph_digest) and a damaged file is refused instead of giving wrong answers."""
+    del proto.metadata_props[:]
+    body = proto.SerializeToString()
+    meta = {**meta, "graph_sha256": hashlib.sha256(body).hexdigest(), "graph_bytes": len(body)}
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, json.dumps(meta)
+    data = proto.SerializeToString()
+    if data[:len(body)] != body:  # pragma: no cover - protobuf's field order is part of its wire format
+        raise RuntimeError("the ONNX model's description is not written after its graph")
+    return data
+
+
+def check_graph_digest(path: str | Path, meta: dict) -> None:
+    """CheckpointError when the model's bytes do not match the digest its description carries (sealed_model);
+    an export made without one passes."""
+    if "graph_sha256" not in meta:
+        return
+    try:
+        n = int(meta["graph_bytes"])
+        with open(path, "rb") as fh:
+            body = fh.read(n)
+    except (KeyError, TypeError, ValueError, OSError) as exc:
+        raise CheckpointError(f"{path}: cannot check its digest ({exc})") from exc
+    if len(body) != n or hashlib.sha256(body).hexdigest() != meta["graph_sha256"]:
+        raise CheckpointError(f"{path} is damaged: its graph does not match the digest saved with it (export it "
+                              "again, or copy the repository's weights/ again)")
+
+
 def checkpoint_digest(path: str | Path) -> str:
     """SHA-256 of a checkpoint file: an export records it, so a stale export is recognised as such."""
     digest = hashlib.sha256()
@@ -79,6 +111,7 @@ def open_session(path: str | Path, threads: int = 1):
         raise CheckpointError(f"{path}: its {METADATA_KEY} metadata is not JSON") from exc
     if not isinstance(meta, dict):
         raise CheckpointError(f"{path}: its {METADATA_KEY} metadata is not a mapping")
+    check_graph_digest(path, meta)
     check_export(session, meta, str(path))
     return session, meta
 

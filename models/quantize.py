@@ -28,7 +28,7 @@ from fercore.atomic import atomic_path
 from fercore.classes import IMAGE_SUFFIXES
 from fercore.paths import SHARED_FER, one_or_more
 from models.errors import CheckpointError
-from models.onnx_runtime import METADATA_KEY
+from models.onnx_runtime import METADATA_KEY, sealed_model
 from models.preprocessing import Preprocessing, faces_to_input
 
 METHODS = ("minmax", "entropy", "percentile")
@@ -115,16 +115,13 @@ def quantize_onnx(fp32: str | Path, output: str | Path, faces: Sequence[np.ndarr
         "format": "QDQ", "weights": "int8 per channel, 7-bit range", "activations": "uint8",
         "calibration": method, "calibration_faces": len(x), "excluded_nodes": list(exclude)})
     output = Path(output)
-    with atomic_path(output) as tmp:
+    with atomic_path(output, devices=False) as tmp:
         quantize_static(str(fp32), str(tmp), _reader(batches), quant_format=QuantFormat.QDQ, per_channel=True,
                         reduce_range=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         op_types_to_quantize=OP_TYPES, nodes_to_exclude=list(exclude) or None,
                         calibrate_method=calibrate, extra_options={"CalibStridedMinMax": 1})
-        quantized = onnx.load(str(tmp))
-        del quantized.metadata_props[:]
-        entry = quantized.metadata_props.add()
-        entry.key, entry.value = METADATA_KEY, json.dumps(meta)
-        onnx.save(quantized, str(tmp))
+        meta = {k: v for k, v in meta.items() if k not in ("graph_sha256", "graph_bytes")}  # the fp32 graph's
+        Path(tmp).write_bytes(sealed_model(onnx.load(str(tmp)), meta))
     return output
 
 

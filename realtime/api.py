@@ -30,7 +30,7 @@ from realtime.classifier import load_classifier
 from realtime.labelled import subject
 from realtime.photos import ImageError, read_image, too_large
 from realtime.pipeline import Pipeline
-from realtime.results import FaceResult, FrameResult
+from realtime.results import FaceResult
 from realtime.settings import Settings, SourceKind, build_pipeline, checkpoints
 from realtime.video_io import DEFAULT_FPS, CaptureError, LatestFrameCapture, VideoError, VideoReader, open_source
 

@@ -75,6 +75,8 @@ def test_int8_probabilities_stay_close_to_fp32_and_the_metadata_travels(face_rea
     assert np.abs(a - b).max() < 0.01  # ... and int8 keeps them (0.004 here; calibrated on raw pixels 0.27)
     meta, plain = read_metadata(int8), read_metadata(fp32)
     assert meta.pop("precision") == "int8" and meta.pop("quantization")["calibration_faces"] == 64
+    for m in (meta, plain):  # each file's own graph digest (models.onnx_runtime.sealed_model)
+        assert len(m.pop("graph_sha256")) == 64 and m.pop("graph_bytes") > 0
     assert meta == plain  # the checkpoint's digest, classes, preprocessing, temperature: all as the fp32 export's
     ops = {node.op_type for node in onnx.load(str(int8)).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
