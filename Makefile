@@ -1,4 +1,4 @@
-# Two commands on a fresh machine:  `make run` (the webcam app)  and  `make test`.
+# Two commands on a fresh machine:  `make run` (the webcam app)  and  `make test` (`make test-all`: as CI).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -9,7 +9,7 @@ DEMO_OUT ?= outputs/demo
 DEFAULT_CHAIN := default/stage1 default/stage2
 FAST_CHAIN := fast/stage1 fast/stage2 fast/stage3 fast/stage4 fast/stage5 fast/stage6
 
-.PHONY: setup run demo train train-fast measure test benchmark
+.PHONY: setup run demo train train-fast measure test test-all benchmark
 
 BIN := $(VENV)/bin
 
@@ -60,7 +60,10 @@ measure: setup
 	$(PY) -m tools.readability_curves --checkpoint $(CHECKPOINT) --store
 	$(PY) -m tools.benchmark --checkpoint $(CHECKPOINT) --modes throughput
 
-test: setup
+test: setup  # the quick subset: everything but the tests marked slow
+	$(PY) -m pytest -q -m "not slow" tests
+
+test-all: setup  # every test, as CI runs them
 	$(PY) -m pytest -q tests
 
 benchmark: setup

@@ -49,6 +49,7 @@ def test_shipped_model_carries_the_readability_limits_measured_for_it(shipped):
     assert read_metadata(WEIGHTS / f"{name}.onnx")["readability"] == ckpt["readability"]
 
 
+@pytest.mark.slow
 def test_shipped_model_scores_on_val_what_it_recorded(shipped, val):
     model, ckpt, _ = shipped
     images, labels = val
@@ -58,6 +59,7 @@ def test_shipped_model_scores_on_val_what_it_recorded(shipped, val):
     assert accuracy > 0.5  # far above the 25% of always answering "happy"
 
 
+@pytest.mark.slow
 def test_shipped_onnx_export_gives_the_same_predictions(shipped, val):
     model, ckpt, name = shipped
     images = val[0][:512]
