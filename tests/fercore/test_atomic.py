@@ -1,6 +1,5 @@
 """fercore.atomic: synced before the rename, write failures as one OutputError, stale temporary files of dead
-writers removed, outputs tried before the work, SIGTERM and SIGHUP cleaned up like Ctrl-C (issue 15 items 1, 8,
-15)."""
+writers removed, outputs tried before the work, SIGTERM and SIGHUP cleaned up like Ctrl-C."""
 import errno
 import os
 import signal

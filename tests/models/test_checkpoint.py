@@ -51,7 +51,7 @@ def test_failed_save_leaves_no_file(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-# --- issue 15 item 7: nothing in a checkpoint is trusted ------------------------------------------------------
+# --- nothing in a checkpoint is trusted ------------------------------------------------------
 def _valid(**args) -> dict:
     torch.manual_seed(0)
     return make_checkpoint(build_model("cnn", width=0.125, **args).eval(), EMOTIONS)

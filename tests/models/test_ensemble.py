@@ -1,4 +1,4 @@
-"""Ensembles (issue 11 item 3): several checkpoints whose calibrated probabilities are averaged, everywhere a
+"""Ensembles: several checkpoints whose calibrated probabilities are averaged, everywhere a
 checkpoint is taken (models.ensemble, the realtime backends and command line, the Python API, training.evaluate,
 models.onnx_export)."""
 import dataclasses

@@ -58,7 +58,7 @@ def _tiny(tmp_path, name="m.pt"):
 
 
 def test_export_never_replaces_its_input(tmp_path, capsys):
-    """Issue 15 item 6: -o equal to the checkpoint wrote ONNX bytes over it."""
+    """-o equal to the checkpoint wrote ONNX bytes over it."""
     ck = _tiny(tmp_path)
     before = ck.read_bytes()
     (tmp_path / "folder.onnx").mkdir()
@@ -119,7 +119,7 @@ def _forge(src, dst, **changes):
     ({"temperature": 0}, r"temperature must be a number in \[0.01, 100\]"),
 ])
 def test_an_onnx_file_with_forged_metadata_is_refused(tmp_path, changes, message):
-    """Issue 15 item 7: the metadata beside the graph is checked against the graph (open_session, which the
+    """the metadata beside the graph is checked against the graph (open_session, which the
     app's OnnxClassifier uses too)."""
     from models.onnx_runtime import open_session
 

@@ -165,7 +165,7 @@ def test_a_sample_photo_is_annotated(tiny_checkpoint, sample_media, tmp_path, ch
     assert diff[y0:y0 + 2, x0:x1].mean() > 60  # the box outline
 
 
-# --- issue 15: faults, checked up front, kept when they come late ----------------------------------------------
+# --- faults, checked up front, kept when they come late ----------------------------------------------
 def run_annotate(*args, timeout=180) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "realtime.commands.annotate", *map(str, args), "--no-progress"], cwd=ROOT,
                           capture_output=True, text=True, timeout=timeout)

@@ -1,6 +1,5 @@
 """realtime.photos: any path (even one that is not UTF-8), huge images refused before decoding, what a folder holds
-besides photos listed (GIFs are videos, broken links are photos that cannot be read), full disks reported
-(issue 15 items 3, 14, 1)."""
+besides photos listed (GIFs are videos, broken links are photos that cannot be read), full disks reported."""
 import errno
 import subprocess
 import sys

@@ -140,7 +140,7 @@ def test_sources_that_cannot_be_opened(tmp_path):
         open_source(str(tmp_path / "text.mp4"))
 
 
-# --- issue 15: a full disk, odd sizes, a stream that never answers --------------------------------------------
+# --- a full disk, odd sizes, a stream that never answers --------------------------------------------
 def test_a_video_that_does_not_read_back_is_not_put_in_place(tmp_path, monkeypatch):
     monkeypatch.setattr(video_io.cv2, "VideoWriter", DroppingWriter)
     with pytest.raises(VideoError, match=r"writing .*out.avi failed: 3 of its 10 frames can be read back "

@@ -119,7 +119,7 @@ def test_the_window_shows_the_overlay_on_a_virtual_display(tiny_checkpoint, medi
     assert np.all(image[:12, :60] == 0, axis=2).mean() > 0.5  # the FPS counter's black box in the corner
 
 
-# --- issue 15: the input is never destroyed, outputs are checked first, a stop finishes the outputs ------------
+# --- the input is never destroyed, outputs are checked first, a stop finishes the outputs ------------
 def test_the_source_is_never_overwritten(tmp_path, media, capsys):
     video = tmp_path / "in.mp4"
     shutil.copy(media / "group_pan.mp4", video)

@@ -63,7 +63,7 @@ def test_a_model_argument_override_keeps_the_other_arguments():
     ("loss.teacher=[]", r"'loss.teacher' must be a path, a non-empty list of paths or null, got \[\]"),
     ("loss.teacher=[a.pt, 3]", r"'loss.teacher' must be a path, a non-empty list of paths or null"),
     ("loss.teacher_mode=live", r"'loss.teacher_mode' must be one of \('cached', 'online'\)"),
-    # issue 15 item 10: non-finite numbers, a step size that failed after epoch 1, model arguments and paths
+    # non-finite numbers, a step size that failed after epoch 1, model arguments and paths
     ("optim.lr=.inf", r"'optim.lr' must be a finite number, got inf"),
     ("augment.rotation=.nan", r"'augment.rotation' must be a finite number, got nan"),
     ("augment.erasing_ratio=[0.3, .inf]", r"'augment.erasing_ratio' must be a finite number"),
@@ -259,7 +259,7 @@ def test_output_dir_is_derived_from_the_config_name_unless_set(tmp_path):
 
 
 def test_numbers_in_exponent_notation_are_floats_on_the_command_line_and_in_files(tmp_path, capsys):
-    """Issue 15 item 14: the README's and training.run's own example, --set optim.lr=3e-4, is a float (YAML 1.1
+    """the README's and training.run's own example, --set optim.lr=3e-4, is a float (YAML 1.1
     read it as a string and the config refused it)."""
     cfg = load_config(CONFIG_DIR / "cnn.yaml", ["train.epochs=5", "optim.lr=3e-4", "optim.weight_decay=1E-2"])
     assert cfg["optim"]["lr"] == 3e-4 and cfg["optim"]["weight_decay"] == 1e-2
@@ -278,7 +278,7 @@ def test_numbers_in_exponent_notation_are_floats_on_the_command_line_and_in_file
     (b"train: {epochs: 3}\x00\n", r"not valid YAML: unacceptable character"),
 ])
 def test_a_broken_yaml_file_is_one_config_error(tmp_path, capsys, content, message):
-    """Issue 15 item 10: bad syntax, a Python tag and binary data are a ConfigError naming the file, and
+    """bad syntax, a Python tag and binary data are a ConfigError naming the file, and
     training.run says so in one line with exit status 1."""
     from training.run import main
 

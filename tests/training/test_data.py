@@ -96,7 +96,7 @@ def _csv_with_row(tmp_path, row):
     ([3, " ".join(["300"] * 2304), "Training"], r"line 3: pixel values must be within 0-255"),
     ([3, "a b c", "Training"], r"line 3: pixels must be integers"),
     ([3, "1 2"], r"line 3: expected 3 fields, got 2"),
-    # issue 15 item 9: an unknown Usage was a row dropped without a word
+    # an unknown Usage was a row dropped without a word
     ([3, " ".join(["1"] * 2304), "Trainng"], r"line 3: unknown Usage 'Trainng' \(expected one of Training, "),
     ([3, " ".join(["1"] * 2304), "Train\x00ing"], r"line 3: unknown Usage 'Train\\x00ing'"),
     # item 10: numbers beyond 64 bits and fields beyond the csv module's limit were tracebacks
@@ -141,7 +141,7 @@ def test_stratified_subset_keeps_every_class():
 
 
 def test_a_csv_that_is_not_utf8_is_named(tmp_path):
-    """Issue 15 item 10: a Latin-1 (or binary) csv was a UnicodeDecodeError traceback."""
+    """a Latin-1 (or binary) csv was a UnicodeDecodeError traceback."""
     path = tmp_path / "fer2013.csv"
     path.write_bytes("emotion,pixels,Usage\n3,1 2,Entraînement\n".encode("latin-1"))
     with pytest.raises(DataError, match=r"fer2013.csv: not a FER-2013 csv file \(not UTF-8 text\)"):
@@ -149,7 +149,7 @@ def test_a_csv_that_is_not_utf8_is_named(tmp_path):
 
 
 def test_a_damaged_cache_is_rebuilt_with_a_warning(tmp_path, samples, caplog):
-    """Issue 15 item 10: a truncated .npz was read again on every run and failed every time."""
+    """a truncated .npz was read again on every run and failed every time."""
     src = write_fer2013_csv(tmp_path / "fer2013.csv", samples)
     cache = tmp_path / "cache"
     want = load_split(src, "train", cache, progress=False)
@@ -166,7 +166,7 @@ def test_a_damaged_cache_is_rebuilt_with_a_warning(tmp_path, samples, caplog):
 
 
 def test_a_cache_that_cannot_be_written_is_skipped_with_a_warning(tmp_path, samples, caplog, monkeypatch):
-    """Issue 15 item 8: data.cache_dir on a full disk or where a file stands is a warning, not a failed run."""
+    """data.cache_dir on a full disk or where a file stands is a warning, not a failed run."""
     src = write_fer2013_csv(tmp_path / "fer2013.csv", samples)
     a_file = tmp_path / "not_a_folder"
     a_file.write_text("x")

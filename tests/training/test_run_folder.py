@@ -1,4 +1,4 @@
-"""Issue 15 items 5, 8 and 16 on the training side: an earlier run is never overwritten by accident, one run at a
+"""On the training side: an earlier run is never overwritten by accident, one run at a
 time writes to a folder, an unusable output.dir or a full disk is one error line, resuming says what it does;
 and user problems inside the trainer are the user-error types training.run reports in one line."""
 import errno

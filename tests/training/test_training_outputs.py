@@ -1,4 +1,4 @@
-"""Issue 15 items 8 and 10 for training's commands: an output that cannot be written fails before the work, in
+"""Training's commands: an output that cannot be written fails before the work, in
 one line (and a write that fails after it too); Ctrl-C while a command's libraries load ends with status 130
 and no traceback."""
 import errno
@@ -70,7 +70,7 @@ def test_evaluate_names_a_csv_that_is_not_utf8(tiny_checkpoint, tmp_path, capsys
 
 
 def test_evaluate_usage_errors(tiny_checkpoint, capsys):
-    """Issue 15 item 10 asked whether these are usage errors (status 2): they are."""
+    """These are usage errors (status 2)."""
     for option in (["--batch-size", "0"], ["--device", "tpu"], ["--batch-size", "x"]):
         assert evaluate_main([str(tiny_checkpoint), *option]) == 2
         assert f"argument {option[0]}" in capsys.readouterr().err
