@@ -62,11 +62,11 @@ class ReadabilityLimits:
     tools.readability_curves --store``); these defaults, measured for weights/default.pt
     (weights/eval/default/readability.json), stand in for a model that carries none."""
 
-    max_yaw: float = 82.0         # degrees of head turn (kept from the model before: today's never falls to 50%)
+    max_yaw: float = 40.0         # degrees of head turn: chosen on real faces (docs/choosing_models.md)
     max_roll: float = 41.0        # degrees of head tilt
     min_size: float = 9.0         # pixels, the shorter side of the detector's box
     min_sharpness: float = 10.0   # Laplacian variance of the model-size crop
-    min_confidence: float = 0.46  # calibrated probability of the top class
+    min_confidence: float = 0.40  # calibrated probability of the top class: chosen on real faces
 
     def to_dict(self) -> dict:
         return asdict(self)

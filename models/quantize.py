@@ -16,10 +16,12 @@ saturate with full 8-bit weights. With them the shipped models lose at most 0.11
 from __future__ import annotations
 
 import json
+import logging
 import sys
+from contextlib import contextmanager
 import tempfile
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -90,6 +92,20 @@ def _reader(batches: list[np.ndarray]):
     return Reader()
 
 
+@contextmanager
+def _advice_held_back() -> Iterator[None]:
+    """ONNX Runtime's quantizer logs advice to pre-process the model first ('Please consider ...') on the root
+    logger, which would reach the stderr of every program that quantizes a model on first use; it is dropped."""
+    def keep(record: logging.LogRecord) -> bool:
+        return "pre-processing before quantization" not in record.getMessage()
+    root = logging.getLogger()
+    root.addFilter(keep)
+    try:
+        yield
+    finally:
+        root.removeFilter(keep)
+
+
 def quantize_onnx(fp32: str | Path, output: str | Path, faces: Sequence[np.ndarray], method: str = DEFAULT_METHOD,
                   exclude: Sequence[str] = ()) -> Path:
     """Quantize the fp32 export ``fp32`` into ``output`` (QDQ, per-channel weights), its activation ranges
@@ -115,7 +131,7 @@ def quantize_onnx(fp32: str | Path, output: str | Path, faces: Sequence[np.ndarr
         "format": "QDQ", "weights": "int8 per channel, 7-bit range", "activations": "uint8",
         "calibration": method, "calibration_faces": len(x), "excluded_nodes": list(exclude)})
     output = Path(output)
-    with atomic_path(output, devices=False) as tmp:
+    with atomic_path(output, devices=False) as tmp, _advice_held_back():
         quantize_static(str(fp32), str(tmp), _reader(batches), quant_format=QuantFormat.QDQ, per_channel=True,
                         reduce_range=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         op_types_to_quantize=OP_TYPES, nodes_to_exclude=list(exclude) or None,

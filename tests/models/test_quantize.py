@@ -190,3 +190,17 @@ def test_the_shipped_int8_exports_are_of_the_shipped_checkpoints(name):
     assert meta["precision"] == "int8" and meta["quantization"]["calibration"] == quantize.DEFAULT_METHOD
     assert meta["checkpoint_sha256"] == checkpoint_digest(WEIGHTS / f"{name}.pt")
     assert meta["quantization"]["calibration_faces"] == quantize.CALIBRATION_FACES
+
+
+def test_quantizing_on_first_use_prints_no_advice(ckpt, capfd):
+    """ONNX Runtime's quantizer logs 'Please consider ... pre-processing' on the root logger: a program that
+    quantizes a model on first use must not pass that on to its user."""
+    import logging
+
+    handler = logging.StreamHandler()  # as a program whose logging reaches stderr
+    logging.getLogger().addHandler(handler)
+    try:
+        load_classifier(ckpt)
+    finally:
+        logging.getLogger().removeHandler(handler)
+    assert "pre-processing" not in capfd.readouterr().err

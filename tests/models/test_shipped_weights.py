@@ -1,6 +1,7 @@
 """The shipped models (default and fast): each loads on its own, scores on val what it recorded, carries the
 readability limits measured for it, and its ONNX export agrees with PyTorch."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -38,15 +39,22 @@ def test_shipped_checkpoint_describes_itself(shipped):
 
 
 def test_shipped_model_carries_the_readability_limits_measured_for_it(shipped):
-    """The limits stored in the checkpoint and its export are those its curves measured
-    (weights/eval/<name>/readability.json, `python -m tools.readability_curves --store`)."""
+    """The limits stored in the checkpoint and its exports are those its FER-val curves measured
+    (weights/eval/<name>/readability.json, `python -m tools.readability_curves --store`), with the head turn and
+    label confidence chosen on the real faces where that was measured (real_faces_limits.json,
+    `python -m tools.real_footage --choose`, docs/choosing_models.md)."""
     _, ckpt, name = shipped
     measured = json.loads((WEIGHTS / "eval" / name / "readability.json").read_text())
     assert measured["checkpoint"] == f"weights/{name}.pt"
     limits = ReadabilityLimits.from_curves(measured["limits"])
-    assert ReadabilityLimits.from_dict(ckpt["readability"]) == limits == ReadabilityLimits.from_dict(
-        measured["app_limits"])
-    assert read_metadata(WEIGHTS / f"{name}.onnx")["readability"] == ckpt["readability"]
+    real = WEIGHTS / "eval" / name / "real_faces_limits.json"
+    if real.is_file():
+        chosen = json.loads(real.read_text())["chosen"]
+        assert chosen["coverage"] >= 0.7
+        limits = dataclasses.replace(limits, max_yaw=chosen["max_yaw"], min_confidence=chosen["min_confidence"])
+    assert ReadabilityLimits.from_dict(ckpt["readability"]) == limits
+    for export in (f"{name}.onnx", f"{name}.int8.onnx"):
+        assert read_metadata(WEIGHTS / export)["readability"] == ckpt["readability"]
 
 
 @pytest.mark.slow
@@ -78,3 +86,24 @@ def test_shipped_onnx_export_gives_the_same_predictions(shipped, val):
     onnx_probs = np.exp(onnx_logits - onnx_logits.max(1, keepdims=True))
     onnx_probs /= onnx_probs.sum(1, keepdims=True)
     assert np.allclose(onnx_probs, torch_probs, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["fast.pt", "fast.onnx", "fast.int8.onnx"])
+def test_a_shipped_model_with_flipped_bytes_is_refused(name, tmp_path):
+    """5,000 bytes flipped in the middle of a shipped file: the digests it carries (weights_sha256 in a
+    checkpoint, graph_sha256 in an export) refuse it, where it used to load and answer 'sad 100%'."""
+    from models.checkpoint import read_checkpoint
+    from models.errors import CheckpointError
+    from models.onnx_runtime import open_session
+
+    data = bytearray((WEIGHTS / name).read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 5000] = bytes(b ^ 0xFF for b in data[middle:middle + 5000])
+    damaged = tmp_path / name
+    damaged.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError):
+        read_checkpoint(damaged) if name.endswith(".pt") else open_session(damaged)
+    if name.endswith(".pt"):
+        assert len(read_checkpoint(WEIGHTS / name)["weights_sha256"]) == 64
+    else:
+        assert "graph_sha256" in read_metadata(WEIGHTS / name)
