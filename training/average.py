@@ -57,6 +57,7 @@ def average_checkpoints(ckpts: list[dict], names: list[str | Path]) -> dict:
     out = dict(ckpts[-1])
     out["model"] = averaged
     out.pop("training", None)
+    out.pop("weights_sha256", None)  # the last epoch's; saving records the averaged weights' own
     return out
 
 
