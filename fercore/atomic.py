@@ -292,6 +292,9 @@ class Terminated(KeyboardInterrupt):
         self.name = signal.Signals(signum).name
         super().__init__(self.name)
 
+    def __reduce__(self):  # rebuilt from the signal number, so that it crosses a process pool's pipe
+        return type(self), (self.signum,)
+
 
 TERMINATION_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 

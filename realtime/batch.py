@@ -24,8 +24,10 @@ import dataclasses
 import hashlib
 import json
 import multiprocessing
+import multiprocessing.connection as mp_connection
 import os
 import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -154,20 +156,26 @@ def threads_per_job(jobs: int, threads: int, cores: int = MAX_THREADS) -> int:
     return max(1, min(threads, cores // jobs))
 
 
+STOP_GRACE_S = 30  # seconds an interrupted worker has to clean up before it is killed
 _stop = None  # in a local worker process: the pool's "stop" event (set when the run is interrupted)
+_in_job = False  # in a local worker process: whether a job is running, the only time a signal interrupts it
 
 
 def _init_worker(stop) -> None:
-    """A local worker: SIGTERM and SIGHUP raise like Ctrl-C for its whole life, so that a worker stopped anywhere
-    (in a job or in the pool's own queues) unwinds and releases the pool's locks; dying on the spot could leave
-    a lock held and the pool waiting forever."""
+    """A local worker: Ctrl-C, SIGTERM and SIGHUP interrupt a running job, which deletes its partial outputs and
+    unwinds. Between jobs a worker may be inside the pool's queues, where unwinding could leave half a message in
+    a pipe and the pool waiting forever, so a signal there is ignored: the run's "stop" event, set by the main
+    process, keeps the next job from starting, and the pool's shutdown ends the worker."""
     global _stop
     _stop = stop
 
     def handler(signum, frame):
-        raise Terminated(signum)
+        global _in_job
+        if _in_job:
+            _in_job = False  # once per job: a second signal does not cut the job's clean-up short
+            raise KeyboardInterrupt("interrupted") if signum == signal.SIGINT else Terminated(signum)
 
-    for s in TERMINATION_SIGNALS:
+    for s in (signal.SIGINT, *TERMINATION_SIGNALS):
         signal.signal(s, handler)
 
 
@@ -175,12 +183,17 @@ def run_job(work: Callable[[Job], dict], job: Job) -> dict:
     """Run ``work`` where the job runs: OpenCV's threads capped like the model's, SIGTERM cleaning up like Ctrl-C;
     its figures with the seconds it took. In a local pool whose run was interrupted, a job queued before the
     interruption does not start."""
+    global _in_job
     if _stop is not None and _stop.is_set():
         raise KeyboardInterrupt("the run was interrupted")
     began = time.perf_counter()
     cv2.setNumThreads(job.settings.threads)
-    with interrupt_on_termination():
-        figures = work(job)
+    _in_job = True
+    try:
+        with interrupt_on_termination():
+            figures = work(job)
+    finally:
+        _in_job = False
     return {**figures, "processing_s": round(time.perf_counter() - began, 2)}
 
 
@@ -256,16 +269,19 @@ def run_batch(inputs: list[Path], out_dir: Path, settings: Settings, work: Calla
             stop = spawn.Event() if own else None
             pool = executor or cf.ProcessPoolExecutor(jobs, mp_context=spawn, initializer=_init_worker,
                                                       initargs=(stop,))
+            watchdog = None
             try:
                 _run_pool(pool, work, todo, finish)
             except BaseException:
                 if own:
                     stop.set()
-                    _stop_workers(pool)
+                    watchdog = _stop_workers(pool)
                 raise
             finally:
                 if own:
                     pool.shutdown(wait=True, cancel_futures=True)
+                if watchdog:
+                    watchdog.cancel()
     finally:
         bar.close()
         result.seconds = time.perf_counter() - start
@@ -282,11 +298,24 @@ def _run_pool(pool: cf.Executor, work: Callable[[Job], dict], todo: list[tuple[J
         finish(job, digest, None if error else future.result(), error)
 
 
-def _stop_workers(pool: cf.Executor) -> None:
-    """Interrupt the pool's processes as Ctrl-C does (each deletes its partial outputs and unwinds, see
-    _init_worker). ProcessPoolExecutor has no public way to reach its processes before Python 3.14."""
-    for process in list(getattr(pool, "_processes", {}).values()):
+def _stop_workers(pool: cf.Executor) -> threading.Timer:
+    """Interrupt the pool's processes as Ctrl-C does (a running job deletes its partial outputs and unwinds, see
+    _init_worker); one still running STOP_GRACE_S later is killed, so that an interrupted run always ends. The
+    returned watchdog is cancelled once the pool has shut down. ProcessPoolExecutor has no public way to reach its
+    processes before Python 3.14."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    for process in processes:
         try:
             os.kill(process.pid, signal.SIGINT)
-        except (ProcessLookupError, AttributeError):
+        except ProcessLookupError:
             pass
+
+    def kill_leftovers() -> None:
+        for process in processes:
+            if not mp_connection.wait([process.sentinel], timeout=0):  # still running (an exited one is not polled)
+                process.kill()
+
+    watchdog = threading.Timer(STOP_GRACE_S, kill_leftovers)
+    watchdog.daemon = True
+    watchdog.start()
+    return watchdog

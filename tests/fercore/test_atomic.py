@@ -114,3 +114,10 @@ def test_an_ignored_hangup_stays_ignored():
             os.kill(os.getpid(), signal.SIGHUP)
     finally:
         signal.signal(signal.SIGHUP, previous)
+
+
+def test_terminated_crosses_a_process_boundary():
+    # a worker's interrupted job sends it back through a pipe: unpickling must rebuild it, not break the pool
+    import pickle
+    back = pickle.loads(pickle.dumps(Terminated(signal.SIGHUP)))
+    assert isinstance(back, Terminated) and back.signum == signal.SIGHUP and str(back) == "SIGHUP"

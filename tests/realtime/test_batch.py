@@ -1,5 +1,7 @@
 """Many videos in one resumable run (realtime.batch, fer-annotate with several inputs or a folder of videos)."""
+import concurrent.futures as cf
 import json
+import multiprocessing
 import os
 import shutil
 import signal
@@ -8,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pool_jobs
 import pytest
 
 from realtime import batch, cluster
@@ -143,6 +146,47 @@ def test_batch_options_and_outputs_are_checked(tiny_checkpoint, videos, sample_m
         assert "refusing to write into" in capsys.readouterr().err
     assert annotate(video, "-o", str(tmp_path / "out") + "/", "--checkpoint", tiny_checkpoint) == 0
     assert (tmp_path / "out" / "a" / "a.mp4").is_file()  # a video and a folder: a batch of one
+
+
+def test_a_pool_worker_ignores_signals_between_jobs_and_a_running_job_cleans_up(tmp_path):
+    # between jobs a worker may be reading or writing the pool's pipes: unwinding there could leave half a message
+    # and the pool waiting forever, so only a running job is interrupted
+    stop = multiprocessing.get_context("spawn").Event()
+    job = batch.Job(tmp_path / "in.mp4", tmp_path / "started", Settings(threads=1))
+    with cf.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=batch._init_worker,
+                                initargs=(stop,)) as pool:
+        assert pool.submit(batch.run_job, pool_jobs.quick, job).result(timeout=120)["frames"] == 1
+        (worker,) = pool._processes.values()
+        for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            os.kill(worker.pid, s)
+        time.sleep(0.5)
+        assert pool.submit(batch.run_job, pool_jobs.quick, job).result(timeout=60)["frames"] == 1
+        running = pool.submit(batch.run_job, pool_jobs.slow, job)
+        deadline = time.monotonic() + 60
+        while not job.output.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(worker.pid, signal.SIGTERM)
+        with pytest.raises(KeyboardInterrupt):
+            running.result(timeout=30)
+        stop.set()  # an interrupted run: a job queued afterwards does not start
+        with pytest.raises(KeyboardInterrupt, match="interrupted"):
+            pool.submit(batch.run_job, pool_jobs.quick, job).result(timeout=30)
+
+
+def test_a_worker_that_does_not_stop_when_interrupted_is_killed_after_the_grace_time(monkeypatch):
+    spawn = multiprocessing.get_context("spawn")
+    ready = spawn.Event()
+    process = spawn.Process(target=pool_jobs.deaf, args=(ready,))
+    process.start()
+    try:
+        assert ready.wait(60)
+        monkeypatch.setattr(batch, "STOP_GRACE_S", 0.5)
+        watchdog = batch._stop_workers(type("Pool", (), {"_processes": {process.pid: process}})())
+        process.join(10)
+        assert process.exitcode == -signal.SIGKILL
+        watchdog.cancel()
+    finally:
+        process.kill()
 
 
 @pytest.mark.slow
