@@ -49,6 +49,15 @@ def model_files(checkpoint: str | os.PathLike | Sequence[str | os.PathLike] | No
     return paths
 
 
+def ensemble_exports(paths: Sequence[str | os.PathLike], suffix: str) -> list[Path]:
+    """Where a shipped ensemble made of exactly ``paths`` keeps its export with this suffix (``.onnx``,
+    ``.int8.onnx``): WEIGHTS/<name><suffix>, so an installed copy runs it without exporting or quantizing
+    (quantizing needs FER-2013's training faces). Whoever opens it still checks its members' digests."""
+    given = [Path(p).resolve() for p in paths]
+    return [WEIGHTS / f"{name}{suffix}" for name, model in MODELS.items()
+            if len(model.members) > 1 and [(WEIGHTS / m).resolve() for m in model.members] == given]
+
+
 def is_shipped(path: Path) -> bool:
     """Whether ``path`` is where a shipped model's member lives."""
     return path.parent == WEIGHTS and any(path.name in m.members for m in MODELS.values())

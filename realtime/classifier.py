@@ -21,7 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from fercore.paths import one_or_more
-from fercore.shipped import MODELS, is_shipped, model_files
+from fercore.shipped import MODELS, ensemble_exports, is_shipped, model_files
 from fercore.readability import ReadabilityLimits
 from models.errors import CheckpointError, finite_probabilities
 from models.onnx_runtime import (PRECISIONS, checkpoint_digest, ensemble_digest, export_digests, export_precision,
@@ -105,7 +105,8 @@ class OnnxClassifier(EmotionClassifier):
 
 def onnx_for(checkpoint: Path | Sequence[Path], precision: str = "fp32") -> Path:
     """An ONNX export of exactly this checkpoint, or of the ensemble of these checkpoints, at ``precision``: the one
-    beside a single checkpoint if it matches (NAME.onnx, NAME.int8.onnx), else a cached one (made on first use; that
+    beside a single checkpoint if it matches (NAME.onnx, NAME.int8.onnx) or a shipped ensemble's
+    (fercore.shipped.ensemble_exports), else a cached one (made on first use; that
     needs torch, once). An export is taken only if its metadata names these checkpoints' digests and this precision,
     so a changed checkpoint is never served from a stale export, nor a foreign file taken for an int8 one."""
     paths = [Path(p) for p in one_or_more(checkpoint)]
@@ -114,7 +115,8 @@ def onnx_for(checkpoint: Path | Sequence[Path], precision: str = "fp32") -> Path
     if len(paths) == 1:
         candidates = [paths[0].with_name(paths[0].stem + suffix), ONNX_CACHE / f"{digests[0][:32]}{suffix}"]
     else:
-        candidates = [ONNX_CACHE / f"ensemble-{ensemble_digest(digests)[:32]}{suffix}"]
+        cached = ONNX_CACHE / f"ensemble-{ensemble_digest(digests)[:32]}{suffix}"
+        candidates = [*ensemble_exports(paths, suffix), cached]
     for candidate in candidates:
         if candidate.is_file():
             try:

@@ -119,6 +119,21 @@ def test_an_ensemble_runs_in_int8_from_the_cache(ckpt, tmp_path):
     assert np.abs(clf.predict(faces) - want).max() < 0.03
 
 
+def test_a_shipped_ensemble_runs_its_shipped_int8_export(ckpt, tmp_path, monkeypatch):
+    from fercore import shipped
+
+    other = tmp_path / "other.pt"
+    shutil.copy(ckpt, other)
+    retrained(other)
+    monkeypatch.setattr(shipped, "WEIGHTS", tmp_path)
+    monkeypatch.setitem(shipped.MODELS, "pair", shipped.ShippedModel((ckpt.name, other.name), "two", "pair"))
+    export = quantize.quantize_checkpoint([ckpt, other], tmp_path / "pair.int8.onnx", faces=random_faces(64, 0))
+    assert onnx_for([ckpt, other], "int8") == export
+    assert not list((tmp_path / "cache").glob("ensemble-*"))  # none made on first use
+    retrained(other)  # a member changed: the shipped export is stale and not served
+    assert onnx_for([ckpt, other], "int8").parent == tmp_path / "cache"
+
+
 def test_without_calibration_faces_the_model_runs_in_fp32_with_a_warning(ckpt, monkeypatch):
     def missing(*args, **kwargs):
         raise quantize.CalibrationError("no faces here")
