@@ -29,7 +29,7 @@ from fercore.atomic import atomic_path
 from fercore.classes import EMOTIONS
 from fercore.paths import DEFAULT_CHECKPOINT, SHARED_FER, eval_folder
 from fercore.readability import ReadabilityLimits, head_pose, sharpness
-from models.camera import affine, blur, corrupted_copies, low_resolution
+from models.corruptions import affine, blur, corrupted_copies, low_resolution
 from models.checkpoint import atomic_save, load_model
 from models.inference import predict
 from models.preprocessing import resize_face
@@ -79,7 +79,7 @@ def detector_pose(images: np.ndarray, desc: str = "head pose") -> tuple[np.ndarr
 
 
 def aligned(faces: np.ndarray, roll: np.ndarray) -> np.ndarray:
-    """Each face turned so its eyes are level, as the app's crop does (models.camera.affine and
+    """Each face turned so its eyes are level, as the app's crop does (models.corruptions.affine and
     realtime.faces.gray_crop share OpenCV's rotation); a face without a measured roll stays as it is."""
     return np.stack([f if np.isnan(r) or abs(r) <= ALIGN_ABOVE_DEGREES else affine(f, angle=r)
                      for f, r in zip(faces, roll)])

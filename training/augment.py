@@ -1,7 +1,7 @@
 """Batched training augmentation with per-image randomness.
 
 Works on a whole uint8 batch at once (a few ms per batch, far below the model step) while every image
-draws its own camera effects (models.camera), flip, jitter, rotation, zoom, shift and erasing, as
+draws its own camera effects (models.corruptions), flip, jitter, rotation, zoom, shift and erasing, as
 torchvision's per-sample transforms would.
 The random crop "48 with padding 4" is an integer shift of up to 4 pixels with zero fill, so it is done in
 the same resampling as the rotation. Mixup, which also mixes labels, is a separate step the trainer applies.
@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torchvision.transforms.v2.functional import equalize
 
 from models.preprocessing import Preprocessing
-from models.camera import camera_augment
+from models.corruptions import camera_augment
 
 
 def _uniform(n: int, low: float, high: float, gen: torch.Generator, device: torch.device) -> torch.Tensor:

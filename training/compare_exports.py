@@ -18,7 +18,7 @@ with interruptible_imports():
     import numpy as np
 
     from fercore import cli
-    from models.camera import corrupted_copies
+    from models.corruptions import corrupted_copies
     from models.errors import CheckpointError
     from models.onnx_runtime import export_precision, open_session
     from models.preprocessing import Preprocessing, faces_to_input

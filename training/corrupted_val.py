@@ -1,5 +1,5 @@
 """A deterministic corrupted copy of a FER-2013 split: every image under each camera corruption
-(models.camera) at three strengths, so robustness is reported beside clean accuracy.
+(models.corruptions) at three strengths, so robustness is reported beside clean accuracy.
 
     python -m training.corrupted_val --data ../shared/data/fer2013 --split val --out corrupted_val/
     python -m training.evaluate weights/default.pt --corrupted        # the same copy, built in memory
@@ -23,7 +23,7 @@ with interruptible_imports():
     from fercore import cli
     from fercore.atomic import atomic_path
     from fercore.classes import EMOTIONS
-    from models.camera import KINDS, LEVELS, corrupted_copies
+    from models.corruptions import KINDS, LEVELS, corrupted_copies
     from training.data import DataError, load_split
 
 USER_ERRORS = (DataError,)

@@ -30,7 +30,7 @@ with interruptible_imports():
     from fercore.paths import eval_folder
     from fercore.shipped import model_files
     from fercore.tta import TTA_MODES
-    from models.camera import KINDS, LEVELS, corrupted_copies
+    from models.corruptions import KINDS, LEVELS, corrupted_copies
     from models.checkpoint import CheckpointError, data_to_model_order
     from models.ensemble import ARCH, load_members
     from models.onnx_runtime import checkpoint_digest

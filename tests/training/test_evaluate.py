@@ -77,7 +77,7 @@ class Brightness(torch.nn.Module):
 
 
 def test_corrupted_report_scores_every_copy_and_the_share_of_each_answer(tiny_fer_csv, tiny_checkpoint):
-    from models.camera import KINDS, LEVELS, corrupted_copies
+    from models.corruptions import KINDS, LEVELS, corrupted_copies
     from training.evaluate import corrupted_accuracy, evaluate, format_report
 
     model, _ = load_model(tiny_checkpoint)

@@ -3,10 +3,10 @@ import pytest
 import torch
 
 from models.preprocessing import Preprocessing
-from models import camera
+from models import corruptions
 from training.augment import BatchAugment
 from training.config import DEFAULTS, ConfigError, load_config
-from models.camera import LEVELS, corrupted_copies
+from models.corruptions import LEVELS, corrupted_copies
 from training.corrupted_val import main as corrupted_main
 
 
@@ -25,24 +25,24 @@ def test_each_corruption_grows_with_severity():
     face = faces(1)[0]
     rng = np.random.default_rng(0)
     for kind in ("blur", "low_resolution"):
-        mild, severe = (camera.corrupt(face, kind, s, rng) for s in (0.0, 1.0))
+        mild, severe = (corruptions.corrupt(face, kind, s, rng) for s in (0.0, 1.0))
         assert sharpness(face) > sharpness(mild) > sharpness(severe)
-    mild, severe = (camera.corrupt(face, "low_light", s, rng) for s in (0.0, 1.0))
+    mild, severe = (corruptions.corrupt(face, "low_light", s, rng) for s in (0.0, 1.0))
     assert face.mean() > mild.mean() > severe.mean()
     flat = np.full((48, 48), 128, np.uint8)
-    assert camera.corrupt(flat, "noise", 0.0, rng).std() < camera.corrupt(flat, "noise", 1.0, rng).std()
-    assert np.abs(camera.jpeg(face, 12).astype(int) - face).mean() > np.abs(camera.jpeg(face, 60).astype(int) - face).mean()
+    assert corruptions.corrupt(flat, "noise", 0.0, rng).std() < corruptions.corrupt(flat, "noise", 1.0, rng).std()
+    assert np.abs(corruptions.jpeg(face, 12).astype(int) - face).mean() > np.abs(corruptions.jpeg(face, 60).astype(int) - face).mean()
     for kind in ("box_shift", "rotation"):
-        assert not np.array_equal(camera.corrupt(face, kind, 1.0, rng), face)
+        assert not np.array_equal(corruptions.corrupt(face, kind, 1.0, rng), face)
     with pytest.raises(ValueError, match="unknown corruption"):
-        camera.corrupt(face, "fog", 0.5, rng)
+        corruptions.corrupt(face, "fog", 0.5, rng)
 
 
 def test_corrupted_copy_is_deterministic_and_covers_every_kind_and_level():
     images = faces(6)
     a = list(corrupted_copies(images, seed=0))
     b = list(corrupted_copies(images, seed=0))
-    assert [(k, lv) for k, lv, _ in a] == [(k, lv) for k in camera.KINDS for lv in LEVELS]
+    assert [(k, lv) for k, lv, _ in a] == [(k, lv) for k in corruptions.KINDS for lv in LEVELS]
     for (_, _, x), (_, _, y) in zip(a, b):
         assert x.dtype == np.uint8 and x.shape == images.shape
         assert np.array_equal(x, y)
@@ -60,7 +60,7 @@ def test_corrupted_val_command_writes_a_folder_layout_per_corruption(tiny_fer_cs
     original, original_labels = read_split(tiny_fer_csv, "val", progress=False)
     assert len(images) == len(original) == 64
     assert sorted(labels.tolist()) == sorted(original_labels.tolist())
-    assert len(list(out.iterdir())) == len(camera.KINDS) * len(LEVELS)
+    assert len(list(out.iterdir())) == len(corruptions.KINDS) * len(LEVELS)
 
 
 def test_camera_augmentation_is_per_image_and_reproducible():
