@@ -1,23 +1,98 @@
 """Everything a Trainer trains with, built from the config: the process set-up (run folder claimed and locked,
-device, log, seeds), the model, data, sampler, optimizer, schedule, objective and augmentation."""
+device, log, seeds), the model and its starting weights, data, sampler, optimizer, schedule, objective and
+augmentation."""
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 import torch.nn as nn
 from torch.utils.data import DistributedSampler
 
 from fercore.classes import EMOTIONS
 from models import build_model
+from models.checkpoint import CheckpointError, read_checkpoint, state_dict_mismatch
 from training.augment import BatchAugment, mixup
-from training.errors import ConfigError
+from training.data import load_split, stratified_subset
+from training.distributed import Dist, init_distributed, pick_device
+from training.errors import ConfigError, DataError
+from training.ferplus import face_mask
+from training.logs import log, setup_logging
 from training.losses import Objective, build_loss, load_teacher, teacher_targets
 from training.optim import build_optimizer, build_scheduler
-from training.rundir import RunLock, check_free_space
-from training.utils import Data, Dist, init_from, load_data, log, setup_process
+from training.rundir import RunLock, check_free_space, check_run_folder, claim_run_folder
+
+
+def setup_process(cfg: dict, resume: bool = False,
+                  overwrite: bool = False) -> tuple[Dist, torch.device, RunLock | None]:
+    """Threads, torchrun, device, run folder, log and seeds, before anything is built. Rank 0 claims and locks
+    output.dir (training.rundir: ``resume`` and ``overwrite`` as there) and returns the lock; the others check
+    it."""
+    t = cfg["train"]
+    if t["threads"]:
+        torch.set_num_threads(t["threads"])
+    dist = init_distributed(t["device"])
+    device = pick_device(t["device"], dist)
+    out = Path(cfg["output"]["dir"])
+    if dist.main:
+        lock = claim_run_folder(out, resume, overwrite)
+    else:
+        lock = None
+        check_run_folder(out, resume, overwrite, config_file=False)
+    setup_logging(out, dist.main)
+    random.seed(cfg["seed"])
+    np.random.seed(cfg["seed"])
+    torch.manual_seed(cfg["seed"])
+    return dist, device, lock
+
+
+@dataclass
+class Data:
+    """The train and val splits: uint8 faces and their labels."""
+
+    train_images: torch.Tensor  # uint8 (N, H, W)
+    train_labels: np.ndarray
+    val_images: np.ndarray
+    val_labels: np.ndarray
+
+
+def load_data(cfg: dict, size: int, progress: bool) -> Data:
+    """The configured train and val splits of ``size`` faces: the training images FER+ marks as not a face left
+    out (``data.exclude_not_faces``), then ``data.limit`` of each split, keeping class proportions."""
+    d = cfg["data"]
+    train_x, train_y = load_split(d["root"], d["train_split"], d["cache_dir"], progress)
+    val_x, val_y = load_split(d["root"], d["val_split"], d["cache_dir"], progress)
+    if d["exclude_not_faces"]:
+        keep = face_mask(d["root"], d["train_split"], d["exclude_not_faces"])
+        log.info(f"left out {len(keep) - keep.sum()} training images {d['exclude_not_faces']} marks as not a face")
+        train_x, train_y = train_x[keep], train_y[keep]
+    if d["limit"]:
+        keep = stratified_subset(train_y, d["limit"], cfg["seed"])
+        train_x, train_y = train_x[keep], train_y[keep]
+        keep = stratified_subset(val_y, d["limit"], cfg["seed"])
+        val_x, val_y = val_x[keep], val_y[keep]
+    if train_x.shape[1:] != (size, size):
+        raise DataError(f"model {cfg['model']['name']} expects {size}x{size} faces, data has "
+                        f"{train_x.shape[1]}x{train_x.shape[2]}")
+    return Data(torch.from_numpy(train_x), train_y, val_x, val_y)
+
+
+def init_from(model: nn.Module, path: str, cfg: dict) -> None:
+    """Start from a trained checkpoint's weights (``model.init_from``), e.g. to continue it with a new schedule."""
+    ckpt, m = read_checkpoint(path), cfg["model"]
+    if ckpt["arch"] != m["name"]:
+        raise CheckpointError(f"model.init_from={path} holds a {ckpt['arch']!r} model, the config builds {m['name']!r}")
+    mismatch = state_dict_mismatch(model, ckpt["model"])
+    if mismatch:
+        raise CheckpointError(f"model.init_from={path} does not fit the configured model {m['args']} (it was built "
+                              f"with {ckpt['arch_args']}): {mismatch}")
+    model.load_state_dict(ckpt["model"])
+    log.info(f"initialised from {path} (val acc {ckpt.get('metrics', {}).get('val_acc', float('nan')):.4f})")
 
 
 @dataclass

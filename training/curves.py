@@ -24,7 +24,7 @@ from training.errors import ConfigError
 from training.outputs import check_writable
 
 USER_ERRORS = (ConfigError,)
-# The line training.utils.log_epoch writes at the end of every epoch.
+# The line training.logs.log_epoch writes at the end of every epoch.
 EPOCH_LINE = re.compile(r"epoch\s+(\d+)/(\d+)\s+train loss \S+ acc \S+ \| val loss \S+ acc ([\d.]+) "
                         r"macro-F1 \S+ \| lr \S+ \| (\d+)s")
 

@@ -8,24 +8,62 @@ and exits; ``--resume`` continues from there.
 from __future__ import annotations
 
 import math
+import signal
 import sys
 import time
 from pathlib import Path
 
 import torch
 import torch.distributed as torch_dist
+import torch.nn as nn
 import yaml
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from fercore.classes import EMOTIONS
 from fercore.cli import CommandError
+from fercore.metrics import classification_report
 from models.checkpoint import CheckpointError, make_checkpoint, read_checkpoint, state_dict_mismatch
-from training.build import Parts, build_parts
+from models.inference import predict
+from training.build import Data, Parts, build_parts
+from training.distributed import any_rank, sum_across_processes
+from training.logs import log, log_epoch
 from training.losses import mix_targets, online_targets
 from training.optim import step_after_epoch, steps_per_batch
+from training.outputs import save_output
 from training.rundir import check_resume, finished, record_resume, resume_message
-from training.utils import StopFlag, any_rank, log, log_epoch, save_output, sum_across_processes, validate
+
+
+class StopFlag:
+    """First Ctrl-C asks the loop to stop after the current batch; a second one interrupts at once."""
+
+    def __init__(self) -> None:
+        self.set = False
+        self._previous = None
+
+    def __enter__(self) -> "StopFlag":
+        self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        signal.signal(signal.SIGINT, self._previous)
+
+    def _handle(self, signum, frame) -> None:
+        if self.set:
+            raise KeyboardInterrupt
+        self.set = True
+        print("\nstopping after this batch and saving a resumable checkpoint (Ctrl-C again to abort)",
+              file=sys.stderr, flush=True)
+
+
+def validate(model: nn.Module, data: Data, label_loss: nn.Module, batch_size: int,
+             device: torch.device) -> tuple[float, dict]:
+    """The loss (``label_loss``) and classification report of ``model`` on the val split."""
+    probs = predict(model, data.val_images, model.preprocessing, batch_size, device)
+    # log-probabilities are valid logits (softmax(log p) = p), so the training loss applies to them.
+    log_probs = torch.log(torch.from_numpy(probs).clamp_min(1e-8)).to(device)
+    val_loss = float(label_loss(log_probs, torch.from_numpy(data.val_labels).to(device)))
+    return val_loss, classification_report(data.val_labels, probs.argmax(1), EMOTIONS)
 
 
 class Trainer:

@@ -5,7 +5,7 @@ import pytest
 from models import build_model
 from training.config import DEFAULTS, ConfigError, load_config, parse_override
 from training.losses import load_teacher
-from training.utils import init_from
+from training.build import init_from
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = ROOT / "training" / "configs"

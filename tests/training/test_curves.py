@@ -6,7 +6,7 @@ import pytest
 
 from training.config import ConfigError
 from training.curves import cumulative, main, read_chain, read_log
-from training.utils import log_epoch
+from training.logs import log_epoch
 
 
 def epoch_line(epoch: int, val_acc: float, seconds: int, epochs: int = 3) -> str:

@@ -226,7 +226,7 @@ def write_alignment(path, rows):
 
 def test_training_leaves_out_the_images_ferplus_marks_as_not_faces(tmp_path, samples, tiny_run):
     from training.ferplus import face_mask
-    from training.utils import load_data
+    from training.build import load_data
 
     root = write_folders(tmp_path / "fer", samples)
     alignment = write_alignment(tmp_path / "align.csv", [

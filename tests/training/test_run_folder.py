@@ -17,7 +17,7 @@ from training.data import DataError
 from training.rundir import RunLock, resume_message
 from training.run import main as run_main
 from training.trainer import Trainer
-from training.utils import Dist, pick_device
+from training.distributed import Dist, pick_device
 
 
 ROOT = Path(__file__).resolve().parents[2]

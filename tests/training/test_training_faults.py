@@ -122,7 +122,7 @@ def test_a_full_disk_under_a_checkpoint_is_one_line(tiny_checkpoint, tiny_fer_cs
     from fercore.atomic import OutputError
     from fercore.cli import CommandError
     from fs_faults import contents, full_disk
-    from training.utils import save_output
+    from training.outputs import save_output
 
     with full_disk(tmp_path / "full", free=16 * 1024) as disk:
         (disk / "last.pt").write_bytes(b"the previous checkpoint")
