@@ -10,6 +10,10 @@
 Each side names its own user-error types (a checkpoint, data or config error, a camera failure) and passes them
 to ``run``; ``CommandError`` is for the few failures that have no type of their own. Like all of fercore this
 loads nothing heavy: the caller asks torch how many GPUs there are and hands the count to ``resolve_device``.
+
+A command that imports torch, OpenCV or matplotlib for seconds before its ``main`` (and with it ``run``) starts
+wraps those imports in ``interruptible_imports()``, so that a Ctrl-C then ends the same way, quietly with 130,
+not with a traceback from inside torch.
 """
 from __future__ import annotations
 
@@ -18,7 +22,8 @@ import math
 import os
 import re
 import sys
-from typing import Callable, Sequence
+from contextlib import contextmanager
+from typing import Callable, Iterator, Sequence
 
 from fercore.paths import SHARED_FER
 
@@ -133,3 +138,13 @@ def run(main: Callable[[list[str] | None], int | None], argv: Sequence[str] | No
             return exc.code or EXIT_OK
         print(exc.code, file=sys.stderr)  # sys.exit("message"), as Python itself would
         return EXIT_USER_ERROR
+
+
+@contextmanager
+def interruptible_imports() -> Iterator[None]:
+    """Ctrl-C inside the block: 'interrupted' on stderr and exit status 130, as ``run`` gives later."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        raise SystemExit(EXIT_INTERRUPTED) from None

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from training.errors import interruptible_imports
+from fercore.cli import interruptible_imports
 
 with interruptible_imports():
     import numpy as np

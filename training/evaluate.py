@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from training.errors import interruptible_imports
+from fercore.cli import interruptible_imports
 
 with interruptible_imports():
     import numpy as np

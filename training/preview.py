@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from training.errors import interruptible_imports
+from fercore.cli import interruptible_imports
 
 with interruptible_imports():
     import numpy as np

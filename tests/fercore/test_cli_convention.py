@@ -177,6 +177,16 @@ def test_run_tells_a_user_error_in_one_line(capsys):
     assert capsys.readouterr().err == "interrupted\n"
 
 
+def test_ctrl_c_while_a_command_imports_ends_as_run_ends_it(capsys):
+    with pytest.raises(SystemExit) as stopped:
+        with cli.interruptible_imports():
+            raise KeyboardInterrupt
+    assert stopped.value.code == 130 and capsys.readouterr().err == "interrupted\n"
+    with cli.interruptible_imports():  # anything else passes through untouched
+        value = 1
+    assert value == 1
+
+
 def test_run_lets_a_bug_through():
     with pytest.raises(ValueError):  # not a user error type: a traceback, not one line
         cli.run(_raising(ValueError("bug")), [], (Oops,))
