@@ -151,5 +151,6 @@ def check_export(session, meta: dict, where: str) -> None:
 
 
 def read_metadata(path: str | Path) -> dict:
-    """The checkpoint description stored in an exported ONNX file."""
+    """The checkpoint description stored in an exported ONNX file, checked as open_session checks it
+    (CheckpointError for a file that is not this project's export, or is damaged)."""
     return open_session(path)[1]

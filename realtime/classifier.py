@@ -25,7 +25,7 @@ from fercore.shipped import MODELS, ensemble_exports, is_shipped, model_files
 from fercore.readability import ReadabilityLimits
 from models.errors import CheckpointError, finite_probabilities
 from models.onnx_runtime import (PRECISIONS, checkpoint_digest, ensemble_digest, export_digests, export_precision,
-                                  open_session)
+                                  open_session, read_metadata)
 from models.preprocessing import Preprocessing, faces_to_input
 
 BACKENDS = ("onnx", "torch")
@@ -120,7 +120,7 @@ def onnx_for(checkpoint: Path | Sequence[Path], precision: str = "fp32") -> Path
     for candidate in candidates:
         if candidate.is_file():
             try:
-                meta = open_session(candidate)[1]
+                meta = read_metadata(candidate)
             except CheckpointError:
                 continue  # not ours or damaged: export afresh
             if export_digests(meta) == digests and export_precision(meta) == precision:

@@ -150,17 +150,12 @@ def write_outputs(result: dict, out_dir: str | Path, name: str) -> None:
         raise cli.CommandError(describe(path, exc)) from None
 
 
-def corrupted_accuracy(model: nn.Module, images: np.ndarray, labels: np.ndarray, prep: Preprocessing,
-                       batch_size: int = 256, device: torch.device | str = "cpu", seed: int = 0) -> dict:
-    """Single-crop accuracy on each corrupted copy of ``images`` (training.corrupted_val) and their mean."""
-    return corrupted_accuracies([model], images, labels, prep, batch_size, device, seed)[0]
-
-
 def corrupted_accuracies(models: list[nn.Module], images: np.ndarray, labels: np.ndarray, prep: Preprocessing,
                          batch_size: int = 256, device: torch.device | str = "cpu", seed: int = 0) -> list[dict]:
-    """``corrupted_accuracy`` of each model and, for several, of their ensemble last (the mean of their
-    probabilities), each copy made once for all; with the share of each class among the predictions on all
-    copies (``predicted``, in class order), which shows a corruption pulling answers to one class."""
+    """Single-crop accuracy on each corrupted copy of ``images`` (training.corrupted_val) and their mean, of each
+    model and, for several, of their ensemble last (the mean of their probabilities), each copy made once for
+    all; with the share of each class among the predictions on all copies (``predicted``, in class order), which
+    shows a corruption pulling answers to one class."""
     n = len(models) + (len(models) > 1)
     accs: list[dict] = [{} for _ in range(n)]
     counts = [0] * n

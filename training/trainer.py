@@ -101,10 +101,6 @@ class Trainer:
                  f"device {self.device}, {self.dist.world} process(es); "
                  f"{len(p.data.train_labels)} train / {len(p.data.val_labels)} val images")
 
-    @classmethod
-    def from_config(cls, cfg: dict, resume: bool = False, overwrite: bool = False) -> Trainer:
-        return cls(cfg, build_parts(cfg, resume, overwrite), resume=resume)
-
     def release(self) -> None:
         """Give output.dir back to other runs (done when fit ends)."""
         if self.lock is not None:

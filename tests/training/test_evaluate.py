@@ -78,12 +78,12 @@ class Brightness(torch.nn.Module):
 
 def test_corrupted_report_scores_every_copy_and_the_share_of_each_answer(tiny_fer_csv, tiny_checkpoint):
     from models.corruptions import KINDS, LEVELS, corrupted_copies
-    from training.evaluate import corrupted_accuracy, evaluate, format_report
+    from training.evaluate import corrupted_accuracies, evaluate, format_report
 
     model, _ = load_model(tiny_checkpoint)
     images, labels = read_split(tiny_fer_csv, "val", progress=False)
     images = (images * np.linspace(0.2, 1.0, len(images))[:, None, None]).astype(np.uint8)  # all brightnesses
-    corrupted = corrupted_accuracy(Brightness(), images, labels, model.preprocessing)
+    [corrupted] = corrupted_accuracies([Brightness()], images, labels, model.preprocessing)
     assert set(corrupted["accuracy"]) == {f"{kind}-{level}" for kind in KINDS for level in LEVELS}
     assert np.isclose(corrupted["mean"], np.mean(list(corrupted["accuracy"].values())))
     answers = [predict(Brightness(), faces, model.preprocessing).argmax(1)

@@ -36,7 +36,7 @@ def test_tiny_training_on_real_fer2013_loss_falls(shared_fer, tmp_path, tiny_run
     cfg = tiny_run.cfg(shared_fer, tmp_path, "data.limit=320", "train.epochs=4", "model.args.width=0.25",
                    "sched.name=none", "optim.lr=0.003", "output.tensorboard=true",
                    "augment.erasing_p=0.0", "augment.rotation=0.0", f"data.cache_dir={tmp_path / 'cache'}")
-    best = Trainer.from_config(cfg).fit()
+    best = Trainer(cfg).fit()
     history = read_checkpoint(tmp_path / "last.pt")["training"]["history"]
     assert len(history) == 4
     assert history[-1]["train_loss"] < 0.9 * history[0]["train_loss"]
@@ -65,9 +65,8 @@ def test_the_model_trains_channels_last_on_the_cpu_unless_told_not_to(tiny_fer_c
 def test_resume_after_a_finished_epoch_gives_the_same_weights(tiny_fer_csv, tmp_path, sched, mixup_alpha, tiny_run):
     extra = ("data.train_split=train", f"sched.name={sched}", "sched.step_size=1", "sched.patience=0",
              f"augment.mixup_alpha={mixup_alpha}")
-    Trainer.from_config(tiny_run.cfg(tiny_fer_csv, tmp_path / "straight", "train.epochs=3", *extra)).fit()
-    Trainer.from_config(tiny_run.cfg(tiny_fer_csv, tmp_path / "split", "train.epochs=1", *extra)).fit()
-    # spelled as training.run spells it
+    Trainer(tiny_run.cfg(tiny_fer_csv, tmp_path / "straight", "train.epochs=3", *extra)).fit()
+    Trainer(tiny_run.cfg(tiny_fer_csv, tmp_path / "split", "train.epochs=1", *extra)).fit()
     Trainer(tiny_run.cfg(tiny_fer_csv, tmp_path / "split", "train.epochs=3", *extra), resume=True).fit()
     assert_same_weights(weights(tmp_path / "straight/last.pt"), weights(tmp_path / "split/last.pt"))
     a = read_checkpoint(tmp_path / "straight/last.pt")["training"]
@@ -101,32 +100,31 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes_exactly(tiny_fer_csv, tmp_path, 
 
 
 def test_resume_refuses_a_different_model(tiny_fer_csv, tmp_path, tiny_run):
-    Trainer.from_config(tiny_run.cfg(tiny_fer_csv, tmp_path, "train.epochs=1")).fit()
+    Trainer(tiny_run.cfg(tiny_fer_csv, tmp_path, "train.epochs=1")).fit()
     with pytest.raises(CheckpointError, match="config asks for"):
-        Trainer.from_config(tiny_run.cfg(tiny_fer_csv, tmp_path, "train.epochs=2", "model.args.width=0.25"),
-                            resume=True)
+        Trainer(tiny_run.cfg(tiny_fer_csv, tmp_path, "train.epochs=2", "model.args.width=0.25"), resume=True)
 
 
 def test_init_from_starts_a_new_run_from_trained_weights(tiny_fer_csv, tmp_path, tiny_run):
-    Trainer.from_config(tiny_run.cfg(tiny_fer_csv, tmp_path / "first", "train.epochs=1")).fit()
+    Trainer(tiny_run.cfg(tiny_fer_csv, tmp_path / "first", "train.epochs=1")).fit()
     first = weights(tmp_path / "first/last.pt")
-    second = Trainer.from_config(tiny_run.cfg(tiny_fer_csv, tmp_path / "second", "train.epochs=1",
-                                          "model.args.fc_dropout=0.1", f"model.init_from={tmp_path / 'first/last.pt'}"))
+    second = Trainer(tiny_run.cfg(tiny_fer_csv, tmp_path / "second", "train.epochs=1",
+                              "model.args.fc_dropout=0.1", f"model.init_from={tmp_path / 'first/last.pt'}"))
     assert_same_weights(first, second.model_without_ddp.state_dict())
     assert second.epoch == 0  # a new schedule, not a resume
     second.fit()
     aside = (tmp_path / "first/last.pt").rename(tmp_path / "aside.pt")  # resuming needs second/last.pt alone
-    resumed = Trainer.from_config(tiny_run.cfg(tiny_fer_csv, tmp_path / "second", "train.epochs=2",
-                                           "model.args.fc_dropout=0.1", f"model.init_from={tmp_path / 'first/last.pt'}"),
-                                  resume=True)
+    resumed = Trainer(tiny_run.cfg(tiny_fer_csv, tmp_path / "second", "train.epochs=2",
+                               "model.args.fc_dropout=0.1", f"model.init_from={tmp_path / 'first/last.pt'}"),
+                      resume=True)
     assert_same_weights(weights(tmp_path / "second/last.pt"), resumed.model_without_ddp.state_dict())
     aside.rename(tmp_path / "first/last.pt")
     with pytest.raises(CheckpointError, match="does not fit"):
-        Trainer.from_config(tiny_run.cfg(tiny_fer_csv, tmp_path / "third", "model.args.width=0.25",
-                                     f"model.init_from={tmp_path / 'first/last.pt'}"))
+        Trainer(tiny_run.cfg(tiny_fer_csv, tmp_path / "third", "model.args.width=0.25",
+                         f"model.init_from={tmp_path / 'first/last.pt'}"))
     with pytest.raises(CheckpointError, match="resnet18"):
-        Trainer.from_config(tiny_run.cfg(tiny_fer_csv, tmp_path / "fourth", "model.name=resnet18", "model.args={}",
-                                     "model.pretrained=false", f"model.init_from={tmp_path / 'first/last.pt'}"))
+        Trainer(tiny_run.cfg(tiny_fer_csv, tmp_path / "fourth", "model.name=resnet18", "model.args={}",
+                         "model.pretrained=false", f"model.init_from={tmp_path / 'first/last.pt'}"))
 
 
 def test_a_pretrained_run_resumes_without_its_imagenet_file(tiny_fer_csv, tmp_path, tiny_run):
@@ -134,13 +132,12 @@ def test_a_pretrained_run_resumes_without_its_imagenet_file(tiny_fer_csv, tmp_pa
     imagenet = tmp_path / "resnet18-imagenet.pth"
     torch.save(tv_resnet18(weights=None).state_dict(), imagenet)  # same keys and shapes as the ImageNet file
     resnet = ("model.name=resnet18", "model.args={}", "model.pretrained=true", f"model.weights_path={imagenet}")
-    Trainer.from_config(tiny_run.cfg(tiny_fer_csv, tmp_path / "run", "train.epochs=1", *resnet)).fit()
+    Trainer(tiny_run.cfg(tiny_fer_csv, tmp_path / "run", "train.epochs=1", *resnet)).fit()
     imagenet.unlink()
-    resumed = Trainer.from_config(tiny_run.cfg(tiny_fer_csv, tmp_path / "run", "train.epochs=2", *resnet),
-                                  resume=True)
+    resumed = Trainer(tiny_run.cfg(tiny_fer_csv, tmp_path / "run", "train.epochs=2", *resnet), resume=True)
     assert_same_weights(weights(tmp_path / "run/last.pt"), resumed.model_without_ddp.state_dict())
     with pytest.raises(ConfigError, match="not found"):  # a new run still needs it
-        Trainer.from_config(tiny_run.cfg(tiny_fer_csv, tmp_path / "new", "train.epochs=1", *resnet))
+        Trainer(tiny_run.cfg(tiny_fer_csv, tmp_path / "new", "train.epochs=1", *resnet))
 
 
 @pytest.mark.slow
@@ -185,7 +182,7 @@ def test_teacher_targets_are_its_tta_predictions_fed_to_the_objective(tiny_fer_c
     trainer.fit()
     assert "teacher agrees with the training labels" in (tmp_path / "train.log").read_text()
     with pytest.raises(CheckpointError, match="not found"):
-        Trainer.from_config(tiny_run.cfg(tiny_fer_csv, tmp_path / "b", f"loss.teacher={tmp_path / 'missing.pt'}"))
+        Trainer(tiny_run.cfg(tiny_fer_csv, tmp_path / "b", f"loss.teacher={tmp_path / 'missing.pt'}"))
 
 
 @pytest.mark.parametrize("members", [1, 2])
@@ -223,7 +220,7 @@ def test_a_teacher_online_scores_each_batch_as_the_model_sees_it(tiny_fer_csv, t
 
 def test_an_online_teacher_must_normalise_as_the_model_does(tiny_fer_csv, tmp_path, tiny_run):
     teacher = tmp_path / "teacher"
-    Trainer.from_config(tiny_run.cfg(tiny_fer_csv, teacher, "train.epochs=1", "model.args.width=0.25")).fit()
+    Trainer(tiny_run.cfg(tiny_fer_csv, teacher, "train.epochs=1", "model.args.width=0.25")).fit()
     ckpt = read_checkpoint(teacher / "best.pt")
     ckpt["preprocessing"]["mean"] = 0.4
     torch.save(ckpt, teacher / "shifted.pt")
