@@ -11,8 +11,10 @@ from pathlib import Path
 import numpy as np
 
 
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    z = np.asarray(logits, dtype=np.float64) / temperature
+def softmax(logits: np.ndarray, temperature: float = 1.0, dtype: type = np.float64) -> np.ndarray:
+    """Class probabilities of (N, classes) ``logits`` divided by ``temperature``, computed in ``dtype``: float64 to
+    fit and judge a temperature, float32 where an exported model's outputs are turned into the app's answers."""
+    z = np.asarray(logits, dtype=dtype) / temperature
     z = z - z.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)

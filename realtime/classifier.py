@@ -20,6 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
+from fercore.calibration import softmax
 from fercore.paths import one_or_more
 from fercore.shipped import MODELS, ensemble_exports, is_shipped, model_files
 from fercore.readability import ReadabilityLimits
@@ -97,10 +98,9 @@ class OnnxClassifier(EmotionClassifier):
         self.precision = export_precision(meta)
 
     def _probabilities(self, batch: np.ndarray) -> np.ndarray:
-        logits = self.session.run(None, {"faces": batch})[0] / self.temperature
+        logits = self.session.run(None, {"faces": batch})[0]
         with np.errstate(invalid="ignore", over="ignore"):  # overflowing logits: refused in predict
-            e = np.exp(logits - logits.max(axis=1, keepdims=True))
-            return e / e.sum(axis=1, keepdims=True)
+            return softmax(logits, self.temperature, dtype=np.float32)
 
 
 def onnx_for(checkpoint: Path | Sequence[Path], precision: str = "fp32") -> Path:

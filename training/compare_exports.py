@@ -18,6 +18,7 @@ with interruptible_imports():
     import numpy as np
 
     from fercore import cli
+    from fercore.calibration import softmax
     from models.corruptions import corrupted_copies
     from models.errors import CheckpointError
     from models.onnx_runtime import export_precision, open_session
@@ -40,9 +41,8 @@ class Export:
         self.precision = export_precision(meta)
 
     def probabilities(self, faces: list[np.ndarray] | np.ndarray) -> np.ndarray:
-        logits = self.session.run(None, {"faces": faces_to_input(list(faces), self.prep)})[0] / self.temperature
-        e = np.exp(logits - logits.max(axis=1, keepdims=True))
-        return e / e.sum(axis=1, keepdims=True)
+        logits = self.session.run(None, {"faces": faces_to_input(list(faces), self.prep)})[0]
+        return softmax(logits, self.temperature, dtype=np.float32)
 
     def accuracy(self, images: np.ndarray, labels: np.ndarray, batch: int = 512) -> float:
         """Single-crop accuracy on uint8 faces (N, H, W)."""
