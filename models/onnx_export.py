@@ -20,7 +20,7 @@ from fercore import cli
 from fercore.atomic import atomic_path
 from fercore.paths import one_or_more
 from models.errors import CheckpointError
-from models.outputs import check_model_output
+from models.outputs import check_model_output, write_model
 from models.onnx_runtime import checkpoint_digest, sealed_model
 
 # torch and models.checkpoint load inside export_onnx: the command's Ctrl-C then ends in fercore.cli.run.
@@ -106,13 +106,8 @@ def command(argv: list[str] | None) -> int:
     g.add_argument("-o", "--output", help="the .onnx file to write (default for one checkpoint: its path with .onnx)")
     args = ap.parse_args(argv)
     check_command_output(args)
-    try:
-        written = export_onnx(args.checkpoint, args.output)
-    except OSError as exc:  # a read-only folder, a full disk: the atomic writer has left nothing behind
-        raise cli.CommandError(f"cannot write {args.output or Path(args.checkpoint[0]).with_suffix('.onnx')}: "
-                               f"{exc.strerror or exc}") from exc
-    print(f"wrote {written}")
-    return 0
+    return write_model(lambda: export_onnx(args.checkpoint, args.output),
+                       args.output or Path(args.checkpoint[0]).with_suffix(".onnx"))
 
 
 def main(argv: list[str] | None = None) -> int:

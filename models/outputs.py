@@ -3,13 +3,13 @@
 A model output is written atomically over nothing or over a model of its own kind, never over one of the
 command's inputs (by name, through a link or a hard link), a photo or notes that happen to carry the name, a
 folder, a device or a pipe. The check runs before the work, so a refused output costs nothing and replaces
-nothing.
+nothing. A write that fails all the same (a full disk) ends the command in one line (write_model).
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from fercore.atomic import OutputError, check_writable, printable
 from fercore.cli import CommandError
@@ -70,3 +70,15 @@ def check_model_output(output: str | Path, suffix: str, inputs: Iterable[str | P
         raise CommandError(f"{what} {printable(output)} exists and is not {kind} of this project; it is kept: "
                            "remove it or give another name")
     return output
+
+
+def write_model(write: Callable[[], Path], output: str | Path, note: str = "") -> int:
+    """A model command's last step: ``write()`` writes the model file ``output`` atomically and returns its path,
+    printed as 'wrote PATH' and ``note``; an OSError (a read-only folder, a full disk: the atomic writer has left
+    nothing behind) becomes one CommandError line. Returns the exit status, 0."""
+    try:
+        written = write()
+    except OSError as exc:
+        raise CommandError(f"cannot write {output}: {exc.strerror or exc}") from exc
+    print(f"wrote {written}{note}")
+    return 0

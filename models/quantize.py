@@ -31,6 +31,7 @@ from fercore.classes import IMAGE_SUFFIXES
 from fercore.paths import SHARED_FER, one_or_more
 from models.errors import CheckpointError
 from models.onnx_runtime import METADATA_KEY, sealed_model
+from models.outputs import write_model
 from models.preprocessing import Preprocessing, faces_to_input
 
 METHODS = ("minmax", "entropy", "percentile")
@@ -185,13 +186,9 @@ def command(argv: list[str] | None) -> int:
         faces = calibration_faces(args.data, args.faces)
     except CalibrationError as exc:
         raise cli.CommandError(str(exc)) from None
-    try:
-        written = quantize_checkpoint(args.checkpoint, args.output, args.method, args.exclude, faces)
-    except OSError as exc:  # a read-only folder, a full disk: the atomic writer has left nothing behind
-        raise cli.CommandError(f"cannot write {args.output or int8_path(args.checkpoint[0])}: "
-                               f"{exc.strerror or exc}") from exc
-    print(f"wrote {written} ({args.method} calibration on {len(faces)} training faces)")
-    return 0
+    return write_model(lambda: quantize_checkpoint(args.checkpoint, args.output, args.method, args.exclude, faces),
+                       args.output or int8_path(args.checkpoint[0]),
+                       f" ({args.method} calibration on {len(faces)} training faces)")
 
 
 def main(argv: list[str] | None = None) -> int:

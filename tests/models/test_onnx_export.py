@@ -87,6 +87,23 @@ def test_a_failed_write_is_one_line(tmp_path, capsys):
     assert not list(tmp_path.glob("*.onnx"))
 
 
+def test_a_write_that_fails_after_the_checks_is_one_line(capsys):
+    """The export and quantize commands end in models.outputs.write_model: a full disk then is one CommandError."""
+    import errno
+    from pathlib import Path
+
+    from fercore.cli import CommandError
+    from models.outputs import write_model
+
+    def full_disk():
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(CommandError, match=r"^cannot write out/m.onnx: No space left on device$"):
+        write_model(full_disk, Path("out/m.onnx"))
+    assert write_model(lambda: Path("out/m.onnx"), "out/m.onnx", " (a note)") == 0
+    assert capsys.readouterr().out == "wrote out/m.onnx (a note)\n"
+
+
 def _forge(src, dst, **changes):
     """A copy of the export ``src`` whose metadata has ``changes`` (None deletes a key)."""
     import json
