@@ -25,7 +25,7 @@ with interruptible_imports():
     from training.losses import FocalLoss
 
 MODELS = {  # name on the command line: (architecture, its arguments)
-    "cnn-1.0": ("cnn", {"width": 1.0}),  # the seed's full-width CNN
+    "cnn-1.0": ("cnn", {"width": 1.0}),  # the CNN at full width
     "cnn-0.5": ("cnn", {"width": 0.5}),  # the fast model's width
     "resnet18-48-imagenet": ("resnet18", {"stem": "imagenet", "input_size": 48}),
     "resnet18-48-small": ("resnet18", {"stem": "small", "input_size": 48}),  # 3x3 stem, no max-pool
