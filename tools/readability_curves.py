@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -29,8 +30,8 @@ from fercore.atomic import atomic_path
 from fercore.classes import EMOTIONS
 from fercore.paths import DEFAULT_CHECKPOINT, SHARED_FER, eval_folder
 from fercore.readability import ReadabilityLimits, head_pose, sharpness
-from models.corruptions import affine, blur, corrupted_copies, low_resolution
 from models.checkpoint import atomic_save, load_model
+from models.corruptions import affine, blur, corrupted_copies, low_resolution
 from models.inference import predict
 from models.preprocessing import resize_face
 from realtime.detector import FaceDetector
@@ -85,8 +86,82 @@ def aligned(faces: np.ndarray, roll: np.ndarray) -> np.ndarray:
                      for f, r in zip(faces, roll)])
 
 
+Correct = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]  # faces -> (each answer right, its confidence)
+
+
+def coverage_curve(ok: np.ndarray, conf: np.ndarray) -> dict:
+    """The share of faces kept and their accuracy at each confidence threshold from 0 to 0.95."""
+    thresholds = [round(t, 2) for t in np.arange(0.0, 0.96, 0.05)]
+    return {"threshold": thresholds,
+            "coverage": [float((conf >= t).mean()) for t in thresholds],
+            "accuracy": [float(ok[conf >= t].mean()) if (conf >= t).any() else None for t in thresholds]}
+
+
+def confidence_curves(correct: Correct, images: np.ndarray, ok: np.ndarray, conf: np.ndarray,
+                      target: float) -> tuple[dict, float | None]:
+    """Coverage and accuracy by confidence threshold on the clean faces (answers ``ok``, confidences ``conf``) and
+    on their corrupted copies pooled, accuracy per confidence bin, and the confidence limit."""
+    curves = {"clean": coverage_curve(ok, conf)}
+    edges = [0.0, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7, 0.8, 0.9, 1.01]
+    xs, accs, counts = binned(conf, ok, edges)
+    curves["bins"] = {"confidence": xs, "accuracy": accs, "count": counts}
+    pooled_ok, pooled_conf = [], []
+    for kind, level, faces in tqdm(list(corrupted_copies(images)), desc="corrupted val", unit="copy"):
+        c_ok, c_conf = correct(faces)
+        pooled_ok.append(c_ok)
+        pooled_conf.append(c_conf)
+    curves["corrupted"] = coverage_curve(np.concatenate(pooled_ok), np.concatenate(pooled_conf))
+    return curves, limit(xs, accs, target, decreasing=False)
+
+
+def size_curve(correct: Correct, images: np.ndarray, margin: float, target: float) -> tuple[dict, float | None]:
+    """Accuracy with the face seen at each of RESOLUTIONS pixels across the crop, and the smallest box (the crop
+    without the model's ``margin``) that reaches ``target``."""
+    size_acc = [float(correct(np.stack([low_resolution(f, r) for f in images]))[0].mean()) for r in
+                tqdm(RESOLUTIONS, desc="size", unit="size")]
+    box = [r / (1 + 2 * margin) for r in RESOLUTIONS]  # the crop is the box widened by the margin per side
+    return {"crop_pixels": list(RESOLUTIONS), "box_pixels": box, "accuracy": size_acc}, \
+        limit(box, size_acc, target, decreasing=False)
+
+
+def sharpness_curve(correct: Correct, images: np.ndarray, target: float) -> tuple[dict, float | None]:
+    """Accuracy per sharpness bin of the faces blurred by each of SIGMAS, and the sharpness limit."""
+    sharp_all, ok_all = [], []
+    for sigma in tqdm(SIGMAS, desc="blur", unit="sigma"):
+        faces = images if sigma == 0 else np.stack([blur(f, sigma) for f in images])
+        sharp_all.append(np.array([sharpness(f) for f in faces]))
+        ok_all.append(correct(faces)[0])
+    sharp_all, ok_all = np.concatenate(sharp_all), np.concatenate(ok_all)
+    edges = [0, 5, 10, 20, 30, 40, 60, 80, 120, 160, 240, 320, 480, 1e9]
+    xs, accs, counts = binned(sharp_all, ok_all, edges)
+    return {"sharpness": xs, "accuracy": accs, "count": counts}, limit(xs, accs, target, decreasing=False)
+
+
+def roll_curves(correct: Correct, images: np.ndarray, target: float) -> tuple[dict, float | None, float | None]:
+    """Accuracy with the faces rolled by each of ROLLS degrees, as they are and turned level again by the
+    detector's measured roll (as the app aligns), and the roll limit of each."""
+    roll_acc, aligned_acc = [], []
+    for a in ROLLS:
+        tilted = np.stack([affine(f, angle=a) for f in images])
+        roll_acc.append(float(correct(tilted)[0].mean()))
+        aligned_acc.append(float(correct(aligned(tilted, detector_pose(tilted, f"align {a} deg")[1]))[0].mean()))
+    return {"degrees": list(ROLLS), "accuracy": roll_acc, "aligned_accuracy": aligned_acc}, \
+        limit(list(ROLLS), roll_acc, target, decreasing=True), limit(list(ROLLS), aligned_acc, target, decreasing=True)
+
+
+def yaw_curve(images: np.ndarray, ok: np.ndarray, target: float) -> tuple[dict, float | None]:
+    """Accuracy (answers ``ok``) per bin of head turn as the detector measures it, the share of faces it found,
+    and the yaw limit."""
+    yaw, _ = detector_pose(images)
+    found = ~np.isnan(yaw)
+    xs, accs, counts = binned(np.abs(yaw[found]), ok[found], [0, 10, 20, 30, 40, 50, 60, 75, 90.1])
+    return {"degrees": xs, "accuracy": accs, "count": counts, "found": float(found.mean())}, \
+        limit(xs, accs, target, decreasing=True)
+
+
 def measure(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, batch_size: int, device: str,
             target: float) -> dict:
+    """Every curve of ``model`` on the labelled faces, and where each crosses ``target`` accuracy (``limits``)."""
     prep = model.preprocessing
 
     def correct(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -96,56 +171,12 @@ def measure(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, batc
     out: dict = {"target": target, "n": len(labels)}
     ok, conf = correct(images)
     out["clean_accuracy"] = float(ok.mean())
-
-    def coverage_curve(ok: np.ndarray, conf: np.ndarray) -> dict:
-        thresholds = [round(t, 2) for t in np.arange(0.0, 0.96, 0.05)]
-        return {"threshold": thresholds,
-                "coverage": [float((conf >= t).mean()) for t in thresholds],
-                "accuracy": [float(ok[conf >= t].mean()) if (conf >= t).any() else None for t in thresholds]}
-
-    out["confidence"] = {"clean": coverage_curve(ok, conf)}
-    edges = [0.0, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7, 0.8, 0.9, 1.01]
-    xs, accs, counts = binned(conf, ok, edges)
-    out["confidence"]["bins"] = {"confidence": xs, "accuracy": accs, "count": counts}
-    out["limits"] = {"min_confidence": limit(xs, accs, target, decreasing=False)}
-    pooled_ok, pooled_conf = [], []
-    for kind, level, faces in tqdm(list(corrupted_copies(images)), desc="corrupted val", unit="copy"):
-        c_ok, c_conf = correct(faces)
-        pooled_ok.append(c_ok)
-        pooled_conf.append(c_conf)
-    out["confidence"]["corrupted"] = coverage_curve(np.concatenate(pooled_ok), np.concatenate(pooled_conf))
-
-    size_acc = [float(correct(np.stack([low_resolution(f, r) for f in images]))[0].mean()) for r in
-                tqdm(RESOLUTIONS, desc="size", unit="size")]
-    box = [r / (1 + 2 * prep.margin) for r in RESOLUTIONS]  # the crop is the box widened by the margin per side
-    out["size"] = {"crop_pixels": list(RESOLUTIONS), "box_pixels": box, "accuracy": size_acc}
-    out["limits"]["min_size"] = limit(box, size_acc, target, decreasing=False)
-
-    sharp_all, ok_all = [], []
-    for sigma in tqdm(SIGMAS, desc="blur", unit="sigma"):
-        faces = images if sigma == 0 else np.stack([blur(f, sigma) for f in images])
-        sharp_all.append(np.array([sharpness(f) for f in faces]))
-        ok_all.append(correct(faces)[0])
-    sharp_all, ok_all = np.concatenate(sharp_all), np.concatenate(ok_all)
-    edges = [0, 5, 10, 20, 30, 40, 60, 80, 120, 160, 240, 320, 480, 1e9]
-    xs, accs, counts = binned(sharp_all, ok_all, edges)
-    out["sharpness"] = {"sharpness": xs, "accuracy": accs, "count": counts}
-    out["limits"]["min_sharpness"] = limit(xs, accs, target, decreasing=False)
-
-    roll_acc, aligned_acc = [], []
-    for a in ROLLS:
-        tilted = np.stack([affine(f, angle=a) for f in images])
-        roll_acc.append(float(correct(tilted)[0].mean()))
-        aligned_acc.append(float(correct(aligned(tilted, detector_pose(tilted, f"align {a} deg")[1]))[0].mean()))
-    out["roll"] = {"degrees": list(ROLLS), "accuracy": roll_acc, "aligned_accuracy": aligned_acc}
-    out["limits"]["max_roll"] = limit(list(ROLLS), roll_acc, target, decreasing=True)
-    out["limits"]["max_roll_aligned"] = limit(list(ROLLS), aligned_acc, target, decreasing=True)
-
-    yaw, _ = detector_pose(images)
-    found = ~np.isnan(yaw)
-    xs, accs, counts = binned(np.abs(yaw[found]), ok[found], [0, 10, 20, 30, 40, 50, 60, 75, 90.1])
-    out["yaw"] = {"degrees": xs, "accuracy": accs, "count": counts, "found": float(found.mean())}
-    out["limits"]["max_yaw"] = limit(xs, accs, target, decreasing=True)
+    out["confidence"], min_confidence = confidence_curves(correct, images, ok, conf, target)
+    out["limits"] = {"min_confidence": min_confidence}
+    out["size"], out["limits"]["min_size"] = size_curve(correct, images, prep.margin, target)
+    out["sharpness"], out["limits"]["min_sharpness"] = sharpness_curve(correct, images, target)
+    out["roll"], out["limits"]["max_roll"], out["limits"]["max_roll_aligned"] = roll_curves(correct, images, target)
+    out["yaw"], out["limits"]["max_yaw"] = yaw_curve(images, ok, target)
     return out
 
 

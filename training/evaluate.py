@@ -30,8 +30,8 @@ with interruptible_imports():
     from fercore.paths import eval_folder
     from fercore.shipped import model_files
     from fercore.tta import TTA_MODES
-    from models.corruptions import KINDS, LEVELS, corrupted_copies
     from models.checkpoint import CheckpointError, data_to_model_order
+    from models.corruptions import KINDS, LEVELS, corrupted_copies
     from models.ensemble import ARCH, load_members
     from models.onnx_runtime import checkpoint_digest
     from models.inference import predict
@@ -78,20 +78,7 @@ def evaluate(checkpoint: str | Path | Sequence[str | Path], data: str | Path, sp
     order = data_to_model_order(classes, str(paths[0]))
     images, labels = load_split(data, split, cache_dir)
     labels = order[labels]  # in the models' class order, matched by name
-    results, sums, singles = [], {}, []
-    for (model, ckpt), path in zip(members, paths):
-        model.to(device)
-        entry = {"checkpoint": str(path), "sha256": checkpoint_digest(path), "arch": ckpt["arch"],
-                 "arch_args": ckpt["arch_args"], "temperature": float(model.temperature), "results": {}}
-        for mode in tta:
-            probs = predict(model, images, model.preprocessing, batch_size, device, tta=mode, progress=True)
-            entry["results"][mode] = classification_report(labels, probs.argmax(1), classes)
-            sums[mode] = sums.get(mode, 0) + probs
-            if mode == "none":
-                singles.append(probs)
-        if "none" not in tta:
-            singles.append(predict(model, images, model.preprocessing, batch_size, device))
-        results.append(entry)
+    results, sums, singles = member_results(members, paths, images, labels, classes, tta, device, batch_size)
     calibration = calibration_figures(singles, [entry["temperature"] for entry in results], labels)
     if len(members) == 1:
         result = {key: results[0][key] for key in ("checkpoint", "sha256", "arch", "arch_args", "temperature")}
@@ -116,6 +103,29 @@ def evaluate(checkpoint: str | Path | Sequence[str | Path], data: str | Path, sp
         name = Path(paths[0]).name if len(paths) == 1 else "ensemble of " + " + ".join(Path(p).name for p in paths)
         write_outputs(result, out_dir, name)
     return result
+
+
+def member_results(members: list[tuple[nn.Module, dict]], paths: list[Path], images: np.ndarray, labels: np.ndarray,
+                   classes: list[str], tta: list[str], device: str,
+                   batch_size: int) -> tuple[list[dict], dict, list[np.ndarray]]:
+    """Each member's own result (its file, digest, architecture, temperature and a classification report per TTA
+    mode), with the sum of the members' probabilities per mode (the ensemble's, times the number of members) and
+    each member's single-crop probabilities (for the calibration figures)."""
+    results, sums, singles = [], {}, []
+    for (model, ckpt), path in zip(members, paths):
+        model.to(device)
+        entry = {"checkpoint": str(path), "sha256": checkpoint_digest(path), "arch": ckpt["arch"],
+                 "arch_args": ckpt["arch_args"], "temperature": float(model.temperature), "results": {}}
+        for mode in tta:
+            probs = predict(model, images, model.preprocessing, batch_size, device, tta=mode, progress=True)
+            entry["results"][mode] = classification_report(labels, probs.argmax(1), classes)
+            sums[mode] = sums.get(mode, 0) + probs
+            if mode == "none":
+                singles.append(probs)
+        if "none" not in tta:
+            singles.append(predict(model, images, model.preprocessing, batch_size, device))
+        results.append(entry)
+    return results, sums, singles
 
 
 def calibration_figures(calibrated: list[np.ndarray], temperatures: list[float], labels: np.ndarray) -> list[dict]:
