@@ -22,6 +22,7 @@ import math
 import os
 import re
 import sys
+import unicodedata
 from contextlib import contextmanager
 from typing import Callable, Iterator, Sequence
 
@@ -120,15 +121,23 @@ def add_data_args(p: argparse.ArgumentParser, device: bool = True, batch_size: i
     return g
 
 
+def one_line(text: str) -> str:
+    """``text`` on one line: control characters and line separators (a newline in a file name, a terminal
+    escape) written as Python escapes (\\n, \\x1b, \\u2028); everything else, letters of any script included, kept."""
+    return "".join(ch.encode("unicode_escape").decode("ascii") if unicodedata.category(ch) in ("Cc", "Zl", "Zp")
+                   else ch for ch in text)
+
+
 def run(main: Callable[[list[str] | None], int | None], argv: Sequence[str] | None = None,
         user_errors: tuple[type[BaseException], ...] = ()) -> int:
     """Run an entry point and return its exit status (see the module docstring): ``user_errors`` (and
-    CommandError) become one 'error:' line on stderr and 1, Ctrl-C 130, argparse's exit (usage error 2,
-    --help 0) its status. Other exceptions propagate with their traceback."""
+    CommandError) become one 'error:' line on stderr (``one_line``: a file name with a newline cannot split it)
+    and 1, Ctrl-C 130, argparse's exit (usage error 2, --help 0) its status. Other exceptions propagate with their
+    traceback."""
     try:
         return main(None if argv is None else list(argv)) or EXIT_OK
     except (CommandError, *user_errors) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(str(exc))}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

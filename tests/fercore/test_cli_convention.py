@@ -177,6 +177,14 @@ def test_run_tells_a_user_error_in_one_line(capsys):
     assert capsys.readouterr().err == "interrupted\n"
 
 
+def test_a_name_with_a_newline_still_makes_one_error_line(capsys):
+    """A file name may hold a newline or a carriage return: the message shows them escaped, on one line."""
+    cli.run(_raising(Oops("image not found: two\nlines\r.jpg\t")), [], (Oops,))
+    assert capsys.readouterr().err == "error: image not found: two\\nlines\\r.jpg\\t\n"
+    cli.run(_raising(Oops("bad name: \x1b[31mred\u2028é")), [], (Oops,))  # terminal escapes too; letters stay
+    assert capsys.readouterr().err == "error: bad name: \\x1b[31mred\\u2028é\n"
+
+
 def test_ctrl_c_while_a_command_imports_ends_as_run_ends_it(capsys):
     with pytest.raises(SystemExit) as stopped:
         with cli.interruptible_imports():
