@@ -122,7 +122,7 @@ def _problems(s: Settings) -> list[str]:
     if s.precision is not None and s.precision not in PRECISIONS:
         problems.append(f"precision must be one of {', '.join(PRECISIONS)} or None, got {s.precision!r}")
     elif s.backend == "torch" and s.precision == "int8":
-        problems.append("precision int8 runs on the onnx backend only")
+        problems.append("precision int8 runs on the onnx backend only; the torch backend runs fp32")
     if not (isinstance(s.threads, int) and not isinstance(s.threads, bool) and 1 <= s.threads <= MAX_THREADS):
         problems.append(f"threads must be a whole number from 1 to {MAX_THREADS} (this machine's cores), "
                         f"got {s.threads!r}")

@@ -12,7 +12,7 @@ from fercore.cli import number
 from fercore.readability import RANGES, ReadabilityLimits
 from models.onnx_runtime import PRECISIONS
 from realtime.detector import DETECTORS
-from realtime.errors import USER_ERRORS
+from realtime.errors import USER_ERRORS, InputError
 from realtime.settings import BACKENDS, DETECTOR_FOR, LIMIT_FIELDS, MAX_THREADS, Settings
 
 DEFAULTS = Settings()
@@ -92,11 +92,15 @@ class ListModels(argparse.Action):
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
-    """The ``Settings`` the parsed options describe (an option a command lacks keeps the field's default)."""
+    """The ``Settings`` the parsed options describe (an option a command lacks keeps the field's default);
+    InputError for options that cannot go together."""
     fields = {f.name for f in dataclasses.fields(Settings)}
     given = {name: value for name, value in vars(args).items() if name in fields}
     given["align"] = not getattr(args, "no_align", False)
-    return DEFAULTS.replace(**given)
+    try:
+        return DEFAULTS.replace(**given)
+    except ValueError as exc:  # values valid alone that cannot go together (--backend torch --precision int8)
+        raise InputError(str(exc)) from None
 
 
 def run(command: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:

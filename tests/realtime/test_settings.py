@@ -59,6 +59,23 @@ def test_bad_settings_are_refused_in_words(options_, message):
         Settings(**options_)
 
 
+@pytest.mark.parametrize("command", ["annotate", "evaluate", "webcam"])
+def test_options_that_cannot_go_together_are_one_error_line(command, sample_media, tmp_path, capsys):
+    """--backend torch --precision int8: each value is valid alone, the pair is not; told in one line, no
+    traceback (Settings refuses it with a ValueError)."""
+    photos = tmp_path / "photos" / "happy"
+    photos.mkdir(parents=True)
+    (photos / "a.jpg").write_bytes((sample_media / "photos" / "astronaut.jpg").read_bytes())
+    argv = {"annotate": [str(photos / "a.jpg"), "-o", str(tmp_path / "out.jpg")],
+            "evaluate": [str(tmp_path / "photos")],
+            "webcam": ["--source", str(sample_media / "portraits.mp4"), "--no-display"]}[command]
+    main = {"annotate": annotate.main, "evaluate": evaluate.main, "webcam": webcam.main}[command]
+    assert main(argv + ["--backend", "torch", "--precision", "int8"]) == 1
+    err = capsys.readouterr().err
+    assert err == "error: precision int8 runs on the onnx backend only; the torch backend runs fp32\n"
+    assert not (tmp_path / "out.jpg").exists()
+
+
 def test_the_api_validates_its_options_before_loading_anything(tiny_checkpoint):
     from realtime import EmotionRecognizer
 
