@@ -88,11 +88,14 @@ class Settings:
         if unknown:
             raise TypeError(f"unknown setting(s): {', '.join(sorted(unknown))}")
         given = {k: v for k, v in overrides.items() if v is not None}
+        def text(path: Any) -> Any:  # a path as text; anything else is left for __post_init__ to name in words
+            return os.fspath(path) if isinstance(path, (str, os.PathLike)) else path
+
         if isinstance(given.get("checkpoint"), (list, tuple)):  # one model given as a list is that model
-            paths = tuple(os.fspath(p) for p in given["checkpoint"])
+            paths = tuple(text(p) for p in given["checkpoint"])
             given["checkpoint"] = paths[0] if len(paths) == 1 else paths
         elif given.get("checkpoint") is not None:
-            given["checkpoint"] = os.fspath(given["checkpoint"])
+            given["checkpoint"] = text(given["checkpoint"])
         return dataclasses.replace(self, **given)
 
 

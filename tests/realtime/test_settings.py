@@ -85,6 +85,9 @@ def test_the_api_validates_its_options_before_loading_anything(tiny_checkpoint):
         EmotionRecognizer(tiny_checkpoint, threads="2")
     with pytest.raises(TypeError, match="unknown setting.*colour"):
         EmotionRecognizer(tiny_checkpoint, colour="red")
+    for wrong in (42, [tiny_checkpoint, 3], b"default"):  # named in words, not os.fspath's TypeError
+        with pytest.raises(ValueError, match="checkpoint must be a model name, a path or a list of paths"):
+            EmotionRecognizer(wrong)
 
 
 def test_shipped_models_resolve_by_name_everywhere():
