@@ -24,7 +24,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from fercore.atomic import OutputError, check_writable, output_error, printable
+from fercore.atomic import OutputError, check_writable, destination, output_error, printable
 from fercore.cli import number, parser, raise_all
 from realtime.commands import options
 from realtime.errors import InputError
@@ -70,7 +70,8 @@ def display_problem() -> str | None:
 def get_parser() -> argparse.ArgumentParser:
     p = parser("realtime.commands.webcam", __doc__)
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--camera", type=number(0, kind=int), default=0, help="camera number, from 0 (default 0)")
+    # default None, not 0: argparse tells --camera 0 --source X apart from --source X only by the default
+    src.add_argument("--camera", type=number(0, kind=int), default=None, help="camera number, from 0 (default 0)")
     src.add_argument("--source", help="a video file or URL instead of a camera (a file plays at its frame rate)")
     p.add_argument("--record", type=Path, help="save the annotated stream as a video (.mp4 or .avi)")
     p.add_argument("--log", type=Path,
@@ -86,6 +87,13 @@ def get_parser() -> argparse.ArgumentParser:
                         "opening a stream (default 5; 0.01 to 86400)")
     options.add_pipeline_args(p)
     return p
+
+
+def source(args: argparse.Namespace) -> int | str:
+    """What to read: --source, or the camera number (0 when neither is given)."""
+    if args.source is not None:
+        return args.source
+    return 0 if args.camera is None else args.camera
 
 
 def same_file(a: Path, b: Path) -> bool:
@@ -240,15 +248,15 @@ def source_kind(args: argparse.Namespace) -> SourceKind:
 def open_capture(args: argparse.Namespace, stop: StopSignals) -> tuple[LatestFrameCapture, bool, float] | None:
     """The source, reading in the background (a file at its own frame rate), whether it is a camera, and its frame
     rate; None when a stop signal came while it was opening."""
-    source = args.source if args.source is not None else args.camera
+    what = source(args)
     try:
         with stop.waiting():
-            cap, is_camera = open_source(source, timeout=args.stall_timeout)
+            cap, is_camera = open_source(what, timeout=args.stall_timeout)
     except _Stop:
         return None
     fps = cap.get(cv2.CAP_PROP_FPS)
     fps = fps if 1 <= fps <= 240 else FALLBACK_FPS
-    is_file = not is_camera and "://" not in str(source)
+    is_file = not is_camera and "://" not in str(what)
     return LatestFrameCapture(cap, pace_fps=fps if is_file else None), is_camera, fps
 
 
@@ -332,9 +340,8 @@ def command(argv: list[str] | None = None) -> int:
         stack.callback(capture.close)
         log = None
         if args.log:
-            source = args.source if args.source is not None else args.camera
             try:
-                log = JsonlLog(args.log, header(pipe.classes, input=printable(source), kind="stream",
+                log = JsonlLog(args.log, header(pipe.classes, input=printable(source(args)), kind="stream",
                                                 settings=record(settings, kind, pipe)))
             except OSError as exc:
                 raise output_error(args.log, exc) from exc
@@ -380,21 +387,23 @@ def finish_log(log: JsonlLog, path: Path, failures: list[Exception]) -> None:
 
 def close_log(log: JsonlLog, path: Path) -> None:
     """Close the log, cut a last line a full disk left half-written, and sync it to the disk; a failure is an
-    OutputError (the lines before it are kept)."""
+    OutputError (the lines before it are kept). A device or a pipe (written straight, fercore.atomic) is only
+    closed: there is nothing to cut or sync there."""
     error: OSError | None = None
     try:
         log.close()
     except OSError as exc:
         error = exc
     try:
-        with open(path, "r+b") as fh:
-            size = fh.seek(0, os.SEEK_END)
-            tail = size - max(0, size - (1 << 20))
-            fh.seek(size - tail)
-            data = fh.read(tail)
-            if not data.endswith(b"\n"):
-                fh.truncate(size - tail + data.rfind(b"\n") + 1)
-            os.fsync(fh.fileno())
+        if not destination(path)[1]:  # a regular file
+            with open(path, "r+b") as fh:
+                size = fh.seek(0, os.SEEK_END)
+                tail = size - max(0, size - (1 << 20))
+                fh.seek(size - tail)
+                data = fh.read(tail)
+                if not data.endswith(b"\n"):
+                    fh.truncate(size - tail + data.rfind(b"\n") + 1)
+                os.fsync(fh.fileno())
     except OSError as exc:
         error = error or exc
     if error is not None:

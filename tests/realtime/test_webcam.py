@@ -242,3 +242,37 @@ def test_a_log_line_a_full_disk_cut_short_is_removed(tmp_path):
         fh.write('{"frame": 1, "faces": [{"tr')  # what a full disk leaves of a line
     webcam.close_log(log, path)
     assert path.read_text() == '{"schema": "x"}\n'
+
+
+def test_a_camera_number_and_a_source_together_are_a_usage_error(capsys):
+    """--camera 0 is the default value: argparse's exclusion missed it, and the source silently won."""
+    for args in (["--camera", "0", "--source", "clip.mp4"], ["--source", "clip.mp4", "--camera", "0"],
+                 ["--camera", "1", "--source", "clip.mp4"]):
+        with pytest.raises(SystemExit) as info:
+            webcam.get_parser().parse_args(args)
+        assert info.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
+    parse = webcam.get_parser().parse_args
+    assert webcam.source(parse([])) == 0 and webcam.source(parse(["--camera", "2"])) == 2
+    assert webcam.source(parse(["--source", "clip.mp4"])) == "clip.mp4"
+
+
+@pytest.mark.parametrize("kind", [pytest.param("null device", marks=pytest.mark.skipif(
+    os.geteuid() != 0, reason="making a device node (mknod) needs root")), "pipe"])
+def test_a_log_on_a_device_or_a_pipe_is_closed_without_an_error(tmp_path, kind):
+    """A character device or a FIFO is written straight (fercore.atomic); closing the log must not seek in it
+    to cut a half line, nor truncate it, nor sync it: the lines went through and the run succeeded."""
+    from realtime.results import JsonlLog
+
+    path = tmp_path / "log.jsonl"
+    received = {}
+    if kind == "pipe":
+        os.mkfifo(path)
+        reader = threading.Thread(target=lambda: received.update(data=path.read_bytes()))
+        reader.start()
+    else:
+        os.mknod(path, 0o666 | 0o020000, os.makedev(1, 3))  # a null device of our own, as /dev/null is
+    log = JsonlLog(path, {"schema": "x"})
+    webcam.close_log(log, path)
+    if kind == "pipe":
+        reader.join(10)
+        assert received["data"] == b'{"schema": "x"}\n'
