@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import errno
+import io
 import os
 import re
 import shutil
@@ -249,6 +250,15 @@ def atomic_path(path: str | Path, devices: bool = True) -> Iterator[Path]:
                 and exc.filename in (None, str(tmp_path), str(path), str(path.parent)):
             raise output_error(path, exc) from exc
         raise
+
+
+def write_figure(figure, path: str | Path) -> None:
+    """Save a matplotlib figure to ``path`` in the format its suffix names (PNG without one), atomically. It is
+    drawn in memory first: matplotlib's PNG writer seeks in its file, which a pipe (written straight) cannot."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format=Path(path).suffix.lstrip(".").lower() or "png")
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buffer.getvalue())
 
 
 def check_writable(path: str | Path, folder: bool = False, devices: bool = True) -> None:

@@ -82,7 +82,7 @@ def save_reliability_png(before: dict, after: dict, path: str | Path, title: str
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from fercore.atomic import atomic_path
+    from fercore.atomic import write_figure
 
     fig, ax = plt.subplots(figsize=(5.2, 5.2), dpi=100)
     ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfectly calibrated")
@@ -98,6 +98,7 @@ def save_reliability_png(before: dict, after: dict, path: str | Path, title: str
     if title:
         ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp)
-    plt.close(fig)
+    try:
+        write_figure(fig, path)
+    finally:
+        plt.close(fig)

@@ -64,9 +64,10 @@ def confusion_figure(cm: np.ndarray | list, classes: Sequence[str], title: str =
 def save_confusion_png(cm: np.ndarray | list, classes: Sequence[str], path: str | Path, title: str = "") -> None:
     import matplotlib.pyplot as plt
 
-    from fercore.atomic import atomic_path
+    from fercore.atomic import write_figure
 
     fig = confusion_figure(cm, classes, title)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp)
-    plt.close(fig)
+    try:
+        write_figure(fig, path)
+    finally:
+        plt.close(fig)

@@ -5,6 +5,7 @@ import stat
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from fercore.atomic import OutputError, atomic_path, check_writable
@@ -130,3 +131,27 @@ def test_a_video_to_a_pipe_is_refused_not_left_waiting(tmp_path):
     assert proc.returncode == 1 and "it is a pipe (FIFO), not a file; this output must be a regular file" in \
         proc.stderr
     assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+
+
+def test_pictures_reach_a_pipe_and_a_device(tmp_path):
+    """matplotlib's PNG writer seeks in its file, which a pipe cannot: the confusion matrix and the reliability
+    diagram are drawn in memory and written straight (fer-evaluate --confusion, fer-calibrate --diagram)."""
+    from fercore.calibration import reliability, save_reliability_png
+    from fercore.metrics import save_confusion_png
+
+    rng = np.random.default_rng(0)
+    rel = reliability(rng.dirichlet(np.ones(3), 50), rng.integers(0, 3, 50))
+    draw = {"confusion": lambda path: save_confusion_png([[3, 1], [0, 4]], ["a", "b"], path),
+            "diagram": lambda path: save_reliability_png(rel, rel, path, title="t")}
+    for name, save in draw.items():
+        fifo = tmp_path / f"{name}.png"
+        os.mkfifo(fifo)
+        got: list = []
+        reader = _read_fifo(fifo, got)
+        save(fifo)
+        reader.join(10)
+        assert got and got[0][:8] == b"\x89PNG\r\n\x1a\n" and stat.S_ISFIFO(os.stat(fifo).st_mode)
+        save(tmp_path / f"{name}.svg")  # a file still gets the format its suffix names
+        assert b"<svg" in (tmp_path / f"{name}.svg").read_bytes()[:500]
+        if os.geteuid() == 0:
+            save(_char_device(tmp_path / f"{name}-null.png"))
