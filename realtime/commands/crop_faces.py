@@ -325,6 +325,8 @@ def summary(manifest: dict, out: Path, checkpoint: str | None) -> str:
 
 def command(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.out.is_symlink():  # the output goes where the link points; the link stays
+        args.out = resolved(args.out)
     items, _ = labelled_photos(args.dir)  # a bad folder fails before any model loads
     check_out(args.dir, args.out, args.overwrite)
     tmp = args.out.parent / f".{args.out.name}.partial-{os.getpid()}"

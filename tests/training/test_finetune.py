@@ -129,6 +129,20 @@ def test_the_same_photos_hold_out_the_same_faces_and_overwrite_replaces_only_an_
     assert "holds other files" in capsys.readouterr().err and (mine / "notes").is_dir()
 
 
+def test_an_output_folder_given_as_a_link_is_written_where_the_link_points(photos, tmp_path):
+    """-o LINK to a folder: the faces land in the folder, the link stays, and nothing is left beside either (the
+    link itself was renamed away as an 'old' output and left as a hidden file)."""
+    real = tmp_path / "disk" / "faces"
+    real.mkdir(parents=True)
+    link = tmp_path / "faces"
+    link.symlink_to(real)
+    for extra in ([], ["--overwrite"]):
+        assert crop_faces.main([str(photos), "-o", str(link), "--no-progress", *extra]) == 0
+        assert link.is_symlink() and (real / "crops.json").is_file() and (real / "train").is_dir()
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["disk", "faces"]
+        assert [p.name for p in (tmp_path / "disk").iterdir()] == ["faces"]
+
+
 def test_fine_tunes_the_shipped_model_into_a_checkpoint_realtime_evaluate_scores(cropped, tmp_path, monkeypatch,
                                                                                  capsys):
     import torch
