@@ -23,6 +23,7 @@ import csv
 import html
 import io
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -93,7 +94,59 @@ def load_results(path: str | Path) -> dict:
                          "annotate --json")
     if doc.get("kind") != "video":
         raise InputError(f"{printable(path)} holds photos, not a video: a timeline needs a video's results")
+    if problem := malformed(doc):
+        raise InputError(f"{printable(path)}: cannot draw from it: {problem} (a results file as annotate --json "
+                         "writes it is needed; was it edited?)")
     return doc
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def malformed(doc: dict) -> str | None:
+    """What in a video's results document the report cannot draw from (a field it reads, missing or of the wrong
+    type), or None."""
+    classes = doc.get("classes")
+    if not (isinstance(classes, list) and classes and all(isinstance(c, str) for c in classes)):
+        return '"classes" is not a list of emotion names'
+    for key in ("video", "settings", "summary"):
+        if not isinstance(doc.get(key, {}), dict):
+            return f'"{key}" is not an object'
+    fps = doc.get("video", {}).get("fps")
+    if fps is not None and not (_number(fps) and fps > 0):
+        return f'"video": "fps" is not a positive number ({fps!r})'
+    smoothing = doc.get("settings", {}).get("smoothing", 0.0)
+    if not (_number(smoothing) and 0 <= smoothing < 1):
+        return f'"settings": "smoothing" is not a number in [0, 1) ({smoothing!r})'
+    if not isinstance(doc.get("input"), (str, type(None))):
+        return '"input" is not a file name'
+    tracks = doc.get("summary", {}).get("tracks", {})
+    if not (isinstance(tracks, dict) and all(
+            isinstance(t, dict) and isinstance(t.get("dominant"), (str, type(None)))
+            and isinstance(t.get("emotions", {}), dict) and all(map(_number, t.get("emotions", {}).values()))
+            for t in tracks.values())):
+        return '"summary": "tracks" is not an object of tracks with their emotions\' shares'
+    frames = doc.get("frames")
+    if not isinstance(frames, list):
+        return 'no "frames" list'
+    for i, fr in enumerate(frames):
+        if not (isinstance(fr, dict) and _whole(fr.get("frame")) and "time" in fr
+                and (fr["time"] is None or _number(fr["time"])) and isinstance(fr.get("faces"), list)):
+            return f"frame {i} is not an object with a frame number, a time and a list of faces"
+        for f in fr["faces"]:
+            probs = f.get("probabilities") if isinstance(f, dict) else None
+            if not (isinstance(probs, dict) and all(_number(probs.get(c)) for c in classes)
+                    and _whole(f.get("track")) and (f.get("label") is None or f.get("label") in classes)
+                    and isinstance(f.get("box"), list) and len(f["box"]) == 4 and all(map(_whole, f["box"]))
+                    and _number(f.get("weight", 1.0))):
+                return (f"a face of frame {i} is not an object with a track number, a box of 4 whole numbers, a "
+                        "label of the classes (or null) and a probability for each class")
+    return None
 
 
 def frame_readings(evidence: np.ndarray, weights: np.ndarray, smoothing: float) -> np.ndarray:

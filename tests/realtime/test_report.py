@@ -127,6 +127,52 @@ def test_photos_and_other_files_are_refused_in_words(tmp_path, capsys):
         assert message in capsys.readouterr().err
 
 
+def _set(path: str, value):
+    """A change to a results document: the field at ``path`` ('frames.3.faces.0.box') set to ``value``, or
+    removed when ``value`` is _DROP."""
+    def change(doc: dict) -> dict:
+        *parents, last = path.split(".")
+        node = doc
+        for key in parents:
+            node = node[int(key)] if isinstance(node, list) else node[key]
+        if value is _DROP:
+            del node[int(last) if isinstance(node, list) else last]
+        elif isinstance(node, list):
+            node[int(last)] = value
+        else:
+            node[last] = value
+        return doc
+    return change
+
+
+_DROP = object()
+
+
+@pytest.mark.parametrize("change, names", [
+    (_set("frames", _DROP), "frames"), (_set("classes", _DROP), "classes"), (_set("classes", 7), "classes"),
+    (_set("classes", ["happy", 3]), "classes"), (_set("frames.3", "x"), "frame 3"),
+    (_set("frames.3.time", _DROP), "frame 3"), (_set("frames.3.faces", None), "frame 3"),
+    (_set("frames.3.faces.0.probabilities", _DROP), "frame 3"),
+    (_set("frames.3.faces.0.probabilities.sad", "high"), "frame 3"),
+    (_set("frames.3.faces.0.probabilities.sad", float("nan")), "frame 3"),
+    (_set("frames.3.faces.0.track", "one"), "frame 3"), (_set("frames.3.faces.0.box", [1, 2, 3]), "frame 3"),
+    (_set("frames.3.faces.0.box", [1.5, 2, 30, 40]), "frame 3"), (_set("frames.3.faces.0.label", "joy"), "frame 3"),
+    (_set("frames.3.faces.0.weight", "x"), "frame 3"), (_set("video.fps", "fast"), "fps"),
+    (_set("video.fps", -25), "fps"), (_set("video", [64, 48]), "video"), (_set("settings.smoothing", 1), "smoothing"),
+    (_set("input", 5), "input"), (_set("summary.tracks.1.emotions.happy", "most"), "summary"),
+    (_set("summary.tracks", [1]), "summary"),
+])
+def test_a_results_file_the_report_cannot_draw_is_refused_in_one_line(change, names, tmp_path, capsys):
+    """A hand-edited or foreign results file with the right schema: each field the report reads, of the wrong
+    type or missing, is named in one error line (no traceback) and nothing is written."""
+    results = tmp_path / "r.json"
+    results.write_text(json.dumps(change(made_up_results())))
+    assert report_main([str(results), "-o", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "cannot draw" in err and names in err, err
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.slow
 def test_annotate_writes_the_report_with_each_tracks_clearest_face(tiny_checkpoint, sample_media, tmp_path):
     out = tmp_path / "report"
