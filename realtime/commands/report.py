@@ -16,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from fercore.atomic import check_writable, printable
+from fercore.atomic import check_writable, interrupt_on_termination, printable
 from fercore.cli import number, parser
 from realtime.commands import options
 from realtime.report import MIN_SECONDS, write_report
@@ -37,7 +37,8 @@ def get_parser() -> argparse.ArgumentParser:
 def command(argv: list[str] | None = None) -> int:
     args = get_parser().parse_args(argv)
     check_writable(args.output, folder=True)
-    report = write_report(args.results, args.output, video=args.video, min_seconds=args.min_seconds)
+    with interrupt_on_termination():  # SIGTERM and SIGHUP clean up like Ctrl-C
+        report = write_report(args.results, args.output, video=args.video, min_seconds=args.min_seconds)
     for note in report.notes:
         print(f"note: {note}", file=sys.stderr)
     print(f"wrote {printable(report.page)} and {len(report.files)} files beside it")

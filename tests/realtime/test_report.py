@@ -4,12 +4,16 @@ import base64
 import csv
 import json
 import re
+import signal
+import subprocess
+import sys
 
 import cv2
 import numpy as np
 import pytest
 
 from fercore.classes import EMOTIONS
+from fercore.paths import ROOT
 from realtime import report
 from realtime.commands.annotate import main as annotate_main
 from realtime.commands.report import main as report_main
@@ -171,6 +175,34 @@ def test_a_results_file_the_report_cannot_draw_is_refused_in_one_line(change, na
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and "cannot draw" in err and names in err, err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_a_termination_signal_while_writing_leaves_no_temporary_file(signum, tmp_path):
+    """SIGTERM or SIGHUP while a file of the report is half written: its temporary file is deleted and the exit
+    status is 130, as for Ctrl-C (killed on the spot, it was left behind)."""
+    results = tmp_path / "r.json"
+    results.write_text(json.dumps(made_up_results()))
+    out = tmp_path / "out"
+    script = f"""
+import os, sys, time
+from realtime import report
+from realtime.commands.report import main
+
+def write_csv(path, rows):  # the signal comes while the summary is being written
+    with report.atomic_path(path) as tmp:
+        tmp.write_text("track,")
+        os.kill(os.getpid(), {int(signum)})
+        time.sleep(30)
+
+report.write_csv = write_csv
+sys.exit(main([{str(results)!r}, "-o", {str(out)!r}]))
+"""
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                          preexec_fn=lambda: signal.signal(signum, signal.SIG_DFL))  # not ignored, as under nohup
+    assert done.returncode == 130, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == "interrupted"
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")] and not (out / "index.html").exists()
 
 
 @pytest.mark.slow
