@@ -14,6 +14,7 @@ whatever the pipeline adds to it reaches API users too.
 from __future__ import annotations
 
 import atexit
+import inspect
 import os
 import sys
 import threading
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
 
 ImageInput = Union[str, "os.PathLike[str]", np.ndarray, "PILImage"]
+STALL_TIMEOUT_RANGE = (0.01, 86400.0)  # seconds, as fer-webcam --stall-timeout
 Color = Literal["bgr", "rgb"]
 
 __all__ = ["EmotionRecognizer", "Settings", "to_bgr", "ImageError", "VideoError", "CaptureError"]
@@ -218,12 +220,17 @@ class EmotionRecognizer:
         pairs with the BGR frame, to draw on or save. Leaving the loop early (break) releases the source.
 
         A missing file raises VideoError at once; a camera that cannot be opened raises CaptureError at the first
-        step, as does a live source that delivers nothing for ``stall_timeout`` seconds.
+        step, as does a live source that delivers nothing for ``stall_timeout`` seconds (0.01 to 86400, the limit
+        for opening a stream URL too).
         """
         self._check_open()
         if max_frames is not None and (isinstance(max_frames, bool) or not isinstance(max_frames, int)
                                        or max_frames < 0):
             raise ValueError(f"max_frames must be a whole number >= 0 or None, got {max_frames!r}")
+        lo, hi = STALL_TIMEOUT_RANGE
+        if not (isinstance(stall_timeout, (int, float)) and not isinstance(stall_timeout, bool)
+                and lo <= stall_timeout <= hi):
+            raise ValueError(f"stall_timeout must be a number of seconds in [{lo:g}, {hi:g}], got {stall_timeout!r}")
         if not isinstance(source, (int, str, os.PathLike)) or isinstance(source, bool):
             raise TypeError(f"expected a video path, a camera number or a URL, got {type(source).__name__}")
         if _is_file_source(source) and not Path(source).is_file():
@@ -235,12 +242,13 @@ class EmotionRecognizer:
 
     def _stream(self, source: int | str | os.PathLike, max_frames: int | None, with_frames: bool,
                 stall_timeout: float) -> Iterator[Any]:
+        self._check_open()  # made before close(), started after it
         is_file = _is_file_source(source)
         frames = self._file_frames(source) if is_file else self._live_frames(source, stall_timeout)
         pipe = self._pipeline("file" if is_file else "camera")
         try:
             for n, (index, time_s, frame) in enumerate(frames):
-                if max_frames is not None and n >= max_frames:
+                if (max_frames is not None and n >= max_frames) or self._closed:  # closed from another thread
                     break
                 result = pipe.process(frame, index, time_s)
                 yield (result, frame) if with_frames else result
@@ -263,7 +271,7 @@ class EmotionRecognizer:
 
     @staticmethod
     def _live_frames(source: int | str, stall_timeout: float) -> Iterator[tuple[int, float, np.ndarray]]:
-        cap, _ = open_source(source if isinstance(source, int) else os.fspath(source))
+        cap, _ = open_source(source if isinstance(source, int) else os.fspath(source), timeout=stall_timeout)
         capture = LatestFrameCapture(cap)
         try:
             while (item := capture.read(stall_timeout)) is not None:
@@ -274,14 +282,20 @@ class EmotionRecognizer:
             capture.close()
 
     def close(self) -> None:
-        """Release the face detectors and any stream still open. Idempotent."""
+        """Release the face detectors and any stream still open. Idempotent. A stream not started yet raises
+        RuntimeError when it is; one running in another thread ends at its next frame and releases itself."""
         with self._lock:
             self._closed = True
             if self._photos is not None:
                 self._photos.close()
                 self._photos = None
         for generator in list(self._streams):
-            generator.close()
+            if inspect.getgeneratorstate(generator) == inspect.GEN_CREATED:
+                continue  # holds nothing yet; its first step says the recognizer is closed
+            try:
+                generator.close()
+            except ValueError:  # "generator already executing": in another thread, which ends it
+                pass
 
     def __enter__(self) -> "EmotionRecognizer":
         return self

@@ -97,3 +97,67 @@ def test_close_from_another_thread_waits_for_the_photo_being_read(tiny_checkpoin
     assert len(results[0]) == len(expected) >= 1
     with pytest.raises(RuntimeError, match="closed"):
         fer.recognize(photo)
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -1, 0, 0.001, 1e9, "5", True, None])
+def test_stall_timeout_is_checked_as_the_command_checks_it(fer, value):
+    """0.01 to 86400 seconds, as fer-webcam --stall-timeout; nan once reached FFmpeg's own 30 s wait."""
+    with pytest.raises(ValueError, match=r"stall_timeout must be a number of seconds in \[0.01, 86400\]"):
+        fer.stream("http://127.0.0.1:9/cam", stall_timeout=value)
+
+
+def test_a_stream_that_never_answers_is_told_within_the_stall_timeout(fer):
+    """The opening of a stream is limited by stall_timeout too, as in fer-webcam (it waited FFmpeg's 30 s)."""
+    import socket
+
+    from realtime import CaptureError
+
+    with socket.create_server(("127.0.0.1", 0)) as server:  # accepts (the kernel's backlog), never answers
+        url = f"http://127.0.0.1:{server.getsockname()[1]}/cam"
+        start = time.monotonic()
+        with pytest.raises(CaptureError, match=f"no answer from the stream {url} within 1 s"):
+            next(fer.stream(url, stall_timeout=1))
+        assert time.monotonic() - start < 10
+
+
+def test_a_stream_made_before_close_says_so_when_it_starts(tiny_checkpoint, sample_media):
+    """It used to end at once, as if the video had no frames."""
+    fer = EmotionRecognizer(tiny_checkpoint)
+    frames = fer.stream(sample_media / "portraits.mp4")
+    fer.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        next(frames)
+
+
+def test_close_from_another_thread_ends_a_running_stream_at_its_next_frame(tiny_checkpoint, sample_media,
+                                                                          monkeypatch):
+    """close() while a stream's frame is being read in another thread: close() returns without an error (it
+    raised 'generator already executing' in its thread), the frame being read is delivered, the stream ends
+    there and releases its pipeline."""
+    from realtime.pipeline import Pipeline
+
+    fer = EmotionRecognizer(tiny_checkpoint)
+    errors, closed = [], []
+    real = Pipeline.process
+    pipes = []
+
+    def process(self, *args, **kwargs):
+        pipes.append(self)
+        if len(pipes) == 2:  # the second frame: close from another thread while it is read
+            def close():
+                try:
+                    fer.close()
+                    closed.append(True)
+                except Exception as exc:  # noqa: BLE001 - what the test looks for
+                    errors.append(exc)
+            closer = threading.Thread(target=close)
+            closer.start()
+            closer.join(30)
+        return real(self, *args, **kwargs)
+    monkeypatch.setattr(Pipeline, "process", process)
+    frames = fer.stream(sample_media / "portraits.mp4")
+    assert [r.frame for r in (next(frames), next(frames))] == [0, 1]
+    assert errors == [] and closed == [True]
+    assert list(frames) == []
+    with pytest.raises(RuntimeError, match="closed"):
+        fer.stream(sample_media / "portraits.mp4")
