@@ -82,6 +82,9 @@ def command(argv: list[str] | None) -> int:
     data = cli.add_data_args(ap)
     data.add_argument("--split", default="val", help="the held-out split to fit on (default val; never test)")
     args = ap.parse_args(argv)
+    if args.split.lower() in ("test", "privatetest"):  # the split's name, and the csv's Usage for it
+        ap.error(f"argument --split: {args.split}: the test split is never used to fit (it is kept to measure the "
+                 "calibrated model on); use val")
     device = cli.resolve_device(args.device, torch.cuda.device_count())
     out = args.out or args.checkpoint
     diagram = args.diagram or eval_folder(out) / f"reliability_{args.split}.png"

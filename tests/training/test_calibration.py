@@ -51,3 +51,12 @@ def test_calibrate_command_stores_a_temperature_that_every_backend_applies(tiny_
         np.testing.assert_allclose(load_classifier(out, backend=backend, precision="fp32").predict(faces),
                                    softmax(logits, t),
                                    atol=1e-5)
+
+
+@pytest.mark.parametrize("split", ["test", "PrivateTest"])
+def test_the_temperature_is_never_fitted_on_the_test_split(split, tiny_fer_csv, tiny_checkpoint, tmp_path, capsys):
+    """The help says 'never test': fitting there would leave no untouched split to measure the model on."""
+    out = tmp_path / "calibrated.pt"
+    assert calibrate_main([str(tiny_checkpoint), "--data", str(tiny_fer_csv), "--cache-dir", "none", "--split", split,
+                           "--out", str(out)]) == 2
+    assert "the test split is never used to fit" in capsys.readouterr().err and not out.exists()
