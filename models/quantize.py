@@ -124,6 +124,11 @@ def quantize_onnx(fp32: str | Path, output: str | Path, faces: Sequence[np.ndarr
     meta = json.loads(props[METADATA_KEY])
     if meta.get("precision", "fp32") != "fp32":
         raise CheckpointError(f"{fp32} is already quantized ({meta['precision']}); quantize its fp32 export")
+    names = [node.name for node in proto.graph.node]
+    if unknown := [name for name in exclude if name not in names]:  # ONNX Runtime would ignore them
+        quantized = [node.name for node in proto.graph.node if node.op_type in OP_TYPES]
+        raise cli.CommandError(f"--exclude: no node named {unknown[0]!r} in the model; its nodes that are quantized: "
+                               f"{', '.join(quantized[:12])}" + (" ..." if len(quantized) > 12 else ""))
     x = faces_to_input(list(faces), Preprocessing.from_dict(meta["preprocessing"]))
     batches = [x[i:i + BATCH] for i in range(0, len(x), BATCH)]
     calibrate = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,

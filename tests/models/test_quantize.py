@@ -219,3 +219,17 @@ def test_quantizing_on_first_use_prints_no_advice(ckpt, capfd):
     finally:
         logging.getLogger().removeHandler(handler)
     assert "pre-processing" not in capfd.readouterr().err
+
+
+def test_a_node_to_keep_in_fp32_must_be_in_the_model(tiny_checkpoint, tmp_path):
+    """--exclude with a name the graph lacks (a typo) was ignored: the export came out with every node in int8
+    and said nothing."""
+    from fercore.cli import CommandError
+
+    fp32 = export_onnx(tiny_checkpoint, tmp_path / "model.onnx")
+    conv = next(n.name for n in onnx.load(str(fp32)).graph.node if n.op_type == "Conv")
+    with pytest.raises(CommandError, match=r"no node named '/no/such/Gemm' in the model.*" + conv):
+        quantize.quantize_onnx(fp32, tmp_path / "x.int8.onnx", random_faces(4, 0), exclude=[conv, "/no/such/Gemm"])
+    assert not (tmp_path / "x.int8.onnx").exists()
+    kept = quantize.quantize_onnx(fp32, tmp_path / "y.int8.onnx", random_faces(4, 0), exclude=[conv])
+    assert read_metadata(kept)["quantization"]["excluded_nodes"] == [conv]
