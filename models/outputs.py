@@ -78,6 +78,8 @@ def write_model(write: Callable[[], Path], output: str | Path, note: str = "") -
     nothing behind) becomes one CommandError line. Returns the exit status, 0."""
     try:
         written = write()
+    except OutputError as exc:  # already says which file and why
+        raise CommandError(str(exc)) from exc
     except OSError as exc:
         raise CommandError(f"cannot write {output}: {exc.strerror or exc}") from exc
     print(f"wrote {written}{note}")

@@ -100,6 +100,13 @@ def test_a_write_that_fails_after_the_checks_is_one_line(capsys):
 
     with pytest.raises(CommandError, match=r"^cannot write out/m.onnx: No space left on device$"):
         write_model(full_disk, Path("out/m.onnx"))
+
+    def full_disk_said():  # what the atomic writer raises: its message already names the file
+        from fercore.atomic import output_error
+        raise output_error(Path("out/m.onnx"), OSError(errno.ENOSPC, "No space left on device"))
+
+    with pytest.raises(CommandError, match=r"^cannot write out/m.onnx: the disk is full[^:]*$"):
+        write_model(full_disk_said, Path("out/m.onnx"))
     assert write_model(lambda: Path("out/m.onnx"), "out/m.onnx", " (a note)") == 0
     assert capsys.readouterr().out == "wrote out/m.onnx (a note)\n"
 
