@@ -121,11 +121,13 @@ def resolve_detector_model(model: str | Path) -> Path:
 
 @dataclass(frozen=True)
 class DetectorSpec:
-    """A BlazeFace model, the threshold it is used at unless told otherwise, and whether a photo where it finds
-    nothing gets a second try on a padded frame (a close-up: a face that fills the image)."""
+    """A BlazeFace model, the threshold it is used at unless told otherwise, and what a photo that may be a
+    close-up (a face that fills the image) gets: a second look on a padded frame, then another detector where
+    both looks find nothing."""
     model: str  # a name in DETECTOR_MODELS or a .tflite path
     min_confidence: float = 0.5  # default threshold (docs/detection.md)
     pad_closeups: bool = False
+    closeup_fallback: str | None = None  # a name in DETECTORS, run at its own threshold
     about: str = ""
 
 
@@ -135,17 +137,20 @@ class DetectorSpec:
 # up, its false ones 0.27 at most); the short-range model is 4x faster but misses small faces and boxes a wall
 # and a blurred building at 0.51-0.61, scores its real faces also reach. Merging both, tiling the frame, or a
 # second look at a crop found no more faces than "full" at 0.3 and added false ones or lost real profiles.
-# The full-range model misses many faces that fill the image (finds none, or only part of one at a low score);
-# on the photo padded by CLOSEUP_PAD per side it finds them, so a photo whose best detection scores under
-# CLOSEUP_BELOW gets that second look, its boxes merged with the first (docs/detection.md, "Close-ups").
+# The full-range model misses many faces that fill the image (finds none, or only part of one); on the photo
+# padded by CLOSEUP_PAD per side it finds them, so a photo whose best detection scores under CLOSEUP_BELOW, or
+# whose one detection covers CLOSEUP_AREA of it, gets that second look, its boxes merged with the first; where
+# both looks find nothing, the short-range model, which finds close-ups well, has the last word
+# (docs/detection.md, "Close-ups").
 DETECTORS = {
     "short": DetectorSpec("short", min_confidence=0.5,
                           about="short-range model: fastest (2 ms), for faces within about 2 m of a camera"),
-    "full": DetectorSpec("full", min_confidence=0.3, pad_closeups=True,
+    "full": DetectorSpec("full", min_confidence=0.3, pad_closeups=True, closeup_fallback="short",
                          about="full-range model: every face from close-ups to small and distant ones (8 ms)"),
 }
 CLOSEUP_PAD = 0.5  # share of the width and height added on each side for a photo's second look
 CLOSEUP_BELOW = 0.6  # a photo whose best detection scores less gets the second look
+CLOSEUP_AREA = 0.15  # ... as does one whose only detection covers this share of it (maybe part of a big face)
 MERGE_IOU = 0.3  # boxes of the two looks overlapping this much are one face (the better score is kept)
 
 
@@ -181,7 +186,8 @@ class FaceDetector:
     ``model`` names a detector from DETECTORS or a .tflite path; ``min_confidence`` None takes the detector's
     measured default. Takes BGR uint8 frames, the layout OpenCV reads, and returns boxes in pixels, best score
     first. In IMAGE mode a detector with ``pad_closeups`` looks again, with a border added (CLOSEUP_PAD), at a
-    photo where it found no face scoring CLOSEUP_BELOW, so a face that fills the photo is found.
+    photo that may be a close-up (see _maybe_closeup), and asks its ``closeup_fallback`` detector where both looks
+    find nothing, so a face that fills the photo is found.
     """
 
     def __init__(self, model: str | Path = "short", video: bool = True, min_confidence: float | None = None) -> None:
@@ -202,6 +208,7 @@ class FaceDetector:
             raise DetectorError(f"{self.model_path} is not a usable MediaPipe face-detection model "
                                 f"({str(exc).splitlines()[0]})") from exc
         self._last_ms = -1
+        self._fallback: FaceDetector | None = None  # made on first need
         _OPEN.add(self)
 
     def detect(self, frame: np.ndarray, timestamp_ms: int | None = None) -> list[Detection]:
@@ -217,8 +224,12 @@ class FaceDetector:
             self._last_ms = max(int(timestamp_ms), self._last_ms + 1)
         rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
         found = self._run(rgb)
-        if not self.video and self.spec.pad_closeups and max((d.score for d in found), default=0) < CLOSEUP_BELOW:
+        if not self.video and self.spec.pad_closeups and _maybe_closeup(found, frame.shape[1], frame.shape[0]):
             found = merge(found + self._padded(rgb))
+            if not found and self.spec.closeup_fallback:
+                if self._fallback is None:
+                    self._fallback = FaceDetector(self.spec.closeup_fallback, video=False)
+                found = self._fallback.detect(frame)
         return sorted(found, key=lambda d: d.score, reverse=True)
 
     def _run(self, rgb: np.ndarray, x0: int = 0, y0: int = 0) -> list[Detection]:
@@ -243,12 +254,26 @@ class FaceDetector:
         if detector is not None:
             with _native_logs_held_back():
                 detector.close()
+        fallback, self._fallback = self.__dict__.get("_fallback"), None
+        if fallback is not None:
+            fallback.close()
 
     def __enter__(self) -> "FaceDetector":
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _maybe_closeup(found: list[Detection], width: int, height: int) -> bool:
+    """Whether a photo's first look may have missed a face that fills it: no detection scoring CLOSEUP_BELOW, or
+    a single one covering CLOSEUP_AREA of the photo (the model often boxes only part of such a face)."""
+    if max((d.score for d in found), default=0.0) < CLOSEUP_BELOW:
+        return True
+    if len(found) != 1:
+        return False
+    x0, y0, x1, y1 = found[0].box
+    return (x1 - x0) * (y1 - y0) >= CLOSEUP_AREA * width * height
 
 
 def merge(detections: list[Detection], iou_threshold: float = MERGE_IOU) -> list[Detection]:

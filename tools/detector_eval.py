@@ -32,8 +32,8 @@ from tqdm import tqdm
 from fercore import cli as shared
 from fercore.atomic import atomic_path
 from fercore.boxes import Box, clip_box, iou
-from fercore.paths import DETECTOR_MODELS, ROOT, SHARED_MEDIA
-from realtime.detector import DETECTORS, DetectorError, FaceDetector
+from fercore.paths import DETECTOR_MODELS, ROOT, SHARED_FER, SHARED_MEDIA
+from realtime.detector import DETECTORS, Detection, DetectorError, FaceDetector
 from realtime.photos import ImageError, read_image
 from realtime.video_io import VideoError, VideoReader
 
@@ -211,6 +211,39 @@ def format_closeups(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+FER_CLOSEUP_SIZES = (96, 192, 400)
+
+
+def fer_closeups(data: Path, n: int, seed: int = 0) -> list[np.ndarray]:
+    """A fixed draw of ``n`` FER-2013 val faces, each a tight face crop (48x48, grey), as BGR images."""
+    files = sorted((data / "val").glob("*/*.*"))
+    if len(files) < n:
+        raise LabelsError(f"--fer-closeups {n} needs {n} FER-2013 val images in {data}/val; found {len(files)}")
+    chosen = [files[i] for i in np.random.default_rng(seed).choice(len(files), n, replace=False)]
+    return [read_image(path) for path in chosen]
+
+
+def face_in_middle(detections: list[Detection], size: int) -> bool:
+    """A FER crop's face is found when a detection's centre lies in the middle half of the (square) image and it
+    is at least 30% of the image wide: the face is there, not part of it."""
+    return any(abs((x0 + x1) / 2 - size / 2) < size / 4 and abs((y0 + y1) / 2 - size / 2) < size / 4
+               and x1 - x0 >= 0.3 * size for (x0, y0, x1, y1) in (d.box for d in detections))
+
+
+def measure_fer_closeups(faces: list[np.ndarray], sizes: tuple[int, ...] = FER_CLOSEUP_SIZES) -> list[dict]:
+    """Per detector and size: the share of FER val faces, scaled up to that size, in which a face is found."""
+    rows = []
+    with FaceDetector("short", video=False) as short, \
+            FaceDetector(DETECTOR_MODELS["full"], video=False, min_confidence=DETECTORS["full"].min_confidence) \
+            as plain, FaceDetector("full", video=False) as full:
+        for name, detector in {"short": short, "full, no second look": plain, "full (the photo default)": full}.items():
+            for size in sizes:
+                found = sum(face_in_middle(detector.detect(cv2.resize(face, (size, size), interpolation=cv2.INTER_CUBIC)),
+                                           size) for face in faces)
+                rows.append({"detector": name, "size": size, "faces": len(faces), "found": found})
+    return rows
+
+
 def format_table(rows: list[dict], iou_threshold: float) -> str:
     lines = [f"{'detector':<12} {'threshold':>9} {'recall':>7} {'found':>7} {'false pos.':>10} {'FP/image':>8} "
              f"{'ms/frame':>8}"]
@@ -255,6 +288,12 @@ def get_parser() -> argparse.ArgumentParser:
                    help="also cut every readable face out as a close-up at "
                         f"{', '.join(map(str, CLOSEUP_SIZES))} pixels and count the faces each detector finds "
                         "(IMAGE mode at its default threshold; 'full' with and without its padded second try)")
+    g.add_argument("--fer-closeups", type=shared.number(1, kind=int), metavar="N",
+                   help="also count the faces each detector finds in N FER-2013 val faces (tight 48x48 crops, a "
+                        f"fixed draw) scaled to {', '.join(map(str, FER_CLOSEUP_SIZES))} pixels: close-ups the "
+                        "detectors were not tuned on")
+    g.add_argument("--data", type=Path, default=SHARED_FER,
+                   help="FER-2013 as <split>/<emotion>/ images, for --fer-closeups (default ../shared/data/fer2013)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -286,6 +325,10 @@ def command(argv: list[str] | None = None) -> int:
     if args.closeups:
         report["closeups"] = measure_closeups(images, frames, args.iou)
         print(format_closeups(report["closeups"]))
+    if args.fer_closeups:
+        report["fer_closeups"] = measure_fer_closeups(fer_closeups(args.data, args.fer_closeups))
+        print(format_closeups(report["fer_closeups"]).replace("close-ups (the face fills",
+                                                               "FER-2013 val faces (a tight crop fills", 1))
     if args.json:
         with atomic_path(args.json) as tmp:
             Path(tmp).write_text(json.dumps(report, indent=1))

@@ -4,8 +4,11 @@ import cv2
 import numpy as np
 import pytest
 
-from fercore.paths import WEIGHTS
-from realtime.detector import DETECTORS, DetectorError, FaceDetector, _native_logs_held_back, resolve_detector
+from fercore.paths import ROOT, WEIGHTS
+
+SAMPLES = ROOT / "samples"
+from realtime.detector import (DETECTORS, Detection, DetectorError, FaceDetector, _maybe_closeup, _native_logs_held_back,
+                               resolve_detector)
 
 # What MediaPipe's short-range model finds at confidence 0.5 (../shared/media/SOURCE.md).
 SHORT_RANGE_COUNTS = {"angry.jpg": 1, "disgusted.jpg": 1, "fearful.jpg": 1, "happy.jpg": 2, "neutral.jpg": 1,
@@ -39,6 +42,24 @@ def test_the_full_range_model_finds_small_and_distant_faces(media):
     with FaceDetector("full", video=False) as full:
         assert len(full.detect(bbt1)) >= 4
         assert len(full.detect(obama)) == 2
+
+
+def test_a_photo_gets_a_second_look_when_it_may_be_a_close_up():
+    big, small = Detection((0, 0, 50, 50), 0.9), Detection((0, 0, 20, 20), 0.9)
+    assert _maybe_closeup([], 100, 100)  # nothing found
+    assert _maybe_closeup([Detection((0, 0, 20, 20), 0.5)], 100, 100)  # only a weak face
+    assert _maybe_closeup([big], 100, 100)  # one face covering a quarter: maybe part of a bigger one
+    assert not _maybe_closeup([small], 100, 100) and not _maybe_closeup([big, small], 100, 100)
+
+
+def test_where_both_full_range_looks_find_nothing_the_short_range_model_has_the_last_word():
+    face = cv2.imread(str(SAMPLES / "photos" / "astronaut.jpg"))[70:190, 165:285]  # her face fills the picture
+    with FaceDetector("full", video=False) as full:
+        full._run = lambda rgb, x0=0, y0=0: []  # as where the full-range model finds no face
+        found = full.detect(face)
+        assert len(found) == 1 and found[0].score >= DETECTORS["short"].min_confidence
+        full.close()
+        assert full._fallback is None
 
 
 def test_min_confidence_filters_faces(media):
