@@ -56,6 +56,17 @@ def printable(path: str | Path | int) -> str:
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
+def not_a_file(path: str | Path, what: str) -> str:
+    """Why ``path`` cannot be read as a ``what`` file (a video, a checkpoint): '<what> not found: PATH' when
+    nothing is there, else that it is a broken link or not a file (a folder, a device or a pipe)."""
+    path, shown = Path(path), printable(path)
+    if path.is_symlink() and not path.exists():
+        return f"{shown} is a broken link or a loop of links"
+    if not path.exists():
+        return f"{what} not found: {shown}"
+    return f"{shown} is not a{'n' if what[0] in 'aeiouAEIOU' else ''} {what} file (a folder, a device or a pipe)"
+
+
 def free_space(folder: str | Path) -> str:
     """The free space of the disk holding ``folder``, for messages ('' when unknown)."""
     folder = Path(folder)

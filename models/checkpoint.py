@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from fercore.atomic import atomic_path
+from fercore.atomic import atomic_path, not_a_file
 from fercore.classes import EMOTIONS
 from fercore.readability import ReadabilityLimits
 from models.description import INITIAL_WEIGHTS, check_arch_args, check_classes, check_temperature
@@ -83,7 +83,7 @@ def read_checkpoint(path: str | Path) -> dict:
     """Load and validate a checkpoint dict (tensors on the CPU): see validate_checkpoint."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
+        raise CheckpointError(not_a_file(path, "checkpoint"))
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # PyTorch's message may advise weights_only=False, which must never be followed here

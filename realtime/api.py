@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Literal, Sequence, Union
 import cv2
 import numpy as np
 
-from fercore.atomic import printable
+from fercore.atomic import not_a_file, printable
 
 from realtime.classifier import load_classifier
 from realtime.labelled import subject
@@ -234,7 +234,7 @@ class EmotionRecognizer:
         if not isinstance(source, (int, str, os.PathLike)) or isinstance(source, bool):
             raise TypeError(f"expected a video path, a camera number or a URL, got {type(source).__name__}")
         if _is_file_source(source) and not Path(source).is_file():
-            raise VideoError(f"video not found: {source}")
+            raise VideoError(not_a_file(source, "video"))
         generator = self._stream(source, max_frames, with_frames, stall_timeout)
         self._streams.add(generator)
         _LIVE_STREAMS.add(generator)

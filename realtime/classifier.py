@@ -20,6 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
+from fercore.atomic import not_a_file
 from fercore.calibration import softmax
 from fercore.paths import one_or_more
 from fercore.shipped import MODELS, ensemble_exports, is_shipped, model_files
@@ -165,8 +166,8 @@ def checkpoint_paths(checkpoint: str | os.PathLike | Sequence[str | os.PathLike]
                                   "train`) and copy the last stage's best checkpoint there, or pass --checkpoint PATH")
         if not path.is_file():
             what = "ONNX model" if path.suffix.lower() == ".onnx" else "checkpoint"
-            hint = "" if path.suffix else f" (a shipped model's name is one of {', '.join(MODELS)})"
-            raise CheckpointError(f"{what} not found: {path}{hint}")
+            hint = "" if path.suffix or path.exists() else f" (a shipped model's name is one of {', '.join(MODELS)})"
+            raise CheckpointError(not_a_file(path, what) + hint)
         if len(paths) > 1 and path.suffix.lower() == ".onnx":
             raise CheckpointError(f"{path} is an ONNX model: an ensemble is made of .pt checkpoints (give the ones "
                                   "it was exported from, or export the ensemble with `python -m models.onnx_export "

@@ -19,7 +19,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from fercore.atomic import atomic_path, free_space, printable
+from fercore.atomic import atomic_path, free_space, not_a_file, printable
 from realtime.photos import too_large
 
 # OpenCV's own warnings (e.g. probing for a camera that is not there) would bury our clearer messages; so would
@@ -54,7 +54,7 @@ class VideoReader:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         if not self.path.is_file():
-            raise VideoError(f"video not found: {printable(self.path)}")
+            raise VideoError(not_a_file(self.path, "video"))
         if self.path.stat().st_size == 0:
             raise VideoError(f"{printable(self.path)} is empty (0 bytes)")
         self._cap = cv2.VideoCapture(opencv_path(self.path, VideoError))
@@ -128,7 +128,7 @@ def open_source(source: int | str, timeout: float | None = None) -> tuple[cv2.Vi
     if "://" in source:
         return _open_stream(opencv_path(source, CaptureError), timeout), False
     if not Path(source).is_file():
-        raise CaptureError(f"video source not found: {printable(source)}")
+        raise CaptureError(not_a_file(source, "video"))
     cap = cv2.VideoCapture(opencv_path(source, CaptureError))
     if not cap.isOpened():
         raise CaptureError(f"cannot open video source {source} (not a video or stream OpenCV can decode)")

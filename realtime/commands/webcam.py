@@ -24,7 +24,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from fercore.atomic import OutputError, check_writable, destination, output_error, printable
+from fercore.atomic import OutputError, check_writable, destination, not_a_file, output_error, printable
 from fercore.cli import number, parser, raise_all
 from realtime.commands import options
 from realtime.errors import InputError
@@ -112,7 +112,7 @@ def check_outputs(args: argparse.Namespace) -> None:
     if args.source is not None and "://" not in args.source and not args.source.isdigit():
         source = Path(opencv_path(args.source, CaptureError))
         if not source.is_file():
-            raise CaptureError(f"video source not found: {printable(args.source)}")
+            raise CaptureError(not_a_file(args.source, "video"))
     outputs = {name: path for name, path in (("--record", args.record), ("--log", args.log)) if path is not None}
     for name, out in outputs.items():
         if source is not None and same_file(out, source):

@@ -184,3 +184,12 @@ def test_a_checkpoint_whose_weights_changed_after_saving_is_refused(tmp_path):
     torch.save(ckpt, path)
     with pytest.raises(CheckpointError, match="damaged: its weights do not match"):
         read_checkpoint(path)
+
+
+def test_a_folder_or_a_pipe_is_not_called_missing(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "pipe.pt")
+    for path in (tmp_path, tmp_path / "pipe.pt"):
+        with pytest.raises(CheckpointError, match=r"is not a checkpoint file \(a folder, a device or a pipe\)"):
+            read_checkpoint(path)

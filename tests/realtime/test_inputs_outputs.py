@@ -76,3 +76,40 @@ def test_a_link_in_the_output_folder_to_an_input_is_refused(sample_media, tiny_c
                             "--no-progress"])
     assert status == 1 and "is a link to the input" in capsys.readouterr().err
     assert photo.read_bytes() == before
+
+
+def test_a_folder_or_a_pipe_given_as_a_video_or_a_model_is_not_called_missing(sample_media, tmp_path, capsys):
+    """It is there, and 'not found' sends the user looking for a typo: the message says what it is instead."""
+    import os
+
+    import pytest
+
+    from models.errors import CheckpointError
+    from realtime import EmotionRecognizer
+    from realtime.classifier import checkpoint_paths
+    from realtime.commands import webcam
+    from realtime.video_io import CaptureError, VideoError, VideoReader, open_source
+
+    folder = tmp_path / "clip.mp4"
+    folder.mkdir()
+    pipe = tmp_path / "pipe.mp4"
+    os.mkfifo(pipe)
+    said = "is not a video file (a folder, a device or a pipe)"
+    for path in (folder, pipe):
+        with pytest.raises(VideoError, match=said.replace("(", r"\(").replace(")", r"\)")):
+            VideoReader(path)
+        with pytest.raises(CaptureError, match="is not a video file"):
+            open_source(str(path))
+        assert webcam.main(["--source", str(path), "--no-display"]) == 1
+        assert capsys.readouterr().err == f"error: {path} {said}\n"
+    assert annotate.main([str(pipe), "-o", str(tmp_path / "out.mp4")]) == 1  # a folder is one of photos there
+    assert capsys.readouterr().err == f"error: {pipe} {said}\n"
+    with pytest.raises(CheckpointError, match="is not a checkpoint file"):
+        checkpoint_paths(str(tmp_path))
+    (tmp_path / "model.onnx").mkdir()
+    with pytest.raises(CheckpointError, match="is not an ONNX model file"):
+        checkpoint_paths(str(tmp_path / "model.onnx"))
+    with pytest.raises(VideoError, match="is not a video file"), EmotionRecognizer(threads=1) as fer:
+        fer.stream(pipe)
+    with pytest.raises(CaptureError, match="video not found"):  # what is missing still is
+        open_source(str(tmp_path / "missing.mp4"))
