@@ -1,4 +1,4 @@
-"""The shipped models (default and fast): each loads on its own, scores on val what it recorded, carries the
+"""The shipped models (default, fast, and the accurate ensemble's int8 export): each loads on its own, scores on val what it recorded, carries the
 readability limits measured for it, and its ONNX export agrees with PyTorch."""
 
 import dataclasses
@@ -13,7 +13,7 @@ from fercore.paths import WEIGHTS
 from fercore.readability import ReadabilityLimits
 from models.checkpoint import load_model
 from models.inference import predict
-from models.onnx_runtime import checkpoint_digest, read_metadata
+from models.onnx_runtime import checkpoint_digest, export_digests, read_metadata
 from models.preprocessing import Preprocessing
 from training.data import load_split
 
@@ -86,6 +86,22 @@ def test_shipped_onnx_export_gives_the_same_predictions(shipped, val):
     onnx_probs = np.exp(onnx_logits - onnx_logits.max(1, keepdims=True))
     onnx_probs /= onnx_probs.sum(1, keepdims=True)
     assert np.allclose(onnx_probs, torch_probs, atol=1e-4)
+
+
+def test_the_accurate_ensemble_is_served_from_its_shipped_int8_export(tmp_path, monkeypatch):
+    """An installed copy has no FER-2013 faces to quantize with: the ensemble's int8 export is shipped, names its
+    members' current digests in order, and is what the classifier runs."""
+    from fercore.shipped import model_files
+    from realtime import classifier
+
+    monkeypatch.setattr(classifier, "ONNX_CACHE", tmp_path)  # nothing made on the way
+    members = model_files("accurate")
+    meta = read_metadata(WEIGHTS / "accurate.int8.onnx")
+    assert export_digests(meta) == [checkpoint_digest(p) for p in members]
+    assert classifier.onnx_for(members, "int8") == WEIGHTS / "accurate.int8.onnx"
+    assert not list(tmp_path.iterdir())
+    wide, ckpt = load_model(WEIGHTS / "wide.pt")
+    assert ckpt["arch_args"]["width"] == 1.0 and len(ckpt["weights_sha256"]) == 64 and "training" not in ckpt
 
 
 @pytest.mark.parametrize("name", ["fast.pt", "fast.onnx", "fast.int8.onnx"])

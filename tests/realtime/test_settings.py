@@ -95,7 +95,7 @@ def test_shipped_models_resolve_by_name_everywhere():
     from fercore.shipped import format_models, model_files
 
     assert model_files(None) == model_files("default") == [WEIGHTS / "default.pt"]
-    assert model_files("accurate") == [WEIGHTS / "default.pt", WEIGHTS / "fast.pt"]
+    assert model_files("accurate") == [WEIGHTS / "default.pt", WEIGHTS / "fast.pt", WEIGHTS / "wide.pt"]
     assert model_files(["x/a.pt", "fast"]) == [__import__("pathlib").Path("x/a.pt"), WEIGHTS / "fast.pt"]
     listing = format_models()
     assert all(name in listing for name in ("default", "fast", "accurate")) and "FER-2013 val" in listing
