@@ -85,7 +85,7 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
 
 # --- results files: the documented schema, checked by the results and annotate tests ---------------------
 def _check_face(f: dict) -> None:
-    """The documented schema of one face (README, "Results files")."""
+    """The documented schema of one face (docs/results.md)."""
     assert set(f) == {"track", "box", "score", "label", "reason", "confidence", "probabilities", "held", "weight"}
     assert f["held"] in (True, False) and 0 <= f["weight"] <= 1 and (not f["held"] or f["label"] is not None)
     assert isinstance(f["track"], int) and f["track"] >= 1
