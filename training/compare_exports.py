@@ -19,7 +19,9 @@ with interruptible_imports():
 
     from fercore import cli
     from fercore.calibration import softmax
-    from models.corruptions import corrupted_copies
+    from tqdm import tqdm
+
+    from models.corruptions import KINDS, LEVELS, corrupted_copies
     from models.errors import CheckpointError
     from models.onnx_runtime import export_precision, open_session
     from models.preprocessing import Preprocessing, faces_to_input
@@ -67,7 +69,8 @@ def ms_per_face(exports: list[Export], faces: list[np.ndarray], rounds: int, cal
 
 
 def compare(paths: list[str | Path], data: str | Path, split: str = "val", cache_dir: str | None = None,
-            accuracy: bool = True, rounds: int = 9, threads: int = 2, seed: int = 0) -> list[dict]:
+            accuracy: bool = True, rounds: int = 9, threads: int = 2, seed: int = 0,
+            progress: bool = True) -> list[dict]:
     """For each export: its precision, ``split`` and corrupted-``split`` accuracy (with ``accuracy``) and
     ms per face (``ms_per_face``, on ``threads`` threads, faces cut from the split)."""
     exports = [Export(path, threads) for path in paths]
@@ -77,7 +80,8 @@ def compare(paths: list[str | Path], data: str | Path, split: str = "val", cache
         for export, result in zip(exports, results):
             result[split] = export.accuracy(images, labels)
             result["corrupted"] = []
-        for _, _, faces in corrupted_copies(images, seed):
+        for _, _, faces in tqdm(corrupted_copies(images, seed), total=len(KINDS) * len(LEVELS), unit="copy",
+                                desc="corrupted", disable=not progress):
             for export, result in zip(exports, results):
                 result["corrupted"].append(export.accuracy(faces, labels))
         for result in results:
@@ -113,9 +117,10 @@ def command(argv: list[str] | None) -> int:
                    help="timing rounds, each running every export in turn (default 9; the median is reported)")
     m.add_argument("--threads", type=cli.number(1, kind=int), default=2,
                    help="ONNX Runtime threads per session (default 2, as the app's benchmark)")
+    m.add_argument("--no-progress", action="store_true", help="no progress bar over the corrupted copies")
     args = ap.parse_args(argv)
     results = compare(args.exports, args.data, args.split, args.cache_dir, not args.no_accuracy, args.rounds,
-                      args.threads)
+                      args.threads, progress=not args.no_progress)
     print(format_table(results, args.split))
     return 0
 
