@@ -27,7 +27,7 @@ MODELS = {
     "default": ShippedModel(("default.pt",), "the default: CNN at width 0.75, 4.0 M parameters", "default"),
     "fast": ShippedModel(("fast.pt",), "for slow machines: CNN at width 0.5, 1.8 M parameters", "fast"),
     "accurate": ShippedModel(("default.pt", "fast.pt", "wide.pt"),
-                             "default, fast and wide (CNN at width 1.0) averaged: the best score, twice default's time",
+                             "default, fast and wide (CNN at width 1.0) averaged: the best score, 3.3x the time",
                              "accurate"),
 }
 DEFAULT_MODEL = "default"
@@ -77,11 +77,12 @@ def _figures(model: ShippedModel) -> str:
 def format_models() -> str:
     """One line per shipped model: name, members and their size on disk, accuracy, what it is for."""
     lines = []
+    width = max(len(" + ".join(m.members)) for m in MODELS.values())
     for name, model in MODELS.items():
         files = [WEIGHTS / m for m in model.members]
         missing = [f.name for f in files if not f.is_file()]
         size = "missing: " + ", ".join(missing) if missing else \
             f"{sum(f.stat().st_size for f in files) / 2**20:.1f} MB"
-        lines.append(f"{name:9} {' + '.join(model.members):20} {size:9} {_figures(model)}; {model.about}")
+        lines.append(f"{name:9} {' + '.join(model.members):{width}} {size:9} {_figures(model)}; {model.about}")
     lines.append(f"(files in {WEIGHTS}; cards in its README.md; speed in the README's speed table)")
     return "\n".join(lines)
