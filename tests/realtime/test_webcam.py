@@ -214,7 +214,8 @@ def test_stopping_a_headless_recording_finishes_it(tiny_checkpoint, media, tmp_p
     log.write_text("an older log\n" * 1000)
     proc = subprocess.Popen([sys.executable, "-m", "realtime.commands.webcam", "--source", str(media / "group_pan.mp4"),
                              "--no-display", "--record", str(rec), "--log", str(log), "--threads", "1",
-                             "--checkpoint", str(tiny_checkpoint)], cwd=ROOT, env=without_display(),
+                             "--checkpoint", str(tiny_checkpoint)], cwd=ROOT,
+                            env={**without_display(), "PYTHONFAULTHANDLER": "1"},  # a native crash shows where
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while proc.poll() is None and time.monotonic() < deadline and \
