@@ -22,8 +22,10 @@ import json
 import os
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import cv2
 import numpy as np
@@ -233,13 +235,11 @@ def face_in_middle(detections: list[Detection], size: int) -> bool:
 def measure_fer_closeups(faces: list[np.ndarray], sizes: tuple[int, ...] = FER_CLOSEUP_SIZES) -> list[dict]:
     """Per detector and size: the share of FER val faces, scaled up to that size, in which a face is found."""
     rows = []
-    with FaceDetector("short", video=False) as short, \
-            FaceDetector(DETECTOR_MODELS["full"], video=False, min_confidence=DETECTORS["full"].min_confidence) \
-            as plain, FaceDetector("full", video=False) as full:
-        for name, detector in {"short": short, "full, no second look": plain, "full (the photo default)": full}.items():
+    with closeup_detectors() as detectors:
+        for name, detector in detectors.items():
             for size in sizes:
-                found = sum(face_in_middle(detector.detect(cv2.resize(face, (size, size), interpolation=cv2.INTER_CUBIC)),
-                                           size) for face in faces)
+                scaled = (cv2.resize(face, (size, size), interpolation=cv2.INTER_CUBIC) for face in faces)
+                found = sum(face_in_middle(detector.detect(image), size) for image in scaled)
                 rows.append({"detector": name, "size": size, "faces": len(faces), "found": found})
     return rows
 
@@ -256,14 +256,21 @@ def format_table(rows: list[dict], iou_threshold: float) -> str:
     return "\n".join(lines)
 
 
-def measure_closeups(images: list[LabelledImage], frames: list[np.ndarray], iou_threshold: float) -> list[dict]:
-    """The close-up table: short, full without its padded second try (the same model run from its file), full."""
-    crops = closeups(images, frames)
+@contextmanager
+def closeup_detectors() -> Iterator[dict[str, FaceDetector]]:
+    """The detectors the close-up tables compare: short; full without its close-up looks (the same model run from
+    its file); full as photos get it."""
     with FaceDetector("short", video=False) as short, \
             FaceDetector(DETECTOR_MODELS["full"], video=False, min_confidence=DETECTORS["full"].min_confidence) \
             as plain, FaceDetector("full", video=False) as full:
-        return closeup_rows({"short": short, "full, no second look": plain, "full (the photo default)": full},
-                            crops, iou_threshold)
+        yield {"short": short, "full, no second look": plain, "full (the photo default)": full}
+
+
+def measure_closeups(images: list[LabelledImage], frames: list[np.ndarray], iou_threshold: float) -> list[dict]:
+    """The close-up table (closeup_detectors) on the labelled faces cut out as close-ups."""
+    crops = closeups(images, frames)
+    with closeup_detectors() as detectors:
+        return closeup_rows(detectors, crops, iou_threshold)
 
 
 def get_parser() -> argparse.ArgumentParser:
