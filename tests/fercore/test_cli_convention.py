@@ -44,11 +44,11 @@ def test_help_names_the_command_and_describes_every_option(module, undocumented)
 
 
 @pytest.mark.parametrize("module, args", [
-    ("training.run", ["--config", "training/configs/cnn.yaml", "--set", "data.root={missing}/fer2013",
-                      "--set", "output.dir={tmp}/run"]),
+    pytest.param("training.run", ["--config", "training/configs/cnn.yaml", "--set", "data.root={missing}/fer2013",
+                                  "--set", "output.dir={tmp}/run"], marks=pytest.mark.slow),
     ("training.evaluate", ["{missing}/model.pt", "--out", "{tmp}/eval"]),
     ("training.average", ["{missing}/a.pt", "{missing}/b.pt", "--out", "{tmp}/swa.pt"]),
-    ("models.onnx_export", ["{missing}/model.pt", "-o", "{tmp}/model.onnx"]),
+    pytest.param("models.onnx_export", ["{missing}/model.pt", "-o", "{tmp}/model.onnx"], marks=pytest.mark.slow),
 ])
 def test_a_user_error_is_one_error_line_and_exit_status_1(module, args, tmp_path):
     missing = tmp_path / "missing"

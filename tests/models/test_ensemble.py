@@ -132,6 +132,7 @@ def test_members_that_disagree_are_refused_naming_the_file(members, tmp_path, ba
         load_classifier([members[0], tmp_path / "missing.pt"], backend=backend)
 
 
+@pytest.mark.slow
 def test_evaluate_reports_the_ensemble_beside_its_members(members, tiny_fer_csv, tmp_path, capsys):
     out = tmp_path / "eval"
     a, b = members[0], members[2]

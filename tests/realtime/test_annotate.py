@@ -29,6 +29,7 @@ def annotate(*args: str) -> int:
     return main([*map(str, args), "--no-progress"])
 
 
+@pytest.mark.slow
 def test_a_video_keeps_its_frame_count_size_and_rate(tiny_checkpoint, media, tmp_path, check_document):
     src = media / "group_pan.mp4"
     out, js, cs = tmp_path / "out.mp4", tmp_path / "r.json", tmp_path / "r.csv"
@@ -178,6 +179,7 @@ def one_error_line(stderr: str) -> str:
     return line
 
 
+@pytest.mark.slow
 def test_the_command_on_a_full_disk_fails_and_leaves_no_video_that_looks_complete(tiny_checkpoint, sample_media,
                                                                                   tmp_path):
     """The annotated clip is about 470 KB; 32 KB are left. It used to exit 0 with a file of no readable frame."""
@@ -290,6 +292,7 @@ def test_a_huge_photo_is_refused_with_a_message(tiny_checkpoint, tmp_path, capsy
     assert contents(tmp_path) == ["huge.png"]
 
 
+@pytest.mark.slow
 def test_names_that_are_not_utf8(tiny_checkpoint, sample_media, tmp_path):
     """Photos of any name are annotated; a video OpenCV would have to open by such a name is refused (it used to
     crash with exit 139)."""
@@ -318,7 +321,7 @@ def long_clip(sample_media, path, repeat=16):
     return path
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+@pytest.mark.parametrize("signum", [pytest.param(signal.SIGTERM, marks=pytest.mark.slow), signal.SIGHUP])
 def test_sigterm_and_sighup_clean_up_like_ctrl_c(tiny_checkpoint, sample_media, tmp_path, signum):
     clip = long_clip(sample_media, tmp_path / "clip.mp4")  # 800 frames: seconds of work
     out = tmp_path / "out"

@@ -101,6 +101,7 @@ def test_onnx_sessions_never_spin_and_take_the_thread_count(tiny_checkpoint):
         assert pipe.classifier.session.get_session_options().intra_op_num_threads == 1
 
 
+@pytest.mark.slow
 def test_a_checkpoint_runs_on_onnx_runtime_from_a_matching_export_without_torch(tiny_checkpoint, tmp_path):
     import shutil
     import subprocess
@@ -152,7 +153,7 @@ def measured_checkpoint(tiny_checkpoint, tmp_path):
     return tmp_path / "measured.pt", own
 
 
-@pytest.mark.parametrize("backend", ["onnx", "torch"])
+@pytest.mark.parametrize("backend", [pytest.param("onnx", marks=pytest.mark.slow), "torch"])
 def test_the_readability_limits_stored_with_a_model_travel_with_it(tiny_checkpoint, measured_checkpoint, tmp_path,
                                                                     monkeypatch, backend):
     from fercore.readability import ReadabilityLimits

@@ -79,7 +79,7 @@ class PhotoCamera:
         pass
 
 
-@pytest.mark.parametrize("then", ["hang", "end"])
+@pytest.mark.parametrize("then", [pytest.param("hang", marks=pytest.mark.slow), "end"])
 def test_a_camera_that_stops_delivering_ends_with_a_message(tiny_checkpoint, media, tmp_path, monkeypatch, capsys,
                                                             then):
     camera = PhotoCamera(cv2.imread(str(media / "photos" / "surprised.jpg")), frames=5, then=then)
@@ -193,6 +193,7 @@ def test_a_recording_that_does_not_read_back_is_an_error_and_the_log_is_kept(tin
     assert lines[0]["kind"] == "stream" and len(lines) >= 2
 
 
+@pytest.mark.slow
 def test_a_stream_that_never_answers_is_told_within_the_stall_timeout(tiny_checkpoint, capsys):
     import socket
 
@@ -206,7 +207,7 @@ def test_a_stream_that_never_answers_is_told_within_the_stall_timeout(tiny_check
     assert f"no answer from the stream http://127.0.0.1:{port}/cam within 1 s" in err and took < 15
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("signum", [pytest.param(signal.SIGINT, marks=pytest.mark.slow), signal.SIGTERM])
 def test_stopping_a_headless_recording_finishes_it(tiny_checkpoint, media, tmp_path, signum):
     """Ctrl-C is the way to stop without --max-frames; SIGTERM how a service manager stops it. Either keeps the
     recording and the log, complete and of the same frames."""

@@ -100,6 +100,7 @@ def test_the_photo_default_finds_every_readable_face_and_nothing_else(photo_defa
     assert len(m.found) == len(images[0].faces) >= 1
 
 
+@pytest.mark.slow
 def test_the_command_prints_the_table_and_writes_json_without_native_chatter(media, tmp_path):
     out = tmp_path / "report.json"
     done = subprocess.run([sys.executable, "-m", "tools.detector_eval", "--media", str(media), "--detectors",

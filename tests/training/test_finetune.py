@@ -143,6 +143,7 @@ def test_an_output_folder_given_as_a_link_is_written_where_the_link_points(photo
         assert [p.name for p in (tmp_path / "disk").iterdir()] == ["faces"]
 
 
+@pytest.mark.slow
 def test_fine_tunes_the_shipped_model_into_a_checkpoint_realtime_evaluate_scores(cropped, tmp_path, monkeypatch,
                                                                                  capsys):
     import torch

@@ -61,7 +61,7 @@ def test_the_model_trains_channels_last_on_the_cpu_unless_told_not_to(tiny_fer_c
         load_model(tmp_path / str(on) / "best.pt")
 
 
-@pytest.mark.parametrize("sched, mixup_alpha", [("step", 0.0), ("plateau", 0.3)])
+@pytest.mark.parametrize("sched, mixup_alpha", [("step", 0.0), pytest.param("plateau", 0.3, marks=pytest.mark.slow)])
 def test_resume_after_a_finished_epoch_gives_the_same_weights(tiny_fer_csv, tmp_path, sched, mixup_alpha, tiny_run):
     extra = ("data.train_split=train", f"sched.name={sched}", "sched.step_size=1", "sched.patience=0",
              f"augment.mixup_alpha={mixup_alpha}")
@@ -75,6 +75,7 @@ def test_resume_after_a_finished_epoch_gives_the_same_weights(tiny_fer_csv, tmp_
     assert a["best_acc"] == b["best_acc"]
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_a_checkpoint_that_resumes_exactly(tiny_fer_csv, tmp_path, tiny_run):
     """SIGINT mid-run (mid-epoch, one-cycle schedule) then --resume equals an uninterrupted run."""
     common = ["--config", str(ROOT / "training/configs/cnn.yaml")] + [
@@ -127,6 +128,7 @@ def test_init_from_starts_a_new_run_from_trained_weights(tiny_fer_csv, tmp_path,
                          "model.pretrained=false", f"model.init_from={tmp_path / 'first/last.pt'}"))
 
 
+@pytest.mark.slow
 def test_a_pretrained_run_resumes_without_its_imagenet_file(tiny_fer_csv, tmp_path, tiny_run):
     """The ImageNet weights only start a run; resuming it (maybe on another machine) needs its own last.pt alone."""
     imagenet = tmp_path / "resnet18-imagenet.pth"
@@ -156,6 +158,7 @@ def test_ddp_with_two_cpu_processes(tiny_fer_csv, tmp_path, tiny_run):
     assert ckpt["training"]["step"] == 0 and len(ckpt["training"]["history"]) == 2
 
 
+@pytest.mark.slow
 def test_teacher_targets_are_its_tta_predictions_fed_to_the_objective(tiny_fer_csv, tiny_checkpoint, tmp_path,
                                                                        tiny_run):
     cfg = tiny_run.cfg(tiny_fer_csv, tmp_path, "train.epochs=1", f"loss.teacher={tiny_checkpoint}",
@@ -218,6 +221,7 @@ def test_a_teacher_online_scores_each_batch_as_the_model_sees_it(tiny_fer_csv, t
     assert (tmp_path / "run" / "best.pt").is_file()
 
 
+@pytest.mark.slow
 def test_an_online_teacher_must_normalise_as_the_model_does(tiny_fer_csv, tmp_path, tiny_run):
     teacher = tmp_path / "teacher"
     Trainer(tiny_run.cfg(tiny_fer_csv, teacher, "train.epochs=1", "model.args.width=0.25")).fit()
