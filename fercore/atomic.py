@@ -263,11 +263,12 @@ def atomic_path(path: str | Path, devices: bool = True) -> Iterator[Path]:
         raise
 
 
-def write_figure(figure, path: str | Path) -> None:
-    """Save a matplotlib figure to ``path`` in the format its suffix names (PNG without one), atomically. It is
-    drawn in memory first: matplotlib's PNG writer seeks in its file, which a pipe (written straight) cannot."""
+def write_figure(figure, path: str | Path, **options) -> None:
+    """Save a matplotlib figure to ``path`` in the format its suffix names (PNG without one), atomically; ``options``
+    go to savefig (dpi, ...). It is drawn in memory first: matplotlib's PNG writer seeks in its file, which a pipe
+    (written straight) cannot."""
     buffer = io.BytesIO()
-    figure.savefig(buffer, format=Path(path).suffix.lstrip(".").lower() or "png")
+    figure.savefig(buffer, format=Path(path).suffix.lstrip(".").lower() or "png", **options)
     with atomic_path(path) as tmp:
         tmp.write_bytes(buffer.getvalue())
 

@@ -1,13 +1,14 @@
 """File-system faults for the reliability tests: a full disk (a small tmpfs filled up, or a video writer that
 silently drops frames), a read-only folder, a PNG header announcing a huge image, and what a folder holds
 (hidden temporary files included). A real tmpfs needs root; without it those tests skip and
-the patched-writer tests stand in."""
+the patched-writer tests stand in; a pipe with a reader."""
 from __future__ import annotations
 
 import os
 import shutil
 import struct
 import subprocess
+import threading
 import zlib
 from contextlib import contextmanager
 from pathlib import Path
@@ -89,3 +90,16 @@ def png_header(width: int, height: int) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
             + chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(b"IEND", b""))
+
+
+def fifo_with_reader(path: Path) -> tuple[threading.Thread, list[bytes]]:
+    """A named pipe at ``path`` and a thread reading it: join the thread, then the list holds what came through."""
+    os.mkfifo(path)
+    received: list[bytes] = []
+
+    def read():
+        with open(path, "rb") as fh:
+            received.append(fh.read())
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    return reader, received

@@ -26,7 +26,7 @@ import torch
 from tqdm import tqdm
 
 from fercore import cli
-from fercore.atomic import atomic_path
+from fercore.atomic import atomic_path, write_figure
 from fercore.classes import EMOTIONS
 from fercore.paths import DEFAULT_CHECKPOINT, SHARED_FER, eval_folder
 from fercore.readability import ReadabilityLimits, head_pose, sharpness
@@ -224,8 +224,7 @@ def save_png(result: dict, path: Path) -> None:
         ax.grid(alpha=0.3)
     fig.suptitle(f"Where faces stop being readable (FER-2013 val, {result['n']} faces; dashed: accuracy {t:.0%})")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp)
+    write_figure(fig, path)
     plt.close(fig)
 
 

@@ -37,7 +37,7 @@ import numpy as np
 from tqdm import tqdm
 
 from fercore import cli as shared
-from fercore.atomic import atomic_path
+from fercore.atomic import atomic_path, write_figure
 from fercore.boxes import Box, clip_box, iou
 from fercore.classes import EMOTIONS
 from fercore.paths import SHARED_MEDIA
@@ -503,8 +503,7 @@ def plot_curves(data: dict, label_all_accuracy: float, path: Path) -> None:
     axes.flat[0].legend(fontsize=8, loc="lower right")
     fig.suptitle("Real footage (realtime/real_faces.json): each limit swept, the others at the model's")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110)
+    write_figure(fig, path, dpi=110)
     plt.close(fig)
 
 

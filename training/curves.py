@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fercore import cli
-from fercore.atomic import atomic_path, describe
+from fercore.atomic import describe, write_figure
 from training.config import read_yaml_text
 from training.errors import ConfigError
 from training.outputs import check_writable
@@ -168,8 +168,7 @@ def draw(chains: list[list[Run]], targets: list[float], path: str | Path) -> Non
     axes[0].legend(loc="lower right", fontsize=8)
     fig.suptitle("Val accuracy per epoch; stars: each stage's best epoch; dotted: a stage starts", fontsize=10)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp)
+    write_figure(fig, path)
     plt.close(fig)
 
 

@@ -14,7 +14,7 @@ with interruptible_imports():
     import torch
 
     from fercore import cli
-    from fercore.atomic import atomic_path, describe
+    from fercore.atomic import describe, write_figure
     from fercore.classes import EMOTIONS
     from fercore.paths import CONFIGS, ROOT
     from models import build_model
@@ -82,12 +82,11 @@ def command(argv: list[str] | None) -> int:
     out.add_argument("-o", "--output", default="augmented.png", help="the PNG to write (default augmented.png)")
     args = ap.parse_args(argv)
     cfg = config_from_args(ap, args.config, args.overrides)
-    fmt = image_format(args.output)
+    image_format(args.output)
     check_writable(args.output, what="-o")
     fig = augmented_grid(cfg, seed=args.seed)
     try:
-        with atomic_path(args.output) as tmp:
-            fig.savefig(tmp, format=fmt)
+        write_figure(fig, args.output)
     except OSError as exc:
         raise cli.CommandError(describe(args.output, exc)) from None
     print(f"wrote {args.output}")

@@ -2,14 +2,13 @@
 user names is written straight (or refused where a file is needed), a link keeps pointing where it did."""
 import os
 import stat
-import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from fercore.atomic import OutputError, atomic_path, check_writable
-from fs_faults import contents
+from fs_faults import contents, fifo_with_reader
 
 
 def _char_device(path: Path) -> Path:
@@ -23,15 +22,6 @@ def _char_device(path: Path) -> Path:
     return path
 
 
-def _read_fifo(path: Path, into: list) -> threading.Thread:
-    def read():
-        with open(path, "rb") as fh:
-            into.append(fh.read())
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    return reader
-
-
 def test_a_character_device_is_written_straight_and_stays_a_device(tmp_path):
     null = _char_device(tmp_path / "null")
     check_writable(null)
@@ -43,9 +33,7 @@ def test_a_character_device_is_written_straight_and_stays_a_device(tmp_path):
 
 def test_a_fifo_is_written_straight_to_its_reader(tmp_path):
     fifo = tmp_path / "pipe.csv"
-    os.mkfifo(fifo)
-    received = []
-    reader = _read_fifo(fifo, received)
+    reader, received = fifo_with_reader(fifo)
     check_writable(fifo)  # does not open it: that would wait for a reader
     with atomic_path(fifo) as target:
         target.write_text("a,b\n1,2\n")
@@ -145,9 +133,7 @@ def test_pictures_reach_a_pipe_and_a_device(tmp_path):
             "diagram": lambda path: save_reliability_png(rel, rel, path, title="t")}
     for name, save in draw.items():
         fifo = tmp_path / f"{name}.png"
-        os.mkfifo(fifo)
-        got: list = []
-        reader = _read_fifo(fifo, got)
+        reader, got = fifo_with_reader(fifo)
         save(fifo)
         reader.join(10)
         assert got and got[0][:8] == b"\x89PNG\r\n\x1a\n" and stat.S_ISFIFO(os.stat(fifo).st_mode)

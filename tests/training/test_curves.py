@@ -4,6 +4,7 @@ import logging
 
 import pytest
 
+from fs_faults import fifo_with_reader
 from training.config import ConfigError
 from training.curves import cumulative, main, read_chain, read_log
 from training.logs import log_epoch
@@ -73,6 +74,10 @@ def test_the_command_prints_each_run_and_draws_the_png(tmp_path, monkeypatch, ca
     out = capsys.readouterr().out
     assert "one " in out and "2/3" in out and "60.00% (epoch 2)" in out and "two " in out and "0.50" in out
     assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    reader, received = fifo_with_reader(tmp_path / "pipe.png")  # a pipe gets the picture, drawn in memory first
+    assert main(["runs/two", "--out", "pipe.png"]) == 0
+    reader.join(10)
+    assert received and received[0][:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_bad_input_is_an_error_line_and_a_bad_output_name_a_usage_error(tmp_path, capsys):

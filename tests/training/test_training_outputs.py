@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from fs_faults import fifo_with_reader
 from training.evaluate import main as evaluate_main
 from training.preview import main as preview_main
 
@@ -94,6 +95,11 @@ def test_preview_writes_the_format_its_name_says(tiny_fer_csv, tmp_path, capsys)
     out = tmp_path / "aug.jpg"
     assert preview_main(["-o", str(out), "--set", f"data.root={tiny_fer_csv}", "--set", "data.cache_dir=null"]) == 0
     assert out.read_bytes()[:2] == b"\xff\xd8"  # JPEG, not a PNG named .jpg
+    reader, received = fifo_with_reader(tmp_path / "pipe.png")  # a pipe gets the picture, drawn in memory first
+    assert preview_main(["-o", str(tmp_path / "pipe.png"), "--set", f"data.root={tiny_fer_csv}",
+                         "--set", "data.cache_dir=null"]) == 0
+    reader.join(10)
+    assert received and received[0][:8] == b"\x89PNG\r\n\x1a\n"
 
 
 # Ctrl-C as the first heavy library loads: the module raises KeyboardInterrupt from inside its imports.
