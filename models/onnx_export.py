@@ -97,14 +97,18 @@ def refresh_export(checkpoint: str | Path) -> Path | None:
     return written
 
 
-def command(argv: list[str] | None) -> int:
+def get_parser() -> argparse.ArgumentParser:
     ap = cli.parser("models.onnx_export", __doc__)
     g = ap.add_argument_group("export")
     g.add_argument("checkpoint", nargs="+",
                    help="a checkpoint written by training (e.g. weights/default.pt); several make one ensemble "
                         "(their probabilities averaged; needs -o)")
     g.add_argument("-o", "--output", help="the .onnx file to write (default for one checkpoint: its path with .onnx)")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def command(argv: list[str] | None = None) -> int:
+    args = get_parser().parse_args(argv)
     check_command_output(args)
     return write_model(lambda: export_onnx(args.checkpoint, args.output),
                        args.output or Path(args.checkpoint[0]).with_suffix(".onnx"))

@@ -15,6 +15,7 @@ saturate with full 8-bit weights. With them the shipped models lose at most 0.11
 """
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import sys
@@ -168,7 +169,7 @@ def quantize_checkpoint(checkpoint: str | Path | Sequence[str | Path], output: s
         return quantize_onnx(fp32, output, faces, method, exclude)
 
 
-def command(argv: list[str] | None) -> int:
+def get_parser() -> argparse.ArgumentParser:
     ap = cli.parser("models.quantize", __doc__)
     g = ap.add_argument_group("quantization")
     g.add_argument("checkpoint", nargs="+",
@@ -186,7 +187,11 @@ def command(argv: list[str] | None) -> int:
     g.add_argument("--faces", type=cli.number(1, kind=int), default=CALIBRATION_FACES,
                    help=f"how many training faces calibrate, drawn with a fixed seed (default {CALIBRATION_FACES}, "
                         "what the app's own quantization uses)")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def command(argv: list[str] | None = None) -> int:
+    args = get_parser().parse_args(argv)
     try:
         faces = calibration_faces(args.data, args.faces)
     except CalibrationError as exc:

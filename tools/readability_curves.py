@@ -15,6 +15,7 @@ beside the checkpoint (weights/eval/default/ for weights/default.pt).
 """
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -240,7 +241,7 @@ def read_faces(folder: Path, size: int) -> tuple[np.ndarray, np.ndarray]:
     return np.stack(faces), np.array(labels)
 
 
-def command(argv: list[str] | None) -> int:
+def get_parser() -> argparse.ArgumentParser:
     ap = cli.parser("tools.readability_curves", __doc__)
     g = ap.add_argument_group("measurement")
     g.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT,
@@ -256,7 +257,11 @@ def command(argv: list[str] | None) -> int:
     g.add_argument("--target", type=cli.number(0, 1), default=0.5,
                    help="accuracy at which a face stops counting as readable (default 0.5)")
     g.add_argument("--batch-size", type=cli.number(1, kind=int), default=256, help="faces per forward pass")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def command(argv: list[str] | None = None) -> int:
+    args = get_parser().parse_args(argv)
     out = args.out or eval_folder(args.checkpoint)
     model, ckpt = load_model(args.checkpoint)
     if float(ckpt.get("temperature", 1.0)) == 1.0:

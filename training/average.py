@@ -10,6 +10,7 @@ weights, so they are measured anew with one pass over the (unaugmented) training
 """
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 from typing import Iterator
@@ -74,7 +75,7 @@ def recompute_batchnorm(model: nn.Module, images: np.ndarray, batch_size: int = 
     model.eval()
 
 
-def command(argv: list[str] | None) -> int:
+def get_parser() -> argparse.ArgumentParser:
     ap = cli.parser("training.average", __doc__)
     g = ap.add_argument_group("averaging")
     g.add_argument("checkpoints", nargs="+", help="two or more checkpoints of one model (epoch_NNN.pt)")
@@ -83,7 +84,11 @@ def command(argv: list[str] | None) -> int:
     data.add_argument("--train-split", default="train",
                       help="images the BatchNorm statistics are measured on (default train)")
     data.add_argument("--val-split", default="val", help="images the averaged model is scored on (default val)")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def command(argv: list[str] | None = None) -> int:
+    args = get_parser().parse_args(argv)
     device = cli.resolve_device(args.device, torch.cuda.device_count())
     check_model_output(args.out, ".pt", inputs=args.checkpoints, what="--out")
     inputs = [read_checkpoint(p) for p in args.checkpoints]

@@ -7,6 +7,7 @@ A benchmark, not a test: figures depend on the machine and on what else runs on 
 """
 from __future__ import annotations
 
+import argparse
 import statistics
 import sys
 import time
@@ -76,7 +77,7 @@ def augment_images_per_second(batch: int, steps: int, device: torch.device, reci
     return rates(timed(lambda: aug(faces, gen), steps, device), batch)
 
 
-def command(argv: list[str] | None) -> int:
+def get_parser() -> argparse.ArgumentParser:
     ap = cli.parser("training.benchmark", __doc__)
     g = ap.add_argument_group("benchmark")
     g.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS), metavar="MODEL",
@@ -90,7 +91,11 @@ def command(argv: list[str] | None) -> int:
                    help="cpu, cuda, cuda:N, or auto: cuda when there is a GPU (default auto)")
     g.add_argument("--contiguous", action="store_true",
                    help="time the models with NCHW tensors (train.channels_last false) instead of NHWC")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def command(argv: list[str] | None = None) -> int:
+    args = get_parser().parse_args(argv)
     device = torch.device(cli.resolve_device(args.device, torch.cuda.device_count()))
     print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, "
           f"{'NCHW' if args.contiguous else 'NHWC (channels-last)'} tensors")

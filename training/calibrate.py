@@ -11,6 +11,7 @@ also reports a two-fold estimate (fit on one half, measure on the other).
 """
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -70,7 +71,7 @@ def check_outputs(out: Path, diagram: Path) -> None:
         check_model_output(onnx, ".onnx", what="the export beside --out")
 
 
-def command(argv: list[str] | None) -> int:
+def get_parser() -> argparse.ArgumentParser:
     ap = cli.parser("training.calibrate", __doc__)
     g = ap.add_argument_group("calibration")
     g.add_argument("checkpoint", type=Path, help="a checkpoint written by training.run (e.g. weights/default.pt)")
@@ -81,6 +82,11 @@ def command(argv: list[str] | None) -> int:
                         "output)")
     data = cli.add_data_args(ap)
     data.add_argument("--split", default="val", help="the held-out split to fit on (default val; never test)")
+    return ap
+
+
+def command(argv: list[str] | None = None) -> int:
+    ap = get_parser()
     args = ap.parse_args(argv)
     if args.split.lower() in ("test", "privatetest"):  # the split's name, and the csv's Usage for it
         ap.error(f"argument --split: {args.split}: the test split is never used to fit (it is kept to measure the "

@@ -8,6 +8,7 @@ machine's changing load falls on all of them alike; the figure is the median ove
 """
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from pathlib import Path
@@ -105,7 +106,7 @@ def format_table(results: list[dict], split: str = "val") -> str:
     return "\n".join(lines)
 
 
-def command(argv: list[str] | None) -> int:
+def get_parser() -> argparse.ArgumentParser:
     ap = cli.parser("training.compare_exports", __doc__)
     g = ap.add_argument_group("exports")
     g.add_argument("exports", nargs="+", help="ONNX files written by models.onnx_export or models.quantize")
@@ -118,7 +119,11 @@ def command(argv: list[str] | None) -> int:
     m.add_argument("--threads", type=cli.number(1, kind=int), default=2,
                    help="ONNX Runtime threads per session (default 2, as the app's benchmark)")
     m.add_argument("--no-progress", action="store_true", help="no progress bar over the corrupted copies")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def command(argv: list[str] | None = None) -> int:
+    args = get_parser().parse_args(argv)
     results = compare(args.exports, args.data, args.split, args.cache_dir, not args.no_accuracy, args.rounds,
                       args.threads, progress=not args.no_progress)
     print(format_table(results, args.split))

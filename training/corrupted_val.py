@@ -10,6 +10,7 @@ The same seed gives the same images on every machine.
 """
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -42,7 +43,7 @@ def write_copy(images: np.ndarray, labels: np.ndarray, split: str, out: Path, se
     return written
 
 
-def command(argv: list[str] | None) -> int:
+def get_parser() -> argparse.ArgumentParser:
     ap = cli.parser("training.corrupted_val", __doc__)
     data = cli.add_data_args(ap, device=False)
     data.add_argument("--split", default="val", help="the split to corrupt (default val)")
@@ -50,7 +51,11 @@ def command(argv: list[str] | None) -> int:
     g.add_argument("--out", required=True, help="folder to write the corrupted copies into")
     g.add_argument("--seed", type=cli.number(0, kind=int), default=0,
                    help="the copy's seed (default 0, the one model cards report)")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def command(argv: list[str] | None = None) -> int:
+    args = get_parser().parse_args(argv)
     images, labels = load_split(args.data, args.split, args.cache_dir)
     try:
         n = write_copy(images, labels, args.split, Path(args.out), args.seed)

@@ -12,6 +12,7 @@ not the part of an interrupted epoch that ran before its resume.
 """
 from __future__ import annotations
 
+import argparse
 import re
 import sys
 from dataclasses import dataclass
@@ -172,7 +173,7 @@ def draw(chains: list[list[Run]], targets: list[float], path: str | Path) -> Non
     plt.close(fig)
 
 
-def command(argv: list[str] | None) -> int:
+def get_parser() -> argparse.ArgumentParser:
     ap = cli.parser("training.curves", __doc__)
     g = ap.add_argument_group("runs")
     g.add_argument("runs", nargs="+", metavar="RUN",
@@ -182,6 +183,11 @@ def command(argv: list[str] | None) -> int:
     out.add_argument("--out", default="curves.png", help="the PNG to write (default curves.png)")
     out.add_argument("--target", type=cli.number(0, 100), nargs="*", default=[], metavar="PERCENT",
                      help="val accuracies to draw as dashed lines, e.g. --target 71.5 73")
+    return ap
+
+
+def command(argv: list[str] | None = None) -> int:
+    ap = get_parser()
     args = ap.parse_args(argv)
     if Path(args.out).suffix.lower() != ".png":
         ap.error(f"--out {args.out}: give a file name ending in .png")

@@ -10,6 +10,7 @@ reported beside each member: accuracy and macro-F1 of every member and of the en
 """
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -252,7 +253,7 @@ def ensemble_table(result: dict) -> list[str]:
     return lines
 
 
-def command(argv: list[str] | None) -> int:
+def get_parser() -> argparse.ArgumentParser:
     ap = cli.parser("training.evaluate", __doc__)
     g = ap.add_argument_group("evaluation")
     g.add_argument("checkpoint", nargs="+",
@@ -270,7 +271,11 @@ def command(argv: list[str] | None) -> int:
     data.add_argument("--split", default="val",
                       help="the split to evaluate: train | val | test (csv: Training | PublicTest | PrivateTest; "
                            "default val)")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def command(argv: list[str] | None = None) -> int:
+    args = get_parser().parse_args(argv)
     device = cli.resolve_device(args.device, torch.cuda.device_count())
     out = args.out or str(eval_folder(model_files(args.checkpoint)))
     result = evaluate(args.checkpoint, args.data, args.split, out, args.tta, args.cache_dir, device, args.batch_size,

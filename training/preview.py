@@ -4,6 +4,7 @@
 """
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -68,7 +69,7 @@ def image_format(path: str | Path) -> str:
     return suffix
 
 
-def command(argv: list[str] | None) -> int:
+def get_parser() -> argparse.ArgumentParser:
     ap = cli.parser("training.preview", __doc__)
     g = ap.add_argument_group("augmentation")
     g.add_argument("--config", default=str(DEFAULT_CONFIG),
@@ -80,6 +81,11 @@ def command(argv: list[str] | None) -> int:
                    help="picks the images and their augmentations (default 0)")
     out = ap.add_argument_group("output")
     out.add_argument("-o", "--output", default="augmented.png", help="the PNG to write (default augmented.png)")
+    return ap
+
+
+def command(argv: list[str] | None = None) -> int:
+    ap = get_parser()
     args = ap.parse_args(argv)
     cfg = config_from_args(ap, args.config, args.overrides)
     image_format(args.output)

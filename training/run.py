@@ -29,7 +29,7 @@ from training.rundir import check_run_folder
 USER_ERRORS = (ConfigError, DataError, CheckpointError)
 
 
-def parse_args(argv: list[str] | None) -> tuple[argparse.ArgumentParser, argparse.Namespace]:
+def get_parser() -> argparse.ArgumentParser:
     ap = cli.parser("training.run", __doc__)
     g = ap.add_argument_group("training")
     g.add_argument("--config", help="a shipped recipe's name (cnn, resnet18, default/stage1, ...: --list-configs) or "
@@ -45,6 +45,11 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.ArgumentParser, argpars
                    help="shortcut for --set train.device=... (auto: CUDA when there is a GPU)")
     g.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
     g.add_argument("--list-configs", action="store_true", help="list the shipped recipes and exit")
+    return ap
+
+
+def parse_args(argv: list[str] | None) -> tuple[argparse.ArgumentParser, argparse.Namespace]:
+    ap = get_parser()
     args = ap.parse_args(argv)
     if args.config is None and not args.list_configs:
         ap.error("the following arguments are required: --config")
@@ -76,7 +81,7 @@ def already_finished(cfg: dict) -> str | None:
     return resume_message(path, ckpt["training"], cfg) if finished(ckpt["training"], cfg) else None
 
 
-def command(argv: list[str] | None) -> int:
+def command(argv: list[str] | None = None) -> int:
     ap, args = parse_args(argv)
     if args.list_configs:
         recipes = shipped_configs()

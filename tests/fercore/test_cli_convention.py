@@ -2,6 +2,8 @@
 for every option, bad values rejected as usage errors (exit 2), a failure the user can fix as one ``error:``
 line without a traceback (exit 1), Ctrl-C as 130."""
 import argparse
+import importlib
+import inspect
 import subprocess
 import sys
 
@@ -41,6 +43,17 @@ def test_help_names_the_command_and_describes_every_option(module, undocumented)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(f"usage: python -m {module} ")
     assert undocumented(done.stdout) == []
+
+
+@pytest.mark.parametrize("module", ENTRY_POINTS)
+def test_every_command_has_get_parser_command_and_main(module):
+    """One entry-point convention: ``get_parser()`` builds the parser (named as ``program`` names the command),
+    ``command(argv)`` parses and works, ``main(argv) -> int`` runs it through fercore.cli.run."""
+    mod = importlib.import_module(module)
+    assert [name for name in ("get_parser", "command", "main") if not callable(getattr(mod, name, None))] == []
+    ap = mod.get_parser()
+    assert isinstance(ap, argparse.ArgumentParser) and ap.prog == cli.program(module)
+    assert inspect.signature(mod.main, eval_str=True).return_annotation is int
 
 
 @pytest.mark.parametrize("module, args", [
