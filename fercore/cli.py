@@ -128,6 +128,11 @@ def one_line(text: str) -> str:
                    else ch for ch in text)
 
 
+def count_of(n: int, nouns: str) -> str:
+    """'1 face', '2 faces', '0 faces': ``nouns`` is the plural of a noun whose singular drops the final s."""
+    return f"{n} {nouns[:-1] if n == 1 else nouns}"
+
+
 def run(main: Callable[[list[str] | None], int | None], argv: Sequence[str] | None = None,
         user_errors: tuple[type[BaseException], ...] = ()) -> int:
     """Run an entry point and return its exit status (see the module docstring): ``user_errors`` (and

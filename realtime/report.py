@@ -35,6 +35,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from fercore.atomic import atomic_path, printable
+from fercore.cli import count_of
 from realtime.errors import InputError
 from realtime.overlay import emotion_color
 from realtime.results import SCHEMA
@@ -253,7 +254,7 @@ def timeline_figure(series: TrackSeries, classes: list[str], cuts: list[float], 
             ax.text(cut - half, 0.99, "cut ", transform=ax.get_xaxis_transform(), fontsize=8, va="top",
                     ha="right")
     ax.set(xlim=(lo, hi), ylim=(0, 1), ylabel="probability")
-    ax.set_title(f"track {series.track}: {t[0]:.1f}-{t[-1]:.1f} s, {len(t)} frames seen", loc="left", fontsize=10)
+    ax.set_title(f"track {series.track}: {t[0]:.1f}-{t[-1]:.1f} s, {count_of(len(t), 'frames')} seen", loc="left", fontsize=10)
     handles, _ = ax.get_legend_handles_labels()
     handles += [Line2D([], [], color="0.3", marker=".", ls="none", label="one frame"),
                 Patch(color="0.6", alpha=0.3, label="uncertain"),
@@ -481,7 +482,8 @@ def render_html(doc: dict, rows: list[dict], drawn: list[TrackSeries], images: d
     drawn_ids = {s.track for s in drawn}
     head = (f"<h1>Emotions over time: {esc(str(doc.get('input', '')))}</h1>"
             f"<p class=muted>{video.get('width')}x{video.get('height')}, {video.get('fps')} fps, "
-            f"{len(doc['frames'])} frames ({duration:.1f} s), {len(cuts)} scene cuts, {len(rows)} tracks. "
+            f"{count_of(len(doc['frames']), 'frames')} ({duration:.1f} s), {count_of(len(cuts), 'scene cuts')}, "
+            f"{count_of(len(rows), 'tracks')}. "
             f"Model {esc(str(settings.get('checkpoint')))}, smoothing {settings.get('smoothing')}.</p>"
             "<p class=muted>A track is one face followed from frame to frame until it leaves the picture or the "
             "scene cuts: one person may have several tracks. Shares weigh each frame by its evidence, as the "
@@ -496,7 +498,7 @@ def render_html(doc: dict, rows: list[dict], drawn: list[TrackSeries], images: d
                                                           images, link=True))
     short = [r for r in rows if r["track"] not in drawn_ids]
     if short:
-        parts.append(f"<details><summary class=muted>{len(short)} tracks seen for less than {min_seconds:g} s "
+        parts.append(f"<details><summary class=muted>{count_of(len(short), 'tracks')} seen for less than {min_seconds:g} s "
                      "(brief or false faces), without a timeline</summary>"
                      f"{_table(short, classes, images, link=False)}</details>")
     for s in drawn:

@@ -13,6 +13,7 @@ from typing import IO
 
 from fercore.atomic import atomic_path
 from fercore.boxes import Box
+from fercore.cli import count_of
 
 SCHEMA = "fer-emotion-results"
 # 2: a face the model cannot read has label null and a reason. 3: a frame says whether it starts a new shot
@@ -110,22 +111,22 @@ def _counted(n: int, what: str, counts: dict[str, int]) -> str:
     return f"{n} {what}" + (f" ({', '.join(f'{k} {v}' for k, v in counts.items())})" if counts else "")
 
 
-def describe_faces(counts: dict, faces: int, noun: str = "faces") -> str:
+def describe_faces(counts: dict, faces: int, nouns: str = "faces") -> str:
     """Counts before shares: '11 faces: 6 labelled (happy 6), 5 uncertain (unsure 3, turned away 2)'."""
     uncertain = faces - counts["labelled"]
     parts = [_counted(counts["labelled"], "labelled", counts["label_counts"])]
     if uncertain:
         parts.append(_counted(uncertain, "uncertain", counts["uncertain_counts"]))
-    return f"{faces} {noun}: " + ", ".join(parts) if faces else f"no {noun}"
+    return f"{count_of(faces, nouns)}: " + ", ".join(parts) if faces else f"no {nouns}"
 
 
 def format_summary(summary: dict, unit: str = "frames") -> str:
     """The summary as a few lines for the terminal; ``unit`` names what was counted (frames or photos)."""
-    lines = [f"{summary['frames']} {unit}, {summary['frames_with_faces']} with faces; "
+    lines = [f"{count_of(summary['frames'], unit)}, {summary['frames_with_faces']} with faces; "
              + describe_faces(summary, summary["faces"])]
     for track, t in summary.get("tracks", {}).items():
         lines.append(f"  track {track}: frames {t['first_frame']}-{t['last_frame']}, "
-                     + describe_faces(t, t["frames"], "view" if t["frames"] == 1 else "views"))
+                     + describe_faces(t, t["frames"], "views"))
     return "\n".join(lines)
 
 

@@ -112,7 +112,7 @@ def test_the_readme_options_work_from_an_installed_copy(source, tmp_path, tiny_f
     done = subprocess.run([bin_dir / "fer-annotate", photo, "-o", "out.jpg", "--checkpoint", "fast", "--threads", "1",
                            "--no-progress"], cwd=elsewhere, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and (elsewhere / "out.jpg").is_file(), done.stderr
-    assert "1 faces: 1 labelled" in done.stdout
+    assert "1 photo, 1 with faces; 1 face: 1 labelled" in done.stdout
     done = subprocess.run([bin_dir / "fer-train", "--config", "cnn", "--set", f"data.root={tiny_fer_csv}",
                            "--set", "data.limit=64", "--set", "train.batch_size=16", "--set", "train.epochs=1",
                            "--set", "train.device=cpu",

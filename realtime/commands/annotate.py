@@ -30,7 +30,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from fercore.atomic import OutputError, check_writable, interrupt_on_termination, printable
-from fercore.cli import number, parser, raise_all
+from fercore.cli import count_of, number, parser, raise_all
 from realtime import batch, cluster
 from realtime.commands import options
 from realtime.errors import InputError, resolved
@@ -230,7 +230,7 @@ def annotate_video(args: argparse.Namespace, settings: Settings) -> dict:
     print(format_summary(summary))
     if writer is not None:
         padding = f"; {writer.padding}" if writer.padding else ""
-        print(f"wrote {args.output} ({reader.frames_read} frames, {info.width}x{info.height}, {fps:g} fps{padding})")
+        print(f"wrote {args.output} ({count_of(reader.frames_read, 'frames')}, {info.width}x{info.height}, {fps:g} fps{padding})")
     if report is not None:
         print(f"wrote the report {printable(report.page)}")
     raise_all(failures)
@@ -311,10 +311,10 @@ def annotate_photos(args: argparse.Namespace, settings: Settings) -> int:
                                   skipped=skipped, **meta)
     print(format_summary(summary, unit="photos"))
     if ignored:
-        print(f"note: {len(ignored)} files that are not photos were left out: {describe_ignored(ignored)}",
+        print(f"note: {count_of(len(ignored), 'files')} that are not photos were left out: {describe_ignored(ignored)}",
               file=sys.stderr)
     if skipped:
-        print(f"{len(skipped)} of {len(photos)} photos could not be read (listed above)", file=sys.stderr)
+        print(f"{len(skipped)} of {count_of(len(photos), 'photos')} could not be read (listed above)", file=sys.stderr)
     if photo_failed and len(photos) > 1:
         print(f"{written} of {len(photos)} annotated photos were written to {printable(args.output)} before a write "
               "failed (they are kept)", file=sys.stderr)

@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from fercore.atomic import interrupt_on_termination, output_error, printable
 from fercore.classes import EMOTIONS
-from fercore.cli import number, parser
+from fercore.cli import count_of, number, parser
 from models.preprocessing import resize_face
 from realtime.commands import options
 from realtime.detector import DETECTORS
@@ -240,7 +240,7 @@ def crop(args: argparse.Namespace, items: list[tuple[Path, str]], tmp: Path) -> 
     val = held_out([(f["_key"], f["emotion"]) for f in faces], args.val_share, args.seed)
     if not val:
         raise InputError("too few faces to hold any out for validation: no emotion has two photos with a face "
-                         f"({len(faces)} faces in all); add photos (a few dozen per emotion is a start)")
+                         f"({count_of(len(faces), 'faces')} in all); add photos (a few dozen per emotion is a start)")
     if len(faces) - len(val) < 2:
         raise InputError(f"too few faces to train on: {len(faces) - len(val)} left after holding out {len(val)} "
                          "for validation (training needs two or more); add photos")
@@ -290,13 +290,13 @@ def summary(manifest: dict, out: Path, checkpoint: str | None) -> str:
     counts = manifest["counts"]
     present = [e for e in EMOTIONS if counts["train"][e] or counts["val"][e]]
     n_train, n_val = sum(counts["train"].values()), sum(counts["val"].values())
-    lines = [f"{len(manifest['faces'])} faces: {n_train} for training, {n_val} held out for validation",
+    lines = [f"{count_of(len(manifest['faces']), 'faces')}: {n_train} for training, {n_val} held out for validation",
              f"{'':>10}{'train':>7}{'val':>5}"]
     lines += [f"{e:>10}{counts['train'][e]:7d}{counts['val'][e]:5d}" for e in present]
     for title, key in (("no face found in", "no_face"), ("could not read", "unreadable")):
         entries = manifest[key]
         if entries:
-            lines += ["", f"{title} {len(entries)} photos (left out):"]
+            lines += ["", f"{title} {count_of(len(entries), 'photos')} (left out):"]
             lines += [f"  {e['photo']}" for e in entries[:20]]
             if len(entries) > 20:
                 lines.append(f"  ... and {len(entries) - 20} more (all in {MANIFEST})")

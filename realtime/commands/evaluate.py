@@ -21,7 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from fercore.atomic import OutputError, atomic_path, check_writable, interrupt_on_termination, printable
-from fercore.cli import parser, raise_all
+from fercore.cli import count_of, parser, raise_all
 from fercore.metrics import classification_report, save_confusion_png
 from realtime.commands import options
 from realtime.errors import InputError, resolved
@@ -145,7 +145,7 @@ def _listing(title: str, paths: list[str], limit: int = 20) -> list[str]:
 def format_result(r: dict) -> str:
     report = r["report"]
     classes = report["classes"]
-    lines = [f"{r['dir']}: {r['photos']} photos, {r['readable']} readable, faces found in {r['detected']} "
+    lines = [f"{r['dir']}: {count_of(r['photos'], 'photos')}, {r['readable']} readable, faces found in {r['detected']} "
              f"(detection rate {r['detection_rate']:.1%}), labelled {r['labelled']} (coverage {r['coverage']:.1%})",
              f"accuracy {r['accuracy']:.1%} of labelled faces, {r['end_to_end_accuracy']:.1%} end to end (a missed "
              f"or unreadable face counts as wrong), macro-F1 {report['macro_f1']:.3f}",
@@ -153,13 +153,13 @@ def format_result(r: dict) -> str:
              f"{'':>10}" + "".join(f"{c[:7]:>8}" for c in classes)]
     for c, row in zip(classes, report["confusion_matrix"]):
         lines.append(f"{c:>10}" + "".join(f"{n:8d}" for n in row))
-    lines += _listing(f"no face found in {len(r['undetected'])} photos (try --detector full for small faces):",
+    lines += _listing(f"no face found in {count_of(len(r['undetected']), 'photos')} (try --detector full for small faces):",
                       r["undetected"])
     reasons = {e["path"]: e["reason"] for e in r["results"]}
-    lines += _listing(f"a face the model cannot read in {len(r['uncertain'])} photos (no label):",
+    lines += _listing(f"a face the model cannot read in {count_of(len(r['uncertain']), 'photos')} (no label):",
                       [f"{p} ({reasons[p]})" for p in r["uncertain"]])
     if r["ignored"]:
-        lines += ["", f"{len(r['ignored'])} files that are not photos were left out (listed under 'ignored' in "
+        lines += ["", f"{count_of(len(r['ignored']), 'files')} that are not photos were left out (listed under 'ignored' in "
                       "--json)"]
     return "\n".join(lines)
 
@@ -193,7 +193,7 @@ def command(argv: list[str] | None = None) -> int:
         print(format_result(result))
         write_outputs(args, result)
     if result["unreadable"]:
-        print(f"incomplete: {len(result['unreadable'])} of {result['photos']} photos could not be read (listed "
+        print(f"incomplete: {len(result['unreadable'])} of {count_of(result['photos'], 'photos')} could not be read (listed "
               "above); the figures count the others only", file=sys.stderr)
         return 1
     return 0

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from fercore.atomic import check_writable, interrupt_on_termination, printable
-from fercore.cli import number, parser
+from fercore.cli import count_of, number, parser
 from realtime.commands import options
 from realtime.report import MIN_SECONDS, write_report
 
@@ -41,7 +41,7 @@ def command(argv: list[str] | None = None) -> int:
         report = write_report(args.results, args.output, video=args.video, min_seconds=args.min_seconds)
     for note in report.notes:
         print(f"note: {note}", file=sys.stderr)
-    print(f"wrote {printable(report.page)} and {len(report.files)} files beside it")
+    print(f"wrote {printable(report.page)} and {count_of(len(report.files), 'files')} beside it")
     return 0
 
 

@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from fercore.atomic import OutputError, check_writable, destination, not_a_file, output_error, printable
-from fercore.cli import number, parser, raise_all
+from fercore.cli import count_of, number, parser, raise_all
 from realtime.commands import options
 from realtime.errors import InputError
 from realtime.overlay import draw_faces, draw_fps
@@ -353,10 +353,10 @@ def command(argv: list[str] | None = None) -> int:
         with ExitStack() as recording:  # an error before the end (a bug, a frame that does not fit) deletes it
             loop.run(annotated_stream(capture, pipe, is_camera, args.stall_timeout), recording)
             recorded = finish_recording(loop, stop, recording)
-    print(f"{loop.processed} frames processed" + (f" (stopped by {stop.name})" if stop.signum is not None else ""))
+    print(f"{count_of(loop.processed, 'frames')} processed" + (f" (stopped by {stop.name})" if stop.signum is not None else ""))
     if recorded:
         padding = f"; {loop.writer.padding}" if loop.writer.padding else ""
-        print(f"recorded {printable(args.record)} ({loop.writer.frames} frames at {source_fps:g} fps{padding})")
+        print(f"recorded {printable(args.record)} ({count_of(loop.writer.frames, 'frames')} at {source_fps:g} fps{padding})")
     raise_all(failures)
     return 0
 
@@ -366,7 +366,7 @@ def finish_recording(loop: Loop, stop: StopSignals, recording: ExitStack) -> boo
     if loop.writer is None:
         return False
     if stop.signum is not None:
-        print(f"stopped by {stop.name}: finishing {printable(loop.args.record)} ({loop.writer.frames} frames)",
+        print(f"stopped by {stop.name}: finishing {printable(loop.args.record)} ({count_of(loop.writer.frames, 'frames')})",
               file=sys.stderr)
     try:
         recording.close()

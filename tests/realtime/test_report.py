@@ -97,7 +97,7 @@ def test_the_report_is_drawn_from_a_results_file_and_opens_offline(tmp_path, cap
     assert len(images) == 3  # the overview and the two timelines, inlined
     decoded = cv2.imdecode(np.frombuffer(base64.b64decode(images[1]), np.uint8), cv2.IMREAD_COLOR)
     assert decoded.shape[1] == 1000 and (decoded == cv2.imread(str(out / "track_1.png"))).all()
-    assert "was not found" in page and "<details><summary class=muted>1 tracks seen for less than 0.5 s" in page
+    assert "was not found" in page and "<details><summary class=muted>1 track seen for less than 0.5 s" in page
 
 
 def test_a_timeline_shows_cuts_uncertain_and_held_stretches():

@@ -141,3 +141,13 @@ def test_summaries_give_counts_before_shares():
     text = format_summary(summary)
     assert "5 faces: 2 labelled (happy 2), 3 uncertain (unsure 2, turned away 1)" in text
     assert "track 2: frames 0-1, 2 views: 0 labelled, 2 uncertain (unsure 1, turned away 1)" in text
+    assert "track 3: frames 1-1, 1 view: 0 labelled, 1 uncertain (unsure 1)" in text
+
+
+def test_a_count_of_one_speaks_in_the_singular():
+    from realtime.results import FaceResult, FrameResult, format_summary, summarize
+
+    one = FaceResult(1, (0, 0, 10, 10), 0.9, "happy", 0.9, {"happy": 0.9, "sad": 0.1}, None)
+    text = format_summary(summarize([FrameResult(0, None, [one])], ["happy", "sad"]), unit="photos")
+    assert text.startswith("1 photo, 1 with faces; 1 face: 1 labelled (happy 1)\n  track 1: frames 0-0, 1 view: ")
+    assert format_summary(summarize([FrameResult(0, 0.0, [])], ["happy", "sad"])) == "1 frame, 0 with faces; no faces"
