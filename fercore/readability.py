@@ -62,11 +62,11 @@ class ReadabilityLimits:
     tools.readability_curves --store``); these defaults, measured for weights/default.pt
     (weights/eval/default/readability.json), stand in for a model that carries none."""
 
-    max_yaw: float = 40.0         # degrees of head turn: chosen on real faces (docs/choosing_models.md)
+    max_yaw: float = 30.0         # degrees of head turn: chosen on real faces (docs/choosing_models.md)
     max_roll: float = 41.0        # degrees of head tilt
     min_size: float = 9.0         # pixels, the shorter side of the detector's box
     min_sharpness: float = 10.0   # Laplacian variance of the model-size crop
-    min_confidence: float = 0.40  # calibrated probability of the top class: chosen on real faces
+    min_confidence: float = 0.35  # calibrated probability of the top class: chosen on real faces
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -92,7 +92,7 @@ class ReadabilityLimits:
     def from_curves(cls, measured: dict) -> "ReadabilityLimits":
         """The limits ``tools.readability_curves`` measured (its ``limits``: None where accuracy never
         crossed the target), rounded to whole degrees, pixels and sharpness and to 0.01 of confidence; where a
-        curve never crossed, the default stands. Tilt is the limit as cropped: it applies with --no-align."""
+        curve never crossed, the default stands. Tilt is the limit as cropped: it applies without --align."""
         fallback = cls()
 
         def rounded(name: str, digits: int = 0) -> float:

@@ -9,8 +9,9 @@ from models.preprocessing import to_gray
 
 # A face with less than this many pixels of width or height inside the frame carries no expression.
 MIN_FACE_PIXELS = 8
-# Faces tilted more than this are turned upright. Measured on FER-2013 val (README, "Uncertain faces"): turning
-# every face cost 0.5-0.7 points on faces tilted 0-10 degrees and gained 3.6 at 20, 9 at 30, 19 at 40.
+# With align (off by default: docs/choosing_models.md), faces tilted more than this are turned upright. Measured on
+# FER-2013 val (docs/readability.md): turning every face cost 0.5-0.7 points on faces tilted 0-10 degrees and
+# gained 3.6 at 20, 9 at 30, 19 at 40.
 ALIGN_ABOVE_DEGREES = 15.0
 
 

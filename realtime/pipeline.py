@@ -56,13 +56,14 @@ class Pipeline:
     """The path every entry point shares. ``margin`` widens face boxes before cropping (see faces.crop_box);
     None takes the margin the model was trained for, from its checkpoint. ``limits`` say which faces are too
     turned away, tilted, small, blurred or unsure to label: by default the model's own (the classifier's),
-    None labels every face. ``align`` turns each crop with the head so the eyes are level (measured: a face
-    tilted 40 degrees is read as well as an upright one, README "Uncertain faces"), and then tilt is no reason
-    to refuse a face."""
+    None labels every face. ``align`` turns each crop tilted past 15 degrees with the head so the eyes are level,
+    and then tilt is no reason to refuse a face: it helps on FER-2013 faces turned in the plane of the picture,
+    but on real footage the eye line of a three-quarter or nodding face is no measure of its tilt, hence off by
+    default (docs/readability.md)."""
 
     def __init__(self, detector: FaceDetector, classifier: EmotionClassifier, tracker: Tracker,
                  margin: float | None = None, limits: ReadabilityLimits | None | Literal["model"] = "model",
-                 align: bool = True) -> None:
+                 align: bool = False) -> None:
         self.detector = detector
         self.classifier = classifier
         self.tracker = tracker

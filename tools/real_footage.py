@@ -330,7 +330,7 @@ class Config:
     """One configuration of the pipeline to score."""
     limits: ReadabilityLimits | None
     margin: float | None = None
-    align: bool = True
+    align: bool = False
     smoothing: float = SMOOTHING
 
 
@@ -580,11 +580,12 @@ def get_parser() -> argparse.ArgumentParser:
                         "several .pt checkpoints run as an ensemble (default: default)")
     g.add_argument("--detector", default="full", help="face detector: a name (realtime.detector.DETECTORS) or a "
                                                       ".tflite path (default full, as for video files and photos)")
-    g.add_argument("--min-confidence", type=shared.number(0, 1), default=None,
+    g.add_argument("--min-confidence", type=shared.number(0, 1), default=None, dest="detector_min_confidence",
                    help="the detector's threshold (default: the detector's own)")
     g.add_argument("--smoothing", type=shared.number(0, 1, hi_open=True), default=SMOOTHING,
                    help=f"share of a track's past a video frame keeps (default {SMOOTHING}, as for video files)")
-    g.add_argument("--no-align", action="store_true", help="do not turn tilted faces upright before reading them")
+    g.add_argument("--align", action=argparse.BooleanOptionalAction, default=False,
+                   help="turn faces tilted past 15 degrees upright by their eye line before reading them")
     g = p.add_argument_group("uncertain faces (default: the limits stored with the model)")
     d = ReadabilityLimits()
     for option, limit, what in (("--max-yaw", "max_yaw", "most degrees a head may be turned away"),
@@ -643,9 +644,9 @@ def command(argv: list[str] | None = None) -> int:
         raise SetError(f"media folder not found: {args.media} (the shared media sits beside the checkout; or --media)")
     classifier = load_classifier(args.checkpoint)
     limits = limits_from_args(args, classifier.limits)
-    runner = Runner(images, args.media, classifier, args.detector, args.min_confidence, not args.no_progress)
+    runner = Runner(images, args.media, classifier, args.detector, args.detector_min_confidence, not args.no_progress)
     try:
-        base = Config(limits, align=not args.no_align, smoothing=args.smoothing)
+        base = Config(limits, align=args.align, smoothing=args.smoothing)
         gated_seen = runner.run(base, desc="with limits" if limits else "every face labelled")
         all_seen = runner.run(dataclasses.replace(base, limits=None), desc="every face labelled") if limits \
             else gated_seen
@@ -661,7 +662,7 @@ def command(argv: list[str] | None = None) -> int:
         report = {"set": str(args.labels), "checkpoint": args.checkpoint or ["weights/default.pt"],
                   "precision": precision,
                   "detector": args.detector, "detector_min_confidence": threshold,
-                  "limits": None if limits is None else limits.to_dict(), "align": not args.no_align,
+                  "limits": None if limits is None else limits.to_dict(), "align": args.align,
                   "smoothing": args.smoothing, "match_iou": MATCH_IOU,
                   "scores": {g: t.to_dict() for g, t in gated.items()},
                   "label_all": {g: t.to_dict() for g, t in label_all.items()}}

@@ -73,9 +73,9 @@ def add_readability_args(parser: argparse.ArgumentParser) -> None:
     option("min_sharpness", "least sharpness (Laplacian variance of the model's crop) that is labelled")
     option("min_label_confidence", "least calibrated probability of the top emotion that is labelled")
     g.add_argument("--label-all", action="store_true", help="label every face, however hard to read")
-    g.add_argument("--no-align", action="store_true",
-                   help="do not turn tilted faces upright before reading them (then a tilt past --max-roll is "
-                        "uncertain)")
+    g.add_argument("--align", action=argparse.BooleanOptionalAction, default=False,
+                   help="turn faces tilted past 15 degrees upright by their eye line before reading them; without "
+                        "it a tilt past --max-roll is uncertain")
 
 
 class ListModels(argparse.Action):
@@ -96,7 +96,6 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     InputError for options that cannot go together."""
     fields = {f.name for f in dataclasses.fields(Settings)}
     given = {name: value for name, value in vars(args).items() if name in fields}
-    given["align"] = not getattr(args, "no_align", False)
     try:
         return DEFAULTS.replace(**given)
     except ValueError as exc:  # values valid alone that cannot go together (--backend torch --precision int8)

@@ -126,6 +126,15 @@ def test_a_replay_answers_what_was_recorded_and_refuses_a_new_question():
         replay.answer(lambda: "a second call for b")
 
 
+def test_the_detector_threshold_and_the_label_confidence_limit_are_separate_options():
+    """Both were read into one attribute: --min-label-confidence 0.4 also raised the detector's threshold."""
+    args = rf.get_parser().parse_args(["--min-confidence", "0.2", "--min-label-confidence", "0.4"])
+    assert args.detector_min_confidence == 0.2
+    assert rf.limits_from_args(args, rf.ReadabilityLimits()).min_confidence == 0.4
+    args = rf.get_parser().parse_args(["--min-label-confidence", "0.4"])
+    assert args.detector_min_confidence is None
+
+
 @pytest.mark.slow
 def test_the_default_model_is_scored_on_the_real_set(media, tmp_path):
     out = tmp_path / "report.json"
