@@ -9,7 +9,7 @@ wrong as right). ``--store`` writes them into the checkpoint (rounded: Readabili
 the app reads them, and re-exports the .onnx beside it; measure a calibrated checkpoint, as the confidence limit
 depends on its temperature. Head turn (yaw) and tilt (roll) are measured with the face detector's keypoints on
 val faces scaled up to 192 pixels; faces it does not find there are left out of the yaw curve, and the tilt curve is
-measured both as cropped and with the eyes levelled by the measured roll (the app's alignment, for tilts past
+measured both as cropped and with the eyes levelled by the measured roll (the app's --align, for tilts past
 realtime.faces.ALIGN_ABOVE_DEGREES). Writes a JSON of every curve and one PNG, by default into eval/<name>/
 beside the checkpoint (weights/eval/default/ for weights/default.pt).
 """
