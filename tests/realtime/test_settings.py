@@ -39,6 +39,17 @@ def test_the_api_and_the_commands_resolve_the_same_settings_per_source_kind(tiny
     assert crop_faces.parse_args(["photos/", "-o", "out"]).detector is None  # the photo default, decided by kind
 
 
+def test_faces_are_read_as_cropped_unless_align_is_asked_for():
+    """Turning faces upright by their eye line cost every model on the hand-labelled real faces
+    (docs/choosing_models.md), so it is off unless asked for, in the API and on every command line."""
+    parse = annotate.get_parser().parse_args
+    assert Settings().align is False
+    assert options.settings_from_args(parse(["in.mp4", "-o", "out.mp4"])).align is False
+    assert options.settings_from_args(parse(["in.mp4", "-o", "out.mp4", "--align"])).align is True
+    assert options.settings_from_args(parse(["in.mp4", "-o", "out.mp4", "--align", "--no-align"])).align is False
+    assert options.settings_from_args(webcam.get_parser().parse_args(["--align"])).align is True
+
+
 def test_a_webcam_given_a_file_reads_it_as_a_file():
     parse = webcam.get_parser().parse_args
     assert webcam.source_kind(parse(["--source", "clip.mp4"])) == "file"
