@@ -43,9 +43,11 @@ class Settings:
     ``checkpoint``: a shipped model's name (``default``, ``fast``, ``accurate``), a .pt or .onnx path, or several
     .pt paths run as one ensemble; None is ``default``. ``precision``: "int8" or "fp32" (None: int8 on the ONNX
     backend, a quantized export; fp32 on PyTorch). ``smoothing`` (video only): how long a track's evidence
-    lasts, in [0, 1): the share of its past a sharp, frontal, confident frame keeps (realtime.tracking). ``label_all`` labels every face however hard to read; ``align`` turns faces tilted
-    past 15 degrees upright by their eye line before reading them (off by default: on the hand-labelled real faces
-    it never helped and misread three-quarter views, docs/readability.md). The five limit fields override the model's stored readability limits.
+    lasts, in [0, 1): the share of its past a sharp, frontal, confident frame keeps (realtime.tracking).
+    ``label_all`` labels every face however hard to read; ``align`` turns faces tilted past 15 degrees upright by
+    their eye line before reading them (off by default: on the hand-labelled real faces it never helped and
+    misread three-quarter views, docs/choosing_models.md). The five limit fields override the model's stored
+    readability limits.
     """
     checkpoint: str | tuple[str, ...] | None = None
     detector: str | None = None
