@@ -142,8 +142,9 @@ class EmotionRecognizer:
     "default". ``settings``: a ``realtime.settings.Settings`` to start from; the keyword options override its
     fields (README, "Pipeline options"): ``detector`` (a name such as "short" or "full", or a .tflite path; None:
     the one for the kind of source, as the commands choose it), ``min_confidence``, ``margin``, ``smoothing``
-    (streams only), ``backend``, ``precision`` ("int8" or "fp32"), ``threads``, ``label_all``, ``align``. Photos, video files and cameras each get
-    the settings the commands give them (``Settings.for_source``), each stream a detector and tracks of its own.
+    (streams only), ``backend``, ``precision`` ("int8" or "fp32"), ``threads``, ``label_all``, ``align``. Photos,
+    video files and cameras each get the settings the commands give them (``Settings.for_source``), each stream a
+    detector and tracks of its own.
 
     The models load when it is made, so a missing or foreign model or detector, or an option out of its range
     (ValueError), fails here. Use it as a context manager or call ``close()``; an instance left open is cleaned

@@ -254,7 +254,8 @@ def timeline_figure(series: TrackSeries, classes: list[str], cuts: list[float], 
             ax.text(cut - half, 0.99, "cut ", transform=ax.get_xaxis_transform(), fontsize=8, va="top",
                     ha="right")
     ax.set(xlim=(lo, hi), ylim=(0, 1), ylabel="probability")
-    ax.set_title(f"track {series.track}: {t[0]:.1f}-{t[-1]:.1f} s, {count_of(len(t), 'frames')} seen", loc="left", fontsize=10)
+    ax.set_title(f"track {series.track}: {t[0]:.1f}-{t[-1]:.1f} s, {count_of(len(t), 'frames')} seen", loc="left",
+                 fontsize=10)
     handles, _ = ax.get_legend_handles_labels()
     handles += [Line2D([], [], color="0.3", marker=".", ls="none", label="one frame"),
                 Patch(color="0.6", alpha=0.3, label="uncertain"),
@@ -498,8 +499,8 @@ def render_html(doc: dict, rows: list[dict], drawn: list[TrackSeries], images: d
                                                           images, link=True))
     short = [r for r in rows if r["track"] not in drawn_ids]
     if short:
-        parts.append(f"<details><summary class=muted>{count_of(len(short), 'tracks')} seen for less than {min_seconds:g} s "
-                     "(brief or false faces), without a timeline</summary>"
+        parts.append(f"<details><summary class=muted>{count_of(len(short), 'tracks')} seen for less than "
+                     f"{min_seconds:g} s (brief or false faces), without a timeline</summary>"
                      f"{_table(short, classes, images, link=False)}</details>")
     for s in drawn:
         face = images.get(f"face_{s.track}.jpg")

@@ -230,7 +230,8 @@ def annotate_video(args: argparse.Namespace, settings: Settings) -> dict:
     print(format_summary(summary))
     if writer is not None:
         padding = f"; {writer.padding}" if writer.padding else ""
-        print(f"wrote {args.output} ({count_of(reader.frames_read, 'frames')}, {info.width}x{info.height}, {fps:g} fps{padding})")
+        print(f"wrote {args.output} ({count_of(reader.frames_read, 'frames')}, {info.width}x{info.height}, "
+              f"{fps:g} fps{padding})")
     if report is not None:
         print(f"wrote the report {printable(report.page)}")
     raise_all(failures)

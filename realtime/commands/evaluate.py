@@ -153,14 +153,14 @@ def format_result(r: dict) -> str:
              f"{'':>10}" + "".join(f"{c[:7]:>8}" for c in classes)]
     for c, row in zip(classes, report["confusion_matrix"]):
         lines.append(f"{c:>10}" + "".join(f"{n:8d}" for n in row))
-    lines += _listing(f"no face found in {count_of(len(r['undetected']), 'photos')} (try --detector full for small faces):",
-                      r["undetected"])
+    lines += _listing(f"no face found in {count_of(len(r['undetected']), 'photos')} (try --detector full for small "
+                      "faces):", r["undetected"])
     reasons = {e["path"]: e["reason"] for e in r["results"]}
     lines += _listing(f"a face the model cannot read in {count_of(len(r['uncertain']), 'photos')} (no label):",
                       [f"{p} ({reasons[p]})" for p in r["uncertain"]])
     if r["ignored"]:
-        lines += ["", f"{count_of(len(r['ignored']), 'files')} that are not photos were left out (listed under 'ignored' in "
-                      "--json)"]
+        lines += ["", f"{count_of(len(r['ignored']), 'files')} that are not photos were left out (listed under "
+                      "'ignored' in --json)"]
     return "\n".join(lines)
 
 
@@ -193,8 +193,8 @@ def command(argv: list[str] | None = None) -> int:
         print(format_result(result))
         write_outputs(args, result)
     if result["unreadable"]:
-        print(f"incomplete: {len(result['unreadable'])} of {count_of(result['photos'], 'photos')} could not be read (listed "
-              "above); the figures count the others only", file=sys.stderr)
+        print(f"incomplete: {len(result['unreadable'])} of {count_of(result['photos'], 'photos')} could not be read "
+              "(listed above); the figures count the others only", file=sys.stderr)
         return 1
     return 0
 

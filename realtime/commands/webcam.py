@@ -353,10 +353,12 @@ def command(argv: list[str] | None = None) -> int:
         with ExitStack() as recording:  # an error before the end (a bug, a frame that does not fit) deletes it
             loop.run(annotated_stream(capture, pipe, is_camera, args.stall_timeout), recording)
             recorded = finish_recording(loop, stop, recording)
-    print(f"{count_of(loop.processed, 'frames')} processed" + (f" (stopped by {stop.name})" if stop.signum is not None else ""))
+    stopped = f" (stopped by {stop.name})" if stop.signum is not None else ""
+    print(f"{count_of(loop.processed, 'frames')} processed{stopped}")
     if recorded:
         padding = f"; {loop.writer.padding}" if loop.writer.padding else ""
-        print(f"recorded {printable(args.record)} ({count_of(loop.writer.frames, 'frames')} at {source_fps:g} fps{padding})")
+        print(f"recorded {printable(args.record)} ({count_of(loop.writer.frames, 'frames')} at {source_fps:g} "
+              f"fps{padding})")
     raise_all(failures)
     return 0
 
@@ -366,8 +368,8 @@ def finish_recording(loop: Loop, stop: StopSignals, recording: ExitStack) -> boo
     if loop.writer is None:
         return False
     if stop.signum is not None:
-        print(f"stopped by {stop.name}: finishing {printable(loop.args.record)} ({count_of(loop.writer.frames, 'frames')})",
-              file=sys.stderr)
+        print(f"stopped by {stop.name}: finishing {printable(loop.args.record)} "
+              f"({count_of(loop.writer.frames, 'frames')})", file=sys.stderr)
     try:
         recording.close()
         return True
