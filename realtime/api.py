@@ -33,13 +33,13 @@ from realtime.photos import ImageError, read_image, too_large
 from realtime.pipeline import Pipeline
 from realtime.results import FaceResult
 from realtime.settings import Settings, SourceKind, build_pipeline, checkpoints
-from realtime.video_io import DEFAULT_FPS, CaptureError, LatestFrameCapture, VideoError, VideoReader, open_source
+from realtime.video_io import (DEFAULT_FPS, STALL_TIMEOUT, STALL_TIMEOUT_RANGE, CaptureError, LatestFrameCapture,
+                               VideoError, VideoReader, open_source)
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
 
 ImageInput = Union[str, "os.PathLike[str]", np.ndarray, "PILImage"]
-STALL_TIMEOUT_RANGE = (0.01, 86400.0)  # seconds, as fer-webcam --stall-timeout
 Color = Literal["bgr", "rgb"]
 
 __all__ = ["EmotionRecognizer", "Settings", "to_bgr", "ImageError", "VideoError", "CaptureError"]
@@ -209,7 +209,7 @@ class EmotionRecognizer:
         return face.label, face.confidence
 
     def stream(self, source: int | str | os.PathLike, *, max_frames: int | None = None,
-               with_frames: bool = False, stall_timeout: float = 5.0) -> Iterator[Any]:
+               with_frames: bool = False, stall_timeout: float = STALL_TIMEOUT) -> Iterator[Any]:
         """Results frame by frame (``FrameResult``: ``frame``, ``time`` in seconds, ``faces``) from a video file,
         a camera number or a stream URL; a face keeps its ``track`` id from frame to frame (until a scene cut) and its
         probabilities are the evidence its track gathered, weighted by how well each view could be read.

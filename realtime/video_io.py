@@ -30,6 +30,10 @@ os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
 # Containers OpenCV's bundled FFmpeg writes reliably, with their codec ('avc1' is not available there).
 WRITER_FOURCC = {".mp4": "mp4v", ".avi": "MJPG"}
 DEFAULT_FPS = 25.0  # the frame rate assumed for the rare video file whose container does not state one
+# Seconds a live source may stay silent (or a stream URL take to open) before it is given up: default and range,
+# for fer-webcam --stall-timeout and EmotionRecognizer.stream alike.
+STALL_TIMEOUT = 5.0
+STALL_TIMEOUT_RANGE = (0.01, 86400.0)
 
 
 class VideoError(RuntimeError):

@@ -50,6 +50,7 @@ from realtime.faces import readable_part
 from realtime.photos import read_image
 from realtime.pipeline import Pipeline
 from realtime.results import FrameResult
+from realtime.settings import Settings
 from realtime.tracking import Tracker
 from realtime.video_io import VideoReader
 
@@ -330,7 +331,7 @@ class Config:
     """One configuration of the pipeline to score."""
     limits: ReadabilityLimits | None
     margin: float | None = None
-    align: bool = False
+    align: bool = Settings.align
     smoothing: float = SMOOTHING
 
 
@@ -584,7 +585,7 @@ def get_parser() -> argparse.ArgumentParser:
                    help="the detector's threshold (default: the detector's own)")
     g.add_argument("--smoothing", type=shared.number(0, 1, hi_open=True), default=SMOOTHING,
                    help=f"share of a track's past a video frame keeps (default {SMOOTHING}, as for video files)")
-    g.add_argument("--align", action=argparse.BooleanOptionalAction, default=False,
+    g.add_argument("--align", action=argparse.BooleanOptionalAction, default=Settings.align,
                    help="turn faces tilted past 15 degrees upright by their eye line before reading them")
     g = p.add_argument_group("uncertain faces (default: the limits stored with the model)")
     d = ReadabilityLimits()

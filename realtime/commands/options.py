@@ -73,7 +73,7 @@ def add_readability_args(parser: argparse.ArgumentParser) -> None:
     option("min_sharpness", "least sharpness (Laplacian variance of the model's crop) that is labelled")
     option("min_label_confidence", "least calibrated probability of the top emotion that is labelled")
     g.add_argument("--label-all", action="store_true", help="label every face, however hard to read")
-    g.add_argument("--align", action=argparse.BooleanOptionalAction, default=False,
+    g.add_argument("--align", action=argparse.BooleanOptionalAction, default=DEFAULTS.align,
                    help="turn faces tilted past 15 degrees upright by their eye line before reading them; without "
                         "it a tilt past --max-roll is uncertain")
 

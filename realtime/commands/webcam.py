@@ -33,8 +33,8 @@ from realtime.photos import ImageError, too_large, write_image
 from realtime.pipeline import Pipeline
 from realtime.results import FrameResult, JsonlLog, header
 from realtime.settings import SourceKind, build_pipeline, record
-from realtime.video_io import (WRITER_FOURCC, CaptureError, LatestFrameCapture, VideoError, opencv_path,
-                               open_source, video_writer)
+from realtime.video_io import (STALL_TIMEOUT, STALL_TIMEOUT_RANGE, WRITER_FOURCC, CaptureError, LatestFrameCapture,
+                               VideoError, opencv_path, open_source, video_writer)
 
 WINDOW = "Emotions - q: quit, space: pause, s: screenshot"
 FALLBACK_FPS = 30.0  # recording rate when a camera does not report a sane one
@@ -82,9 +82,10 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--screenshot-after", type=number(1, kind=int), metavar="N",
                    help="also save a screenshot after N frames")
     p.add_argument("--max-frames", type=number(1, kind=int), metavar="N", help="stop after N processed frames")
-    p.add_argument("--stall-timeout", type=number(0.01, 86400), default=5.0, metavar="S",
+    lo, hi = STALL_TIMEOUT_RANGE
+    p.add_argument("--stall-timeout", type=number(lo, hi), default=STALL_TIMEOUT, metavar="S",
                    help="seconds without an answer or a new frame before giving up on the source, also when "
-                        "opening a stream (default 5; 0.01 to 86400)")
+                        f"opening a stream (default {STALL_TIMEOUT:g}; {lo:g} to {hi:g})")
     options.add_pipeline_args(p)
     return p
 
